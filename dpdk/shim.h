@@ -1,0 +1,81 @@
+/*
+ * ipos DPDK shim: the few DPDK calls ipos needs, as real symbols.
+ *
+ * DPDK exposes its fast-path API (rx/tx burst, mbuf alloc/free/data pointer,
+ * rte_errno) as `static inline` functions and macros, which Rust cannot call.
+ * This file turns them into plain functions, and keeps every DPDK struct
+ * layout on the C side: Rust only ever holds opaque pointers.
+ */
+#ifndef IPOS_SHIM_H
+#define IPOS_SHIM_H
+
+#include <stdint.h>
+
+struct rte_mbuf;
+struct rte_mempool;
+
+/* Counters of one ethdev port (a subset of struct rte_eth_stats). */
+struct ipos_port_stats {
+	uint64_t ipackets;
+	uint64_t opackets;
+	uint64_t ibytes;
+	uint64_t obytes;
+	uint64_t imissed;
+	uint64_t ierrors;
+	uint64_t oerrors;
+	uint64_t rx_nombuf;
+};
+
+/* Error stages reported by ipos_port_init (returned as -(stage * 1000 + errno)). */
+enum ipos_port_stage {
+	IPOS_STAGE_INFO = 1,
+	IPOS_STAGE_CONFIGURE = 2,
+	IPOS_STAGE_DESC = 3,
+	IPOS_STAGE_RXQ = 4,
+	IPOS_STAGE_TXQ = 5,
+	IPOS_STAGE_START = 6,
+	IPOS_STAGE_PROMISC = 7,
+};
+
+int ipos_eal_init(int argc, char **argv);
+int ipos_eal_cleanup(void);
+int ipos_errno(void);
+const char *ipos_strerror(int err);
+int ipos_socket_id(void);
+
+struct rte_mempool *ipos_pool_create(const char *name, unsigned int n,
+				     unsigned int cache, uint16_t data_room,
+				     int socket);
+void ipos_pool_free(struct rte_mempool *mp);
+unsigned int ipos_pool_avail(const struct rte_mempool *mp);
+
+uint16_t ipos_port_count(void);
+int ipos_port_valid(uint16_t port);
+int ipos_port_init(uint16_t port, uint16_t nb_rxq, uint16_t nb_txq,
+		   uint16_t nb_rxd, uint16_t nb_txd, struct rte_mempool *mp,
+		   int promisc);
+int ipos_port_mac(uint16_t port, uint8_t mac[6]);
+int ipos_port_name(uint16_t port, char *buf, unsigned int len);
+int ipos_port_stats(uint16_t port, struct ipos_port_stats *out);
+int ipos_port_stop(uint16_t port);
+
+uint16_t ipos_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
+		       uint16_t n);
+uint16_t ipos_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
+		       uint16_t n);
+
+struct rte_mbuf *ipos_mbuf_alloc(struct rte_mempool *mp);
+void ipos_mbuf_free(struct rte_mbuf *m);
+uint8_t *ipos_mbuf_data(struct rte_mbuf *m);
+uint16_t ipos_mbuf_data_len(const struct rte_mbuf *m);
+uint16_t ipos_mbuf_nb_segs(const struct rte_mbuf *m);
+uint16_t ipos_mbuf_headroom(const struct rte_mbuf *m);
+uint16_t ipos_mbuf_tailroom(const struct rte_mbuf *m);
+/* Grow at the front; NULL when the headroom is too small. */
+uint8_t *ipos_mbuf_prepend(struct rte_mbuf *m, uint16_t len);
+/* Drop bytes at the front; NULL when the mbuf holds fewer. */
+uint8_t *ipos_mbuf_adj(struct rte_mbuf *m, uint16_t len);
+/* Set the length of a single-segment mbuf; -1 when it does not fit. */
+int ipos_mbuf_set_len(struct rte_mbuf *m, uint16_t len);
+
+#endif

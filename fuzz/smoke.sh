@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Short, bounded fuzz run of the `frame` target on the stable toolchain.
+#
+#   fuzz/smoke.sh [SECONDS]        (default 20)
+#
+# cargo-fuzz passes nightly-only flags (-Zsanitizer=address); on a stable
+# toolchain RUSTC_BOOTSTRAP=1 lets rustc accept them. Installs cargo-fuzz
+# (from crates.io, into the default cargo home) if it is missing, writes the
+# seed corpus if it is missing, then fuzzes from the seeds for a bounded time.
+# Exits non-zero on a crash (the input is left in fuzz/artifacts/frame/).
+set -euo pipefail
+
+secs="${1:-20}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(dirname "$here")"
+cd "$root"
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "smoke: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked --quiet
+fi
+
+seeds="fuzz/seeds/frame"
+if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
+    echo "smoke: writing seed corpus to $seeds" >&2
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target-wire}" \
+        cargo run --quiet -p ipos-wire --example write_fuzz_seeds -- "$seeds"
+fi
+
+# New inputs go to the scratch corpus (ignored by git); the seeds stay as they are.
+mkdir -p fuzz/corpus/frame
+toolchain=()
+if rustup which rustc --toolchain stable >/dev/null 2>&1; then
+    toolchain=(+stable)
+fi
+RUSTC_BOOTSTRAP=1 cargo "${toolchain[@]}" fuzz run frame fuzz/corpus/frame "$seeds" -- \
+    -max_total_time="$secs" -print_final_stats=1
+echo "smoke: frame target ran ${secs}s without a crash"

@@ -1,0 +1,232 @@
+//! `iposd`: one ipos node on a DPDK port.
+//!
+//! ```text
+//! iposd [EAL options] -- --config farm.toml --node a [options]
+//! ```
+//! Everything before `--` goes to DPDK's EAL (cores, memory, devices);
+//! everything after it is iposd's own (see `iposd -- --help`).
+
+use clap::Parser;
+use ipos::config::FarmConfig;
+use ipos::node::{Node, NodeIdentity, NodeOptions};
+use ipos::port::dpdk::{self, DpdkPort, Mempool, PortConfig};
+use ipos::port::Port;
+use smoltcp::time::{Duration, Instant};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const AFTER_HELP: &str = "\
+EAL options come first, then `--`, then iposd options. A test node on a tap device:
+
+  iposd --no-huge -m 256 --no-pci --file-prefix=ipos-a \\
+        --vdev=net_tap0,iface=ipos-a,mac=02:00:c6:12:00:0b -- \\
+        --config farm.toml --node a --idle-backoff-us 50
+
+On a real NIC: bind it to vfio-pci (dpdk-devbind.py -b vfio-pci 0000:01:00.0), reserve
+hugepages (dpdk-hugepages.py -p 2M --setup 1G), and give the EAL the cores and the
+device: iposd -l 2 -a 0000:01:00.0 -- --config farm.toml --node a
+
+Logging: RUST_LOG=debug|info|warn (default info). SIGINT/SIGTERM stop the node cleanly,
+print its counters and write the stats file a last time.";
+
+/// One ipos node: terminates TCP for the farm's service on a DPDK port.
+#[derive(Parser, Debug)]
+#[command(name = "iposd", version, about, after_help = AFTER_HELP)]
+struct Options {
+    /// The farm file (TOML): nodes, VIP, service ports, EtherType.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// This node's name in the farm file.
+    #[arg(long, value_name = "NAME")]
+    node: String,
+    /// DPDK port id to use (default: the node's `port` in the farm file, else 0).
+    #[arg(long, value_name = "ID")]
+    port_id: Option<u16>,
+    /// RX/TX descriptors per queue.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    descriptors: u16,
+    /// Packet buffers in the pool.
+    #[arg(long, default_value_t = 16383, value_name = "N")]
+    mbufs: u32,
+    /// Sleep this long after `--idle-polls` empty polls in a row (0: pure busy polling).
+    /// Lets several nodes share a few cores in tests.
+    #[arg(long, default_value_t = 0, value_name = "MICROS")]
+    idle_backoff_us: u64,
+    /// Empty polls in a row before backing off.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    idle_polls: u32,
+    /// Seconds between stats lines in the log (0: never).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    stats_interval: u64,
+    /// Write all counters to this file (`name value` lines) every second and at exit.
+    #[arg(long, value_name = "FILE")]
+    stats_file: Option<PathBuf>,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let argv: Vec<String> = std::env::args().collect();
+    let split = argv.iter().position(|a| a == "--");
+    let (eal_args, ipos_args): (Vec<String>, Vec<String>) = match split {
+        Some(i) => (
+            argv[..i].to_vec(),
+            std::iter::once(argv[0].clone())
+                .chain(argv[i + 1..].iter().cloned())
+                .collect(),
+        ),
+        None => (vec![argv[0].clone()], argv.clone()),
+    };
+    let opts = Options::parse_from(ipos_args);
+    if let Err(e) = run(&eal_args, &opts) {
+        eprintln!("iposd: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
+    let farm = FarmConfig::load(&opts.config).map_err(|e| e.to_string())?;
+    let spec = farm.node(&opts.node).cloned().ok_or_else(|| {
+        let names: Vec<&str> = farm.nodes.iter().map(|n| n.name.as_str()).collect();
+        format!(
+            "{}: no node named {:?} (nodes: {})",
+            opts.config.display(),
+            opts.node,
+            names.join(", ")
+        )
+    })?;
+
+    dpdk::eal_init(eal_args).map_err(|e| format!("{e}; check the EAL options before `--`"))?;
+    let port_id = opts.port_id.unwrap_or(spec.port);
+    let pool = Mempool::new(&format!("ipos_{}", spec.name), opts.mbufs, 256, 2048 + 128)
+        .map_err(|e| format!("{e}; try a larger -m or fewer --mbufs"))?;
+    let pcfg = PortConfig {
+        port_id,
+        queues: 1,
+        rx_desc: opts.descriptors,
+        tx_desc: opts.descriptors,
+        promiscuous: true,
+    };
+    let dev_mac = dpdk::start_port(&pcfg, &pool).map_err(|e| e.to_string())?;
+    if dev_mac != spec.mac {
+        log::warn!(
+            "port {port_id} has MAC {dev_mac}, node {} is configured as {}; using {} (set the device MAC, e.g. net_tap's mac= devarg)",
+            spec.name,
+            spec.mac,
+            spec.mac
+        );
+    }
+    let vip = farm
+        .vip
+        .as_ref()
+        .filter(|v| v.front == spec.name)
+        .map(|v| v.ip);
+    let id = NodeIdentity {
+        name: spec.name.clone(),
+        mac: spec.mac,
+        ip: spec.ip,
+        vip,
+        service_ports: farm.service_ports.clone(),
+        ethertype: farm.ethertype,
+    };
+    let mut nopts = NodeOptions::default();
+    nopts.tcp.mss = farm.tcp.mss;
+    nopts.tcp.rcv_buf = farm.tcp.rcv_buf;
+    nopts.tcp.snd_buf = farm.tcp.snd_buf;
+    nopts.max_connections = farm.tcp.max_connections;
+    log::info!(
+        "node {} up: port {} ({}), mac {}, ip {}{}, service ports {:?}, ethertype {:#06x}",
+        spec.name,
+        port_id,
+        dpdk::port_name(port_id).unwrap_or_default(),
+        spec.mac,
+        spec.ip,
+        vip.map(|v| format!(", fronting VIP {v}"))
+            .unwrap_or_default(),
+        farm.service_ports,
+        farm.ethertype
+    );
+    let port = DpdkPort::new(port_id, 0, spec.mac, &pool);
+    let mut node = Node::new(port, id, nopts);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("signal handler: {e}"))?;
+    }
+
+    let start = std::time::Instant::now();
+    let clock = || Instant::from_micros(start.elapsed().as_micros() as i64);
+    let stats_every = Duration::from_secs(opts.stats_interval);
+    let mut next_log = clock() + stats_every;
+    let mut next_file = clock();
+    let mut idle = 0u32;
+    let backoff = std::time::Duration::from_micros(opts.idle_backoff_us);
+    while !stop.load(Ordering::Relaxed) {
+        let now = clock();
+        if node.poll(now) == 0 {
+            idle = idle.saturating_add(1);
+            if idle >= opts.idle_polls && !backoff.is_zero() {
+                std::thread::sleep(backoff);
+            }
+        } else {
+            idle = 0;
+        }
+        if opts.stats_interval > 0 && now >= next_log {
+            next_log = now + stats_every;
+            log::info!("stats {}", node.counters().summary());
+        }
+        if now >= next_file {
+            next_file = now + Duration::from_secs(1);
+            if let Some(path) = &opts.stats_file {
+                write_stats(path, &node, port_id, &pool);
+            }
+        }
+    }
+    log::info!(
+        "node {} stopping; stats {}",
+        spec.name,
+        node.counters().summary()
+    );
+    if let Some(path) = &opts.stats_file {
+        write_stats(path, &node, port_id, &pool);
+    }
+    drop(node);
+    dpdk::stop_port(port_id);
+    dpdk::eal_cleanup();
+    Ok(())
+}
+
+/// Writes every counter as `name value` lines, atomically (write + rename).
+fn write_stats(path: &std::path::Path, node: &Node<DpdkPort>, port_id: u16, pool: &Mempool) {
+    let mut s = String::new();
+    for (k, v) in node.counters().pairs() {
+        s.push_str(&format!("{k} {v}\n"));
+    }
+    let pc = node.port().counters();
+    s.push_str(&format!(
+        "port.rx_packets {}\nport.tx_packets {}\nport.tx_dropped {}\nport.alloc_failed {}\nport.rx_chained {}\n",
+        pc.rx_packets, pc.tx_packets, pc.tx_dropped, pc.alloc_failed, pc.rx_chained
+    ));
+    if let Some(d) = dpdk::device_stats(port_id) {
+        s.push_str(&format!(
+            "dev.ipackets {}\ndev.opackets {}\ndev.imissed {}\ndev.ierrors {}\ndev.oerrors {}\ndev.rx_nombuf {}\n",
+            d.ipackets, d.opackets, d.imissed, d.ierrors, d.oerrors, d.rx_nombuf
+        ));
+    }
+    s.push_str(&format!(
+        "connections {}\nmbufs_free {}\n",
+        node.connection_count(),
+        pool.available()
+    ));
+    let tmp = path.with_extension("tmp");
+    let ok = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(s.as_bytes()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = ok {
+        log::warn!("cannot write stats file {}: {e}", path.display());
+    }
+}

@@ -1,0 +1,398 @@
+//! The farm configuration file (TOML).
+//!
+//! One file describes the whole farm: every node (name, MAC, IP), the virtual
+//! IP and the node that fronts it, the service ports, and the ipOS EtherType.
+//! Every node reads the same file and picks its own entry by name. Errors name
+//! the file and the field at fault.
+//!
+//! ```toml
+//! ethertype = 0x0007          # optional; the ipOS Ethernet type
+//! service_ports = [80]        # TCP ports the farm serves on the VIP and node IPs
+//!
+//! [vip]
+//! ip = "198.18.0.100"
+//! front = "a"                 # the node that answers ARP for the VIP
+//!
+//! [[nodes]]
+//! name = "a"
+//! mac = "02:00:c6:12:00:0b"
+//! ip = "198.18.0.11"
+//! ```
+
+use serde::Deserialize;
+use smoltcp::wire::{EthernetAddress, Ipv4Address};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A configuration error, with the file and the field it concerns.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file read.
+    pub file: PathBuf,
+    /// The field at fault (`nodes[1].mac`), or empty for file-level errors.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.field,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFarm {
+    ethertype: Option<u16>,
+    service_ports: Option<Vec<u16>>,
+    vip: Option<RawVip>,
+    #[serde(default)]
+    nodes: Vec<RawNode>,
+    tcp: Option<RawTcp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVip {
+    ip: String,
+    front: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    mac: String,
+    ip: String,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTcp {
+    mss: Option<u16>,
+    rcv_buf: Option<usize>,
+    snd_buf: Option<usize>,
+    max_connections: Option<usize>,
+}
+
+/// One node of the farm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// Unique name (`a`).
+    pub name: String,
+    /// The MAC address the node's port uses.
+    pub mac: EthernetAddress,
+    /// The node's own IPv4 address.
+    pub ip: Ipv4Address,
+    /// The DPDK port id the node polls (default 0).
+    pub port: u16,
+}
+
+/// The virtual IP of the farm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipSpec {
+    /// The address clients connect to.
+    pub ip: Ipv4Address,
+    /// Name of the node that fronts it.
+    pub front: String,
+}
+
+/// TCP settings shared by all nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSpec {
+    /// MSS advertised.
+    pub mss: u16,
+    /// Receive buffer per connection, bytes.
+    pub rcv_buf: usize,
+    /// Send buffer per connection, bytes.
+    pub snd_buf: usize,
+    /// Connection table limit per node.
+    pub max_connections: usize,
+}
+
+impl Default for TcpSpec {
+    fn default() -> Self {
+        TcpSpec {
+            mss: 1460,
+            rcv_buf: 256 * 1024,
+            snd_buf: 256 * 1024,
+            max_connections: 16384,
+        }
+    }
+}
+
+/// A parsed, validated farm configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FarmConfig {
+    /// EtherType of ipOS frames.
+    pub ethertype: u16,
+    /// TCP service ports.
+    pub service_ports: Vec<u16>,
+    /// The VIP, if the farm has one.
+    pub vip: Option<VipSpec>,
+    /// All nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// TCP settings.
+    pub tcp: TcpSpec,
+}
+
+impl FarmConfig {
+    /// Reads and validates a farm file.
+    pub fn load(path: &Path) -> Result<FarmConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        FarmConfig::parse(&text, path)
+    }
+
+    /// Parses and validates farm TOML; `path` is used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<FarmConfig, ConfigError> {
+        let err = |field: String, message: String| ConfigError {
+            file: path.to_path_buf(),
+            field,
+            message,
+        };
+        let raw: RawFarm = toml::from_str(text)
+            .map_err(|e| err(String::new(), e.to_string().trim_end().replace('\n', " | ")))?;
+        let ethertype = raw.ethertype.unwrap_or(ipos_wire::DEFAULT_ETHERTYPE);
+        let service_ports = raw.service_ports.unwrap_or_else(|| vec![80]);
+        if let Some(i) = service_ports.iter().position(|&p| p == 0) {
+            return Err(err(
+                format!("service_ports[{i}]"),
+                "port 0 is not a service port".into(),
+            ));
+        }
+        if raw.nodes.is_empty() {
+            return Err(err(
+                "nodes".into(),
+                "at least one [[nodes]] entry is needed".into(),
+            ));
+        }
+        let mut nodes: Vec<NodeSpec> = Vec::with_capacity(raw.nodes.len());
+        for (i, n) in raw.nodes.iter().enumerate() {
+            if n.name.is_empty()
+                || n.name.len() > 32
+                || !n
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(err(
+                    format!("nodes[{i}].name"),
+                    format!("{:?}: use 1 to 32 letters, digits, '-' or '_'", n.name),
+                ));
+            }
+            let mac = parse_mac(&n.mac).ok_or_else(|| {
+                err(
+                    format!("nodes[{i}].mac"),
+                    format!("{:?} is not a MAC address like 02:00:c6:12:00:0b", n.mac),
+                )
+            })?;
+            if !mac.is_unicast() {
+                return Err(err(
+                    format!("nodes[{i}].mac"),
+                    format!("{} is not a unicast MAC", n.mac),
+                ));
+            }
+            let ip: Ipv4Address = n.ip.parse().map_err(|_| {
+                err(
+                    format!("nodes[{i}].ip"),
+                    format!("{:?} is not an IPv4 address", n.ip),
+                )
+            })?;
+            if let Some(o) = nodes.iter().find(|o| o.name == n.name) {
+                return Err(err(
+                    format!("nodes[{i}].name"),
+                    format!("{} is used twice", o.name),
+                ));
+            }
+            if let Some(o) = nodes.iter().find(|o| o.ip == ip) {
+                return Err(err(
+                    format!("nodes[{i}].ip"),
+                    format!("{ip} is node {}'s address too", o.name),
+                ));
+            }
+            if let Some(o) = nodes.iter().find(|o| o.mac == mac) {
+                return Err(err(
+                    format!("nodes[{i}].mac"),
+                    format!("{mac} is node {}'s MAC too", o.name),
+                ));
+            }
+            nodes.push(NodeSpec {
+                name: n.name.clone(),
+                mac,
+                ip,
+                port: n.port.unwrap_or(0),
+            });
+        }
+        let vip = match raw.vip {
+            None => None,
+            Some(v) => {
+                let ip: Ipv4Address = v.ip.parse().map_err(|_| {
+                    err(
+                        "vip.ip".into(),
+                        format!("{:?} is not an IPv4 address", v.ip),
+                    )
+                })?;
+                if let Some(o) = nodes.iter().find(|o| o.ip == ip) {
+                    return Err(err(
+                        "vip.ip".into(),
+                        format!("{ip} is node {}'s own address", o.name),
+                    ));
+                }
+                if !nodes.iter().any(|n| n.name == v.front) {
+                    return Err(err(
+                        "vip.front".into(),
+                        format!("no node is named {:?}", v.front),
+                    ));
+                }
+                Some(VipSpec { ip, front: v.front })
+            }
+        };
+        let mut tcp = TcpSpec::default();
+        if let Some(t) = raw.tcp {
+            if let Some(m) = t.mss {
+                if !(536..=9000).contains(&m) {
+                    return Err(err("tcp.mss".into(), format!("{m} is outside 536..=9000")));
+                }
+                tcp.mss = m;
+            }
+            for (name, val, slot) in [
+                ("tcp.rcv_buf", t.rcv_buf, &mut tcp.rcv_buf),
+                ("tcp.snd_buf", t.snd_buf, &mut tcp.snd_buf),
+            ] {
+                if let Some(v) = val {
+                    if !(4096..=(1 << 30)).contains(&v) {
+                        return Err(err(
+                            name.into(),
+                            format!("{v} is outside 4096..=1073741824"),
+                        ));
+                    }
+                    *slot = v;
+                }
+            }
+            if let Some(m) = t.max_connections {
+                if m == 0 {
+                    return Err(err(
+                        "tcp.max_connections".into(),
+                        "must be at least 1".into(),
+                    ));
+                }
+                tcp.max_connections = m;
+            }
+        }
+        Ok(FarmConfig {
+            ethertype,
+            service_ports,
+            vip,
+            nodes,
+            tcp,
+        })
+    }
+
+    /// The node named `name`.
+    pub fn node(&self, name: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<EthernetAddress> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(EthernetAddress(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+ethertype = 0x0007
+service_ports = [80]
+[vip]
+ip = "198.18.0.100"
+front = "a"
+[[nodes]]
+name = "a"
+mac = "02:00:c6:12:00:0b"
+ip = "198.18.0.11"
+[[nodes]]
+name = "b"
+mac = "02:00:c6:12:00:0c"
+ip = "198.18.0.12"
+"#;
+
+    fn parse(s: &str) -> Result<FarmConfig, ConfigError> {
+        FarmConfig::parse(s, Path::new("farm.toml"))
+    }
+
+    #[test]
+    fn good_file() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.ethertype, 7);
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.node("b").unwrap().ip, Ipv4Address::new(198, 18, 0, 12));
+        assert_eq!(
+            c.node("a").unwrap().mac,
+            EthernetAddress([2, 0, 0xc6, 0x12, 0, 0x0b])
+        );
+        assert_eq!(c.vip.as_ref().unwrap().front, "a");
+        assert_eq!(c.tcp, TcpSpec::default());
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let e = parse(&GOOD.replace("02:00:c6:12:00:0c", "02:00:c6:12:00")).unwrap_err();
+        assert_eq!(e.field, "nodes[1].mac");
+        assert!(
+            e.to_string().starts_with("farm.toml: nodes[1].mac: "),
+            "{e}"
+        );
+        let e = parse(&GOOD.replace("198.18.0.12", "198.18.0.11")).unwrap_err();
+        assert_eq!(e.field, "nodes[1].ip");
+        let e = parse(&GOOD.replace("front = \"a\"", "front = \"z\"")).unwrap_err();
+        assert_eq!(e.field, "vip.front");
+        let e = parse(&GOOD.replace("ethertype", "ethertipe")).unwrap_err();
+        assert!(e.message.contains("ethertipe"), "{e}");
+        let e = parse(&GOOD.replace("198.18.0.100", "198.18.0.11")).unwrap_err();
+        assert_eq!(e.field, "vip.ip");
+        let e = parse("service_ports = [80]").unwrap_err();
+        assert_eq!(e.field, "nodes");
+    }
+
+    #[test]
+    fn mac_parser() {
+        assert_eq!(
+            parse_mac("02:00:00:00:00:01"),
+            Some(EthernetAddress([2, 0, 0, 0, 0, 1]))
+        );
+        assert_eq!(parse_mac("02:00:00:00:00"), None);
+        assert_eq!(parse_mac("02:00:00:00:00:01:02"), None);
+        assert_eq!(parse_mac("0g:00:00:00:00:01"), None);
+        assert_eq!(parse_mac("2:00:00:00:00:01"), None);
+    }
+}

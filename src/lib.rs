@@ -1,0 +1,18 @@
+//! ipos: a kernel-bypass, packet-level TCP endpoint migration engine.
+//!
+//! A node terminates client TCP connections in user space on a DPDK
+//! poll-mode port, serves them, and (with the migration layer) moves TCP
+//! endpoints between the nodes of a farm by shipping their control block in
+//! ipOS frames. See `README.md` for the farm, the frames and the commands.
+//!
+//! Layers, from the wire up: [`port`] (DPDK and in-memory ports), the
+//! `ipos-wire` crate (frame formats), the `ipos-tcp` crate (the TCP endpoint
+//! and its 140-byte TCB), the `ipos-http` crate (the built-in service),
+//! [`tables`] (FIG. 12), [`node`] (the poll loop), [`config`] (the farm file).
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod counters;
+pub mod node;
+pub mod port;
+pub mod tables;

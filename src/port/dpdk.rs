@@ -1,0 +1,529 @@
+//! DPDK poll-mode ports: EAL start-up, mbuf pool, ethdev queues and an owned
+//! mbuf wrapper.
+//!
+//! This is the only module of the crate allowed to use `unsafe`. Every DPDK
+//! call goes through the C shim in `dpdk/shim.c` (DPDK's fast path is made of
+//! inline functions Rust cannot call directly), and every `unsafe` block says
+//! why it is sound.
+#![allow(unsafe_code)]
+
+use super::{BufError, PacketBuf, Port, PortCounters, BURST};
+use smoltcp::wire::EthernetAddress;
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_uint};
+use std::ptr::NonNull;
+
+/// Opaque DPDK packet buffer.
+#[repr(C)]
+pub struct RteMbuf {
+    _private: [u8; 0],
+}
+
+/// Opaque DPDK mempool.
+#[repr(C)]
+pub struct RteMempool {
+    _private: [u8; 0],
+}
+
+/// Mirror of `struct ipos_port_stats` in `dpdk/shim.h`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Packets received by the device.
+    pub ipackets: u64,
+    /// Packets sent by the device.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets the device dropped because its RX ring was full.
+    pub imissed: u64,
+    /// Receive errors.
+    pub ierrors: u64,
+    /// Transmit errors.
+    pub oerrors: u64,
+    /// Receive failures for lack of mbufs.
+    pub rx_nombuf: u64,
+}
+
+extern "C" {
+    fn ipos_eal_init(argc: c_int, argv: *mut *mut c_char) -> c_int;
+    fn ipos_eal_cleanup() -> c_int;
+    fn ipos_strerror(err: c_int) -> *const c_char;
+    fn ipos_errno() -> c_int;
+    fn ipos_socket_id() -> c_int;
+    fn ipos_pool_create(
+        name: *const c_char,
+        n: c_uint,
+        cache: c_uint,
+        data_room: u16,
+        socket: c_int,
+    ) -> *mut RteMempool;
+    fn ipos_pool_avail(mp: *const RteMempool) -> c_uint;
+    fn ipos_port_count() -> u16;
+    fn ipos_port_valid(port: u16) -> c_int;
+    fn ipos_port_init(
+        port: u16,
+        nb_rxq: u16,
+        nb_txq: u16,
+        nb_rxd: u16,
+        nb_txd: u16,
+        mp: *mut RteMempool,
+        promisc: c_int,
+    ) -> c_int;
+    fn ipos_port_mac(port: u16, mac: *mut u8) -> c_int;
+    fn ipos_port_name(port: u16, buf: *mut c_char, len: c_uint) -> c_int;
+    fn ipos_port_stats(port: u16, out: *mut DeviceStats) -> c_int;
+    fn ipos_port_stop(port: u16) -> c_int;
+    fn ipos_rx_burst(port: u16, queue: u16, pkts: *mut *mut RteMbuf, n: u16) -> u16;
+    fn ipos_tx_burst(port: u16, queue: u16, pkts: *mut *mut RteMbuf, n: u16) -> u16;
+    fn ipos_mbuf_alloc(mp: *mut RteMempool) -> *mut RteMbuf;
+    fn ipos_mbuf_free(m: *mut RteMbuf);
+    fn ipos_mbuf_data(m: *mut RteMbuf) -> *mut u8;
+    fn ipos_mbuf_data_len(m: *const RteMbuf) -> u16;
+    fn ipos_mbuf_nb_segs(m: *const RteMbuf) -> u16;
+    fn ipos_mbuf_tailroom(m: *const RteMbuf) -> u16;
+    fn ipos_mbuf_prepend(m: *mut RteMbuf, len: u16) -> *mut u8;
+    fn ipos_mbuf_adj(m: *mut RteMbuf, len: u16) -> *mut u8;
+    fn ipos_mbuf_set_len(m: *mut RteMbuf, len: u16) -> c_int;
+}
+
+/// A DPDK error: what failed and DPDK's explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkError {
+    /// The step that failed.
+    pub what: String,
+    /// The (positive) errno value.
+    pub errno: i32,
+}
+
+impl DpdkError {
+    fn new(what: impl Into<String>, errno: i32) -> Self {
+        DpdkError {
+            what: what.into(),
+            errno: errno.abs(),
+        }
+    }
+}
+
+impl core::fmt::Display for DpdkError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // SAFETY: rte_strerror returns a pointer to a static or thread-local
+        // NUL-terminated string for any errno value; we copy it at once.
+        let msg = unsafe { CStr::from_ptr(ipos_strerror(self.errno)) };
+        write!(
+            f,
+            "{}: {} (errno {})",
+            self.what,
+            msg.to_string_lossy(),
+            self.errno
+        )
+    }
+}
+
+impl std::error::Error for DpdkError {}
+
+/// Starts the DPDK Environment Abstraction Layer with `args` (the first
+/// element is the program name, as in `argv`). Returns how many arguments
+/// the EAL consumed. The EAL can be started once per process.
+pub fn eal_init(args: &[String]) -> Result<usize, DpdkError> {
+    let owned: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| DpdkError::new("EAL argument contains a NUL byte", libc::EINVAL))?;
+    let mut argv: Vec<*mut c_char> = owned.iter().map(|c| c.as_ptr() as *mut c_char).collect();
+    argv.push(std::ptr::null_mut());
+    let argc = c_int::try_from(owned.len())
+        .map_err(|_| DpdkError::new("too many EAL arguments", libc::E2BIG))?;
+    // SAFETY: argv is a NULL-terminated array of `argc` valid NUL-terminated
+    // strings. rte_eal_init may permute the pointer array but does not write
+    // through the pointers; `owned` keeps the strings alive for the call, and
+    // the EAL copies what it keeps (it duplicates its arguments internally).
+    let ret = unsafe { ipos_eal_init(argc, argv.as_mut_ptr()) };
+    if ret < 0 {
+        return Err(DpdkError::new("rte_eal_init", ret));
+    }
+    // The EAL keeps pointers into argv for its lifetime in some versions:
+    // leak the strings deliberately (once per process).
+    std::mem::forget(owned);
+    std::mem::forget(argv);
+    Ok(ret as usize)
+}
+
+/// Releases EAL resources (call once, after every port was stopped).
+pub fn eal_cleanup() {
+    // SAFETY: called once at shutdown, after all ports were stopped and no
+    // other thread uses DPDK any more.
+    unsafe {
+        ipos_eal_cleanup();
+    }
+}
+
+/// Number of ethdev ports the EAL found (`--vdev` devices and probed NICs).
+pub fn port_count() -> u16 {
+    // SAFETY: plain query of EAL state; valid after eal_init.
+    unsafe { ipos_port_count() }
+}
+
+/// Device name of a port (`net_tap0`, `0000:01:00.0`, ...).
+pub fn port_name(port: u16) -> Option<String> {
+    let mut buf = [0 as c_char; 64];
+    // SAFETY: buf is writable for its full length, which we pass.
+    let ret = unsafe { ipos_port_name(port, buf.as_mut_ptr(), buf.len() as c_uint) };
+    if ret != 0 {
+        return None;
+    }
+    // SAFETY: the shim NUL-terminates within `buf`.
+    Some(
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// A pool of packet buffers.
+pub struct Mempool {
+    ptr: NonNull<RteMempool>,
+}
+
+// SAFETY: DPDK mempools are designed to be shared between lcores; the pointer
+// stays valid for the life of the process (we never free pools).
+unsafe impl Send for Mempool {}
+// SAFETY: as above; all mempool operations are thread-safe.
+unsafe impl Sync for Mempool {}
+
+impl Mempool {
+    /// Creates a pool of `n` mbufs with `data_room` bytes each (including
+    /// DPDK's headroom), on the caller's NUMA socket.
+    pub fn new(name: &str, n: u32, cache: u32, data_room: u16) -> Result<Mempool, DpdkError> {
+        let cname = CString::new(name)
+            .map_err(|_| DpdkError::new("pool name contains NUL", libc::EINVAL))?;
+        // SAFETY: cname is a valid C string for the call; the EAL is started
+        // (the caller got here after eal_init).
+        let ptr =
+            unsafe { ipos_pool_create(cname.as_ptr(), n, cache, data_room, ipos_socket_id()) };
+        match NonNull::new(ptr) {
+            Some(ptr) => Ok(Mempool { ptr }),
+            // SAFETY: reading DPDK's per-thread errno right after the failure.
+            None => Err(DpdkError::new(
+                format!("rte_pktmbuf_pool_create({name})"),
+                unsafe { ipos_errno() },
+            )),
+        }
+    }
+
+    /// Free mbufs in the pool now.
+    pub fn available(&self) -> u32 {
+        // SAFETY: the pool pointer is valid (see the Send impl).
+        unsafe { ipos_pool_avail(self.ptr.as_ptr()) }
+    }
+
+    fn alloc(&self) -> Option<Mbuf> {
+        // SAFETY: valid pool pointer; the result is NULL or a fresh mbuf we own.
+        NonNull::new(unsafe { ipos_mbuf_alloc(self.ptr.as_ptr()) }).map(|ptr| Mbuf { ptr })
+    }
+}
+
+/// An owned single-segment DPDK mbuf; dropping it returns it to its pool.
+pub struct Mbuf {
+    ptr: NonNull<RteMbuf>,
+}
+
+// SAFETY: an mbuf is owned by exactly one Mbuf value; DPDK allows an mbuf to
+// be freed from any lcore.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    fn into_raw(self) -> *mut RteMbuf {
+        let p = self.ptr.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and nobody else references it.
+        unsafe { ipos_mbuf_free(self.ptr.as_ptr()) }
+    }
+}
+
+impl PacketBuf for Mbuf {
+    fn data(&self) -> &[u8] {
+        // SAFETY: the data pointer and data_len describe the initialised bytes
+        // of this (single-segment) mbuf, which we own for the borrow's life.
+        unsafe {
+            let len = ipos_mbuf_data_len(self.ptr.as_ptr()) as usize;
+            std::slice::from_raw_parts(ipos_mbuf_data(self.ptr.as_ptr()), len)
+        }
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and `&mut self` guarantees exclusive access.
+        unsafe {
+            let len = ipos_mbuf_data_len(self.ptr.as_ptr()) as usize;
+            std::slice::from_raw_parts_mut(ipos_mbuf_data(self.ptr.as_ptr()), len)
+        }
+    }
+
+    fn set_len(&mut self, len: usize) -> Result<(), BufError> {
+        let len = u16::try_from(len).map_err(|_| BufError::NoTailroom)?;
+        // SAFETY: the shim checks the length against the buffer size and the
+        // segment count before writing data_len/pkt_len of our own mbuf.
+        match unsafe { ipos_mbuf_set_len(self.ptr.as_ptr(), len) } {
+            0 => Ok(()),
+            _ => Err(BufError::NoTailroom),
+        }
+    }
+
+    fn prepend(&mut self, n: usize) -> Result<(), BufError> {
+        let n = u16::try_from(n).map_err(|_| BufError::NoHeadroom)?;
+        // SAFETY: rte_pktmbuf_prepend checks the headroom and returns NULL
+        // without changing the mbuf when it is too small.
+        if unsafe { ipos_mbuf_prepend(self.ptr.as_ptr(), n) }.is_null() {
+            Err(BufError::NoHeadroom)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn adj(&mut self, n: usize) -> Result<(), BufError> {
+        let n = u16::try_from(n).map_err(|_| BufError::TooShort)?;
+        // SAFETY: rte_pktmbuf_adj checks the length and returns NULL without
+        // changing the mbuf when it holds fewer bytes.
+        if unsafe { ipos_mbuf_adj(self.ptr.as_ptr(), n) }.is_null() {
+            Err(BufError::TooShort)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn tailroom(&self) -> usize {
+        // SAFETY: read-only query of our own mbuf.
+        unsafe { ipos_mbuf_tailroom(self.ptr.as_ptr()) as usize }
+    }
+}
+
+/// How to set up an ethdev port.
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    /// DPDK port id.
+    pub port_id: u16,
+    /// Number of RX and TX queues.
+    pub queues: u16,
+    /// RX descriptors per queue.
+    pub rx_desc: u16,
+    /// TX descriptors per queue.
+    pub tx_desc: u16,
+    /// Enable promiscuous mode (needed to see frames for a VIP MAC on some NICs).
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            port_id: 0,
+            queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            promiscuous: true,
+        }
+    }
+}
+
+/// Configures and starts an ethdev port with `cfg.queues` RX/TX queue pairs
+/// fed from `pool`; returns its MAC address.
+pub fn start_port(cfg: &PortConfig, pool: &Mempool) -> Result<EthernetAddress, DpdkError> {
+    // SAFETY: plain query of EAL state.
+    if unsafe { ipos_port_valid(cfg.port_id) } == 0 {
+        return Err(DpdkError::new(
+            format!(
+                "port {} does not exist ({} ports found; add a --vdev or bind a NIC)",
+                cfg.port_id,
+                port_count()
+            ),
+            libc::ENODEV,
+        ));
+    }
+    // SAFETY: valid port id and pool; the shim sets the port up step by step.
+    let ret = unsafe {
+        ipos_port_init(
+            cfg.port_id,
+            cfg.queues,
+            cfg.queues,
+            cfg.rx_desc,
+            cfg.tx_desc,
+            pool.ptr.as_ptr(),
+            cfg.promiscuous as c_int,
+        )
+    };
+    if ret != 0 {
+        let code = -ret;
+        let stage = match code / 1000 {
+            1 => "rte_eth_dev_info_get",
+            2 => "rte_eth_dev_configure",
+            3 => "rte_eth_dev_adjust_nb_rx_tx_desc",
+            4 => "rte_eth_rx_queue_setup",
+            5 => "rte_eth_tx_queue_setup",
+            6 => "rte_eth_dev_start",
+            7 => "rte_eth_promiscuous_enable",
+            _ => "port init",
+        };
+        return Err(DpdkError::new(
+            format!("port {}: {stage}", cfg.port_id),
+            code % 1000,
+        ));
+    }
+    let mut mac = [0u8; 6];
+    // SAFETY: mac is 6 writable bytes.
+    let ret = unsafe { ipos_port_mac(cfg.port_id, mac.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(DpdkError::new("rte_eth_macaddr_get", ret));
+    }
+    Ok(EthernetAddress(mac))
+}
+
+/// Stops and closes a port.
+pub fn stop_port(port_id: u16) {
+    // SAFETY: stopping a port that this process started; no queue of it is
+    // polled any more (the caller stopped its loops).
+    unsafe {
+        ipos_port_stop(port_id);
+    }
+}
+
+/// Device counters of a port.
+pub fn device_stats(port_id: u16) -> Option<DeviceStats> {
+    let mut st = DeviceStats::default();
+    // SAFETY: st is a valid, writable struct with the shim's layout.
+    (unsafe { ipos_port_stats(port_id, &mut st) } == 0).then_some(st)
+}
+
+/// One RX/TX queue pair of a started ethdev port, polled by one lcore.
+pub struct DpdkPort {
+    port_id: u16,
+    queue: u16,
+    mac: EthernetAddress,
+    pool: Mempool,
+    rx: [*mut RteMbuf; BURST],
+    tx: [*mut RteMbuf; BURST],
+    tx_len: usize,
+    counters: PortCounters,
+}
+
+// SAFETY: the raw mbuf pointers in the arrays are owned by this value (tx) or
+// scratch (rx); the queue is polled only by whichever thread owns the port.
+unsafe impl Send for DpdkPort {}
+
+impl DpdkPort {
+    /// A handle on queue `queue` of a port started with [`start_port`].
+    pub fn new(port_id: u16, queue: u16, mac: EthernetAddress, pool: &Mempool) -> DpdkPort {
+        DpdkPort {
+            port_id,
+            queue,
+            mac,
+            pool: Mempool { ptr: pool.ptr },
+            rx: [std::ptr::null_mut(); BURST],
+            tx: [std::ptr::null_mut(); BURST],
+            tx_len: 0,
+            counters: PortCounters::default(),
+        }
+    }
+
+    /// The DPDK port id.
+    pub fn port_id(&self) -> u16 {
+        self.port_id
+    }
+}
+
+impl Port for DpdkPort {
+    type Buf = Mbuf;
+
+    fn mac(&self) -> EthernetAddress {
+        self.mac
+    }
+
+    fn rx_burst(&mut self, out: &mut Vec<Mbuf>) -> usize {
+        let room = BURST
+            .saturating_sub(out.len())
+            .min(out.capacity() - out.len());
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: self.rx has room for BURST pointers and we ask for at most
+        // `room` <= BURST; the driver writes that many valid mbuf pointers.
+        let n =
+            unsafe { ipos_rx_burst(self.port_id, self.queue, self.rx.as_mut_ptr(), room as u16) }
+                as usize;
+        for &p in &self.rx[..n] {
+            // SAFETY: each pointer returned by rx_burst is a valid mbuf that
+            // the driver handed over to us.
+            let m = Mbuf {
+                ptr: unsafe { NonNull::new_unchecked(p) },
+            };
+            // SAFETY: read-only query of an mbuf we own.
+            if unsafe { ipos_mbuf_nb_segs(p) } != 1 {
+                self.counters.rx_chained += 1;
+                continue; // `m` drops here and frees the whole chain.
+            }
+            out.push(m);
+        }
+        self.counters.rx_packets += n as u64;
+        n
+    }
+
+    fn alloc(&mut self) -> Option<Mbuf> {
+        let m = self.pool.alloc();
+        if m.is_none() {
+            self.counters.alloc_failed += 1;
+        }
+        m
+    }
+
+    fn send(&mut self, buf: Mbuf) {
+        if self.tx_len == BURST {
+            self.flush();
+        }
+        self.tx[self.tx_len] = buf.into_raw();
+        self.tx_len += 1;
+    }
+
+    fn flush(&mut self) {
+        if self.tx_len == 0 {
+            return;
+        }
+        // SAFETY: tx[..tx_len] are mbufs we own; the driver takes ownership of
+        // the first `sent` of them.
+        let sent = unsafe {
+            ipos_tx_burst(
+                self.port_id,
+                self.queue,
+                self.tx.as_mut_ptr(),
+                self.tx_len as u16,
+            )
+        } as usize;
+        for &p in &self.tx[sent..self.tx_len] {
+            // SAFETY: the driver refused these; we still own them.
+            unsafe { ipos_mbuf_free(p) };
+        }
+        self.counters.tx_packets += sent as u64;
+        self.counters.tx_dropped += (self.tx_len - sent) as u64;
+        self.tx_len = 0;
+    }
+
+    fn counters(&self) -> PortCounters {
+        self.counters
+    }
+}
+
+impl Drop for DpdkPort {
+    fn drop(&mut self) {
+        for &p in &self.tx[..self.tx_len] {
+            // SAFETY: queued mbufs that were never handed to the driver.
+            unsafe { ipos_mbuf_free(p) };
+        }
+        self.tx_len = 0;
+    }
+}

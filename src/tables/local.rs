@@ -1,0 +1,147 @@
+//! The local connection table: client IP, client port, endpoint IP,
+//! endpoint port -> the connection endpoint owned by this node.
+//!
+//! Endpoints live in a slab (a `Vec` of slots reused through a free list), so
+//! an entry's reference is a small index and inserting or removing allocates
+//! nothing once the slab has grown to its working size.
+
+use hashbrown::HashMap;
+use smoltcp::wire::Ipv4Address;
+
+/// The table key: the connection's 4-tuple as FIG. 12 orders it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    /// Client address.
+    pub client_ip: Ipv4Address,
+    /// Client port.
+    pub client_port: u16,
+    /// Endpoint address (the address the client connected to).
+    pub endpoint_ip: Ipv4Address,
+    /// Endpoint port.
+    pub endpoint_port: u16,
+}
+
+/// An insert refused because the table is at its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFull;
+
+impl core::fmt::Display for TableFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("table full")
+    }
+}
+
+impl std::error::Error for TableFull {}
+
+/// Map from [`ConnKey`] to a slab slot holding a `T`.
+pub struct LocalTable<T> {
+    index: HashMap<ConnKey, u32>,
+    slots: Vec<Option<(ConnKey, T)>>,
+    free: Vec<u32>,
+    limit: usize,
+    /// Inserts refused because the table was full.
+    pub full_refusals: u64,
+}
+
+impl<T> LocalTable<T> {
+    /// An empty table holding at most `limit` entries.
+    pub fn new(limit: usize) -> Self {
+        LocalTable {
+            index: HashMap::with_capacity(limit.min(4096)),
+            slots: Vec::new(),
+            free: Vec::new(),
+            limit,
+            full_refusals: 0,
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when the table holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The slot of `key`.
+    pub fn find(&self, key: &ConnKey) -> Option<u32> {
+        self.index.get(key).copied()
+    }
+
+    /// Inserts a new entry; the caller checked that `key` is absent.
+    pub fn insert(&mut self, key: ConnKey, value: T) -> Result<u32, TableFull> {
+        if self.index.len() >= self.limit {
+            self.full_refusals += 1;
+            return Err(TableFull);
+        }
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some((key, value));
+                s
+            }
+            None => {
+                self.slots.push(Some((key, value)));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(key, slot);
+        Ok(slot)
+    }
+
+    /// The entry in `slot`.
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
+        self.slots.get_mut(slot as usize)?.as_mut().map(|(_, v)| v)
+    }
+
+    /// The entry in `slot`.
+    pub fn get(&self, slot: u32) -> Option<&T> {
+        self.slots.get(slot as usize)?.as_ref().map(|(_, v)| v)
+    }
+
+    /// Removes the entry in `slot`.
+    pub fn remove(&mut self, slot: u32) -> Option<T> {
+        let (key, v) = self.slots.get_mut(slot as usize)?.take()?;
+        self.index.remove(&key);
+        self.free.push(slot);
+        Some(v)
+    }
+
+    /// Number of slots (upper bound of slot indices).
+    pub fn slot_count(&self) -> u32 {
+        self.slots.len() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(p: u16) -> ConnKey {
+        ConnKey {
+            client_ip: Ipv4Address::new(198, 18, 0, 1),
+            client_port: p,
+            endpoint_ip: Ipv4Address::new(198, 18, 0, 11),
+            endpoint_port: 80,
+        }
+    }
+
+    #[test]
+    fn insert_find_remove_reuse() {
+        let mut t = LocalTable::new(2);
+        let a = t.insert(key(1), "a").unwrap();
+        let b = t.insert(key(2), "b").unwrap();
+        assert_eq!(t.find(&key(1)), Some(a));
+        assert_eq!(t.find(&key(2)), Some(b));
+        assert_eq!(t.insert(key(3), "c"), Err(TableFull));
+        assert_eq!(t.full_refusals, 1);
+        assert_eq!(t.remove(a), Some("a"));
+        assert_eq!(t.find(&key(1)), None);
+        assert_eq!(t.remove(a), None);
+        let c = t.insert(key(3), "c").unwrap();
+        assert_eq!(c, a, "freed slot is reused");
+        assert_eq!(t.get(c), Some(&"c"));
+        assert_eq!(t.len(), 2);
+    }
+}

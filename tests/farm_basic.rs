@@ -70,6 +70,7 @@ fn ping_nodes_and_vip_then_down_leaves_nothing() {
     for pid in pids {
         let alive = Command::new("kill")
             .args(["-0", &pid])
+            .stderr(std::process::Stdio::null())
             .status()
             .unwrap()
             .success();

@@ -135,6 +135,7 @@ impl Farm {
             && Command::new("kill")
                 .arg("-0")
                 .arg(pid.trim())
+                .stderr(Stdio::null())
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false)
@@ -175,6 +176,7 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
             let _ = Command::new("kill")
                 .arg("-KILL")
                 .arg(pid.to_string())
+                .stderr(Stdio::null())
                 .status();
             rx.recv().expect("wait").expect("output")
         }

@@ -62,6 +62,23 @@ struct RawFarm {
     #[serde(default)]
     nodes: Vec<RawNode>,
     tcp: Option<RawTcp>,
+    policy: Option<RawPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    migration: Option<bool>,
+    cookie: Option<String>,
+    #[serde(default)]
+    url: Vec<RawUrlRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUrlRule {
+    prefix: String,
+    node: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +152,27 @@ impl Default for TcpSpec {
     }
 }
 
+/// How the front chooses a connection's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// Whether the front migrates connections at all.
+    pub migration: bool,
+    /// The cookie whose value names the node to use (`IPOSID=c`).
+    pub cookie: String,
+    /// URL prefix rules: prefix -> node name.
+    pub url: Vec<(String, String)>,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        PolicySpec {
+            migration: true,
+            cookie: "IPOSID".into(),
+            url: Vec::new(),
+        }
+    }
+}
+
 /// A parsed, validated farm configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FarmConfig {
@@ -148,6 +186,8 @@ pub struct FarmConfig {
     pub nodes: Vec<NodeSpec>,
     /// TCP settings.
     pub tcp: TcpSpec,
+    /// Policy settings.
+    pub policy: PolicySpec,
 }
 
 impl FarmConfig {
@@ -297,13 +337,65 @@ impl FarmConfig {
                 tcp.max_connections = m;
             }
         }
+        let mut policy = PolicySpec::default();
+        if let Some(p) = raw.policy {
+            if let Some(m) = p.migration {
+                policy.migration = m;
+            }
+            if let Some(c) = p.cookie {
+                if c.is_empty()
+                    || !c
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"=;,\"".contains(&b))
+                {
+                    return Err(err(
+                        "policy.cookie".into(),
+                        format!("{c:?} is not a cookie name"),
+                    ));
+                }
+                policy.cookie = c;
+            }
+            for (i, r) in p.url.iter().enumerate() {
+                if !r.prefix.starts_with('/') {
+                    return Err(err(
+                        format!("policy.url[{i}].prefix"),
+                        format!("{:?} must start with '/'", r.prefix),
+                    ));
+                }
+                if !nodes.iter().any(|n| n.name == r.node) {
+                    return Err(err(
+                        format!("policy.url[{i}].node"),
+                        format!("no node is named {:?}", r.node),
+                    ));
+                }
+                policy.url.push((r.prefix.clone(), r.node.clone()));
+            }
+        }
         Ok(FarmConfig {
             ethertype,
             service_ports,
             vip,
             nodes,
             tcp,
+            policy,
         })
+    }
+
+    /// The policy's static part: URL rules and one cookie rule per node
+    /// (cookie value = node name).
+    pub fn policy_config(&self) -> ipos_policy::PolicyConfig {
+        let ip_of = |name: &str| self.node(name).map(|n| n.ip);
+        ipos_policy::PolicyConfig {
+            url_rules: self
+                .policy
+                .url
+                .iter()
+                .filter_map(|(p, n)| Some((p.clone(), ip_of(n)?)))
+                .collect(),
+            cookie_name: self.policy.cookie.clone(),
+            cookie_rules: self.nodes.iter().map(|n| (n.name.clone(), n.ip)).collect(),
+            ..ipos_policy::PolicyConfig::default()
+        }
     }
 
     /// The node named `name`.
@@ -344,6 +436,9 @@ ip = "198.18.0.11"
 name = "b"
 mac = "02:00:c6:12:00:0c"
 ip = "198.18.0.12"
+[policy]
+cookie = "IPOSID"
+url = [{ prefix = "/b/", node = "b" }]
 "#;
 
     fn parse(s: &str) -> Result<FarmConfig, ConfigError> {
@@ -362,6 +457,13 @@ ip = "198.18.0.12"
         );
         assert_eq!(c.vip.as_ref().unwrap().front, "a");
         assert_eq!(c.tcp, TcpSpec::default());
+        let p = c.policy_config();
+        assert_eq!(
+            p.url_rules,
+            vec![("/b/".to_string(), Ipv4Address::new(198, 18, 0, 12))]
+        );
+        assert_eq!(p.cookie_rules.len(), 2);
+        assert_eq!(p.cookie_name, "IPOSID");
     }
 
     #[test]
@@ -380,6 +482,8 @@ ip = "198.18.0.12"
         assert!(e.message.contains("ethertipe"), "{e}");
         let e = parse(&GOOD.replace("198.18.0.100", "198.18.0.11")).unwrap_err();
         assert_eq!(e.field, "vip.ip");
+        let e = parse(&GOOD.replace("node = \"b\"", "node = \"z\"")).unwrap_err();
+        assert_eq!(e.field, "policy.url[0].node");
         let e = parse("service_ports = [80]").unwrap_err();
         assert_eq!(e.field, "nodes");
     }

@@ -54,48 +54,89 @@ drop_reasons! {
     IposBadLength => "ipos_bad_length", "ipOS frame length inconsistent.";
     IposUnexpected => "ipos_unexpected", "A valid ipOS frame this node has no use for (no such connection or role).";
     TxNoBuffer => "tx_no_buffer", "A reply could not be sent: no free packet buffer.";
+    IposBadTcb => "ipos_bad_tcb", "Connection packet whose TCB does not parse or import.";
+    MigrationHoldFull => "migration_hold_full", "Client packet for a migrating endpoint beyond the hold limit.";
+    PendingFull => "pending_full", "Incoming migration refused: too many migrations in progress.";
+    BadChunk => "bad_chunk", "Carried request chunk out of range.";
+    AdvertMalformed => "advert_malformed", "Server-state advertisement that does not parse.";
+    NoticeMalformed => "notice_malformed", "Connection notice that does not parse or names no known node.";
+    ForwardNoTarget => "forward_no_target", "Data frame for a connection this node neither owns nor forwards.";
+}
+
+macro_rules! events {
+    ($($variant:ident => $label:literal, $doc:literal;)*) => {
+        /// Things a node counts besides drops.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Event {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Event {
+            /// Every event, in counter order.
+            pub const ALL: &'static [Event] = &[$(Event::$variant,)*];
+            /// Number of events.
+            pub const COUNT: usize = Self::ALL.len();
+            /// Stable snake_case label used in stats output.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(Event::$variant => $label,)*
+                }
+            }
+        }
+    };
+}
+
+events! {
+    RxFrames => "rx_frames", "Frames received.";
+    TxFrames => "tx_frames", "Frames handed to the port for sending.";
+    ArpReplies => "arp_replies", "ARP replies sent.";
+    IcmpEchoReplies => "icmp_echo_replies", "ICMP echo replies sent.";
+    TcpAccepted => "tcp_accepted", "TCP connections accepted.";
+    TcpClosed => "tcp_closed", "TCP connections that ended and were removed.";
+    TcpSegmentsIn => "tcp_segments_in", "TCP segments given to an endpoint.";
+    TcpSegmentsOut => "tcp_segments_out", "TCP segments sent by endpoints.";
+    TcpResetsSent => "tcp_resets_sent", "RSTs sent for segments without a connection.";
+    IposRxConnection => "ipos_rx_connection", "Valid ipOS connection packets received.";
+    IposRxData => "ipos_rx_data", "Valid ipOS data frames received.";
+    IposRxAck => "ipos_rx_ack", "Valid ipOS migration acknowledgements received.";
+    IposRxExtension => "ipos_rx_extension", "Valid ipOS extension frames received.";
+    DecisionLocal => "decision_local", "Requests the policy kept on this node.";
+    DecisionUrl => "decision_url", "Requests routed by the URL map.";
+    DecisionCookie => "decision_cookie", "Requests routed by the cookie map.";
+    DecisionLoad => "decision_load", "Requests routed by server load.";
+    MigrationsStarted => "migrations_started", "Endpoint migrations this node started.";
+    MigrationsSent => "migrations_sent", "Connection packets sent (first tries and retries).";
+    MigrationsRetried => "migrations_retried", "Connection packets sent again after a time-out.";
+    MigrationsAcked => "migrations_acked", "Migrations acknowledged by their target.";
+    MigrationsFallback => "migrations_fallback", "Migrations given up after the retries: served locally.";
+    MigrationsAborted => "migrations_aborted", "Imported endpoints dropped because their source served them after all.";
+    MigrationsReceived => "migrations_received", "Endpoints imported from another node.";
+    MigrationAcksSent => "migration_acks_sent", "Migration acknowledgements sent.";
+    MigrationAcksDuplicate => "migration_acks_duplicate", "Acknowledgements for migrations already done (ignored).";
+    MigrationChunksSent => "migration_chunks_sent", "Carried request chunks sent.";
+    MigrationsRefused => "migrations_refused", "Migrations not started (forward table full, state not migratable).";
+    PacketsForwarded => "packets_forwarded", "Client packets forwarded to their endpoint's owner.";
+    PacketsHeld => "packets_held", "Client packets held while their endpoint was migrating.";
+    ForwardClosed => "forward_closed", "Forward entries removed on the owner's close notice.";
+    ForwardMoved => "forward_moved", "Forward entries moved to a new owner (chained migration).";
+    ForwardExpired => "forward_expired", "Forward entries removed after the idle time-out.";
+    NoticesSent => "notices_sent", "Connection notices sent to forwarders.";
+    AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
+    AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
 }
 
 /// Per-node counters. Owned by one poll loop; copied out for reporting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counters {
-    /// Frames received.
-    pub rx_frames: u64,
-    /// Frames handed to the port for sending.
-    pub tx_frames: u64,
-    /// ARP replies sent.
-    pub arp_replies: u64,
-    /// ICMP echo replies sent.
-    pub icmp_echo_replies: u64,
-    /// TCP connections accepted.
-    pub tcp_accepted: u64,
-    /// TCP connections that ended and were removed.
-    pub tcp_closed: u64,
-    /// TCP segments given to an endpoint.
-    pub tcp_segments_in: u64,
-    /// TCP segments sent by endpoints.
-    pub tcp_segments_out: u64,
-    /// RSTs sent for segments without a connection.
-    pub tcp_resets_sent: u64,
-    /// Valid ipOS frames received, by type (connection, data, ack, extension).
-    pub ipos_rx: [u64; 4],
-    /// Dropped frames by reason.
-    pub drops: [u64; DropReason::COUNT],
+    events: [u64; Event::COUNT],
+    drops: [u64; DropReason::COUNT],
 }
 
 impl Default for Counters {
     fn default() -> Self {
         Counters {
-            rx_frames: 0,
-            tx_frames: 0,
-            arp_replies: 0,
-            icmp_echo_replies: 0,
-            tcp_accepted: 0,
-            tcp_closed: 0,
-            tcp_segments_in: 0,
-            tcp_segments_out: 0,
-            tcp_resets_sent: 0,
-            ipos_rx: [0; 4],
+            events: [0; Event::COUNT],
             drops: [0; DropReason::COUNT],
         }
     }
@@ -106,6 +147,17 @@ impl Counters {
     #[inline]
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
+    }
+
+    /// Counts an event.
+    #[inline]
+    pub fn inc(&mut self, e: Event) {
+        self.events[e as usize] += 1;
+    }
+
+    /// The count of an event.
+    pub fn get(&self, e: Event) -> u64 {
+        self.events[e as usize]
     }
 
     /// The count for one drop reason.
@@ -120,21 +172,10 @@ impl Counters {
 
     /// Every counter as `(name, value)` pairs, drops as `drop.<reason>`.
     pub fn pairs(&self) -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = vec![
-            ("rx_frames".into(), self.rx_frames),
-            ("tx_frames".into(), self.tx_frames),
-            ("arp_replies".into(), self.arp_replies),
-            ("icmp_echo_replies".into(), self.icmp_echo_replies),
-            ("tcp_accepted".into(), self.tcp_accepted),
-            ("tcp_closed".into(), self.tcp_closed),
-            ("tcp_segments_in".into(), self.tcp_segments_in),
-            ("tcp_segments_out".into(), self.tcp_segments_out),
-            ("tcp_resets_sent".into(), self.tcp_resets_sent),
-            ("ipos_rx_connection".into(), self.ipos_rx[0]),
-            ("ipos_rx_data".into(), self.ipos_rx[1]),
-            ("ipos_rx_ack".into(), self.ipos_rx[2]),
-            ("ipos_rx_extension".into(), self.ipos_rx[3]),
-        ];
+        let mut v: Vec<(String, u64)> = Event::ALL
+            .iter()
+            .map(|e| (e.label().to_string(), self.get(*e)))
+            .collect();
         for r in DropReason::ALL {
             v.push((format!("drop.{}", r.label()), self.dropped(*r)));
         }
@@ -163,6 +204,10 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
             assert!(seen.insert(r.label()), "duplicate label {}", r.label());
+        }
+        for (i, e) in Event::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i);
+            assert!(seen.insert(e.label()), "duplicate label {}", e.label());
         }
         let mut c = Counters::default();
         c.drop(DropReason::IposBadChecksum);

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod migrate;
 pub mod node;
 pub mod port;
 pub mod tables;

@@ -1,18 +1,28 @@
 //! The poll-mode loop of one node: receive a burst, classify every frame
-//! (ARP, ICMP, ipOS, client TCP, other), dispatch it, run connection timers,
-//! transmit.
+//! (ARP, ICMP, ipOS, client TCP, other), dispatch it, run timers, transmit.
 //!
 //! A node owns its [`Port`] queue and its tables; nothing here locks, and
 //! nothing on the per-packet path allocates once the tables have grown to
 //! their working size (packet buffers come from the port's pool, replies are
-//! written in place where possible). Every received frame ends either handled
-//! or dropped and counted under one [`DropReason`].
+//! written in place, forwarded packets get their ipOS header prepended in
+//! the same buffer). Every received frame ends either handled or dropped and
+//! counted under one [`DropReason`].
+//!
+//! The node plays every migration role (see [`crate::migrate`] for the
+//! protocol): the *front* accepts connections on the VIP, asks the policy for
+//! an owner once the request head is in, and moves the endpoint; a *target*
+//! imports it and answers the client directly; a *forwarder* wraps later
+//! client packets in ipOS data frames to the owner.
 
-use crate::counters::{Counters, DropReason};
+use crate::counters::{Counters, DropReason, Event};
+use crate::migrate::{self, Notice, Reassembly, CHUNK};
 use crate::port::{PacketBuf, Port, BURST};
-use crate::tables::{ConnKey, LocalTable};
+use crate::tables::{ConnKey, ForwardEntry, ForwardKey, ForwardTable, LocalTable};
+use hashbrown::HashMap;
 use ipos_http::{HttpConn, Service};
-use ipos_tcp::{Endpoint, FourTuple};
+use ipos_policy::{AdvertRepr, AppEntry, FarmView, ListenEntry, PolicyConfig, Reason, RequestInfo};
+use ipos_tcp::{Endpoint, FourTuple, State, Tcb};
+use ipos_wire::{ExtensionKind, Flow, MacAddrs, Message, Protocol, TCB_LEN};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpAddress,
@@ -21,8 +31,23 @@ use smoltcp::wire::{
 
 const ETH_LEN: usize = 14;
 const IPV4_LEN: usize = 20;
+/// Ethernet + ipOS header in front of a forwarded packet.
+const DATA_HEAD: usize = ipos_wire::DATA_HEADROOM;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
+/// The process id advertised for the built-in HTTP service.
+pub const HTTP_PID: u32 = 1;
+
+/// Another node of the farm (or this one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Node name.
+    pub name: String,
+    /// Its MAC on the farm network.
+    pub mac: EthernetAddress,
+    /// Its address.
+    pub ip: Ipv4Address,
+}
 
 /// Who a node is and what it serves.
 #[derive(Debug, Clone)]
@@ -39,6 +64,8 @@ pub struct NodeIdentity {
     pub service_ports: Vec<u16>,
     /// EtherType of ipOS frames.
     pub ethertype: u16,
+    /// Every node of the farm, this one included.
+    pub peers: Vec<Peer>,
 }
 
 /// Tunables of a node.
@@ -46,10 +73,34 @@ pub struct NodeIdentity {
 pub struct NodeOptions {
     /// TCP endpoint configuration.
     pub tcp: ipos_tcp::Config,
-    /// Local connection table limit.
+    /// Local / forward-connect / temporary table limit.
     pub max_connections: usize,
+    /// Forward table limit.
+    pub max_forward: usize,
+    /// Incoming migrations waiting for their carried bytes, at most.
+    pub max_pending: usize,
+    /// Client packets held per migrating endpoint, at most.
+    pub hold_limit: usize,
     /// How often connection timers are scanned.
     pub timer_scan: Duration,
+    /// Whether this node moves connections at all (targets always accept).
+    pub migration: bool,
+    /// Time before the first connection packet retry (doubling after each).
+    pub migrate_retry: Duration,
+    /// Connection packets sent before the source serves the connection itself.
+    pub migrate_tries: u32,
+    /// How often server state is advertised (zero: never).
+    pub advert_interval: Duration,
+    /// Forward entries unused this long are removed.
+    pub forward_idle: Duration,
+    /// Incoming migrations not completed within this time are dropped.
+    pub pending_timeout: Duration,
+    /// The policy's static part (URL map, cookie map, weights).
+    pub policy: PolicyConfig,
+    /// Advertised available memory, MiB.
+    pub mem_avail_mib: u32,
+    /// Advertised available bandwidth, Mbit/s.
+    pub bw_avail_mbps: u32,
 }
 
 impl Default for NodeOptions {
@@ -57,36 +108,91 @@ impl Default for NodeOptions {
         NodeOptions {
             tcp: ipos_tcp::Config::default(),
             max_connections: 16384,
+            max_forward: 65536,
+            max_pending: 1024,
+            hold_limit: 32,
             timer_scan: Duration::from_millis(1),
+            migration: true,
+            migrate_retry: Duration::from_millis(40),
+            migrate_tries: 7,
+            advert_interval: Duration::from_millis(500),
+            forward_idle: Duration::from_secs(120),
+            pending_timeout: Duration::from_secs(2),
+            policy: PolicyConfig::default(),
+            mem_avail_mib: 4096,
+            bw_avail_mbps: 10_000,
         }
     }
 }
 
-struct Conn {
+/// A migration in progress, at its source (the *temporary* state).
+struct Migration<B> {
+    target: usize,
+    tcb: [u8; TCB_LEN],
+    tries: u32,
+    next_try: Instant,
+    /// Client packets that arrived meanwhile, with the offset of their IPv4 header.
+    held: Vec<(B, usize)>,
+}
+
+struct Conn<B> {
     ep: Endpoint,
     app: HttpConn,
-    /// Next-hop MAC towards the client, learned from its SYN.
+    /// Next-hop MAC towards the client.
     peer_mac: EthernetAddress,
     close_requested: bool,
+    /// The policy was asked (or need not be).
+    decided: bool,
+    /// Forward-connect entry: the node that forwards this client's packets here.
+    forwarder: Option<usize>,
+    /// Temporary entry: being moved away.
+    migration: Option<Box<Migration<B>>>,
 }
 
 /// One node's data path over one port queue.
 pub struct Node<P: Port> {
     port: P,
     id: NodeIdentity,
+    me: usize,
     opts: NodeOptions,
     service: Service,
-    conns: LocalTable<Conn>,
+    conns: LocalTable<Conn<P::Buf>>,
+    forward: ForwardTable,
+    pending: HashMap<ConnKey, Reassembly>,
+    view: FarmView,
     rx: Vec<P::Buf>,
     spare: Option<P::Buf>,
     counters: Counters,
     ip_ident: u16,
     iss_secret: u64,
     next_scan: Instant,
+    next_slow: Instant,
+    next_advert: Instant,
+    advert_seq: u32,
+    polls: u64,
+    busy_polls: u64,
+}
+
+/// Where a TCP packet sits in its buffer and how it came.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// Straight from the wire: IPv4 at offset 14.
+    Wire,
+    /// Inside an ipOS data frame from another node: IPv4 at offset 30.
+    Frame(EthernetAddress),
+}
+
+impl Via {
+    fn offset(self) -> usize {
+        match self {
+            Via::Wire => ETH_LEN,
+            Via::Frame(_) => DATA_HEAD,
+        }
+    }
 }
 
 impl<P: Port> Node<P> {
-    /// A node on `port`.
+    /// A node on `port`. `id.peers` must contain the node itself.
     pub fn new(port: P, id: NodeIdentity, opts: NodeOptions) -> Node<P> {
         let service = Service::new(&id.name);
         let iss_secret = {
@@ -95,10 +201,27 @@ impl<P: Port> Node<P> {
             h.write(id.name.as_bytes());
             h.finish()
         };
+        let mut id = id;
+        let me = match id.peers.iter().position(|p| p.ip == id.ip) {
+            Some(i) => i,
+            None => {
+                id.peers.push(Peer {
+                    name: id.name.clone(),
+                    mac: id.mac,
+                    ip: id.ip,
+                });
+                id.peers.len() - 1
+            }
+        };
+        let view = FarmView::new(&opts.policy);
         Node {
             port,
             conns: LocalTable::new(opts.max_connections),
+            forward: ForwardTable::new(opts.max_forward),
+            pending: HashMap::new(),
+            view,
             id,
+            me,
             opts,
             service,
             rx: Vec::with_capacity(BURST),
@@ -107,6 +230,11 @@ impl<P: Port> Node<P> {
             ip_ident: 1,
             iss_secret,
             next_scan: Instant::from_micros(0),
+            next_slow: Instant::from_micros(0),
+            next_advert: Instant::from_micros(0),
+            advert_seq: 0,
+            polls: 0,
+            busy_polls: 0,
         }
     }
 
@@ -130,9 +258,29 @@ impl<P: Port> Node<P> {
         &self.id
     }
 
-    /// Connections in the local table.
+    /// Entries in the local / forward-connect / temporary table.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Entries in the forward table.
+    pub fn forward_count(&self) -> usize {
+        self.forward.len()
+    }
+
+    /// Incoming migrations waiting for carried bytes.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The policy's current view of the farm.
+    pub fn view(&self) -> &FarmView {
+        &self.view
+    }
+
+    /// Earliest time at which [`Node::poll`] has timer work (for simulations).
+    pub fn next_deadline(&self) -> Instant {
+        self.next_scan
     }
 
     /// One iteration of the poll loop; returns the number of frames received.
@@ -140,13 +288,23 @@ impl<P: Port> Node<P> {
         let n = self.port.rx_burst(&mut self.rx);
         let mut rx = std::mem::take(&mut self.rx);
         for buf in rx.drain(..) {
-            self.counters.rx_frames += 1;
+            self.counters.inc(Event::RxFrames);
             self.handle_frame(now, buf);
         }
         self.rx = rx;
+        self.polls += 1;
+        self.busy_polls += (n > 0) as u64;
         if now >= self.next_scan {
             self.next_scan = now + self.opts.timer_scan;
             self.scan_timers(now);
+        }
+        if now >= self.next_slow {
+            self.next_slow = now + Duration::from_millis(250);
+            self.slow_timers(now);
+        }
+        if self.opts.advert_interval > Duration::ZERO && now >= self.next_advert {
+            self.next_advert = now + self.opts.advert_interval;
+            self.advertise(now);
         }
         self.port.flush();
         n
@@ -167,22 +325,16 @@ impl<P: Port> Node<P> {
         }
         match ethertype {
             ETHERTYPE_ARP => self.handle_arp(buf),
-            ETHERTYPE_IPV4 => {
-                // Drop Ethernet padding behind the IPv4 packet.
-                match ipv4_frame_len(buf.data()) {
-                    Ok(len) => {
-                        if len < buf.len() && buf.set_len(len).is_err() {
-                            return self.counters.drop(DropReason::Ipv4Malformed);
-                        }
-                        self.handle_ipv4(now, buf)
+            ETHERTYPE_IPV4 => match ipv4_len(&buf.data()[ETH_LEN..]) {
+                Ok(len) => {
+                    if ETH_LEN + len < buf.len() && buf.set_len(ETH_LEN + len).is_err() {
+                        return self.counters.drop(DropReason::Ipv4Malformed);
                     }
-                    Err(r) => self.counters.drop(r),
+                    self.handle_ipv4(now, buf)
                 }
-            }
-            _ => {
-                let _ = &mut buf;
-                self.counters.drop(DropReason::UnknownEthertype)
-            }
+                Err(r) => self.counters.drop(r),
+            },
+            _ => self.counters.drop(DropReason::UnknownEthertype),
         }
     }
 
@@ -217,27 +369,24 @@ impl<P: Port> Node<P> {
             target_hardware_addr: source_hardware_addr,
             target_protocol_addr: source_protocol_addr,
         };
-        let len = ETH_LEN + reply.buffer_len();
-        if buf.set_len(len).is_err() {
+        if buf.set_len(ETH_LEN + reply.buffer_len()).is_err() {
             return self.counters.drop(DropReason::ArpMalformed);
         }
         let d = buf.data_mut();
         write_eth(d, source_hardware_addr, self.id.mac, ETHERTYPE_ARP);
         reply.emit(&mut ArpPacket::new_unchecked(&mut d[ETH_LEN..]));
-        self.counters.arp_replies += 1;
+        self.counters.inc(Event::ArpReplies);
         self.transmit(buf);
     }
 
     fn handle_ipv4(&mut self, now: Instant, buf: P::Buf) {
-        let d = buf.data();
-        let ip = Ipv4Packet::new_unchecked(&d[ETH_LEN..]);
-        let dst = ip.dst_addr();
-        if !self.owns_ip(dst) {
+        let ip = Ipv4Packet::new_unchecked(&buf.data()[ETH_LEN..]);
+        if !self.owns_ip(ip.dst_addr()) {
             return self.counters.drop(DropReason::Ipv4NotForUs);
         }
         match ip.next_header() {
             IpProtocol::Icmp => self.handle_icmp(buf),
-            IpProtocol::Tcp => self.handle_tcp(now, buf),
+            IpProtocol::Tcp => self.handle_tcp(now, buf, Via::Wire),
             _ => self.counters.drop(DropReason::Ipv4OtherProtocol),
         }
     }
@@ -269,63 +418,106 @@ impl<P: Port> Node<P> {
         let mut icmp = Icmpv4Packet::new_unchecked(&mut d[icmp_off..]);
         icmp.set_msg_type(Icmpv4Message::EchoReply);
         icmp.fill_checksum();
-        self.counters.icmp_echo_replies += 1;
+        self.counters.inc(Event::IcmpEchoReplies);
         self.transmit(buf);
     }
 
-    fn handle_tcp(&mut self, now: Instant, buf: P::Buf) {
+    /// A client TCP packet, from the wire or out of an ipOS data frame.
+    fn handle_tcp(&mut self, now: Instant, buf: P::Buf, via: Via) {
+        let off = via.offset();
         let d = buf.data();
-        let ip = Ipv4Packet::new_unchecked(&d[ETH_LEN..]);
+        let ip = Ipv4Packet::new_unchecked(&d[off..]);
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         let seg = ip.payload();
         let tcp = match TcpPacket::new_checked(seg) {
             Ok(t) => t,
             Err(_) => return self.counters.drop(DropReason::TcpMalformed),
         };
+        let (sport, dport) = (tcp.src_port(), tcp.dst_port());
+        // Forwarded connections first: no checksum work, the owner verifies.
+        let fkey = ForwardKey {
+            client_ip: src,
+            client_port: sport,
+        };
+        if !self.forward.is_empty() {
+            if let Some(entry) = self.forward.lookup(&fkey, now) {
+                return self.forward_packet(buf, off, &entry);
+            }
+        }
         if !tcp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
             return self.counters.drop(DropReason::TcpBadChecksum);
         }
         let key = ConnKey {
             client_ip: src,
-            client_port: tcp.src_port(),
+            client_port: sport,
             endpoint_ip: dst,
-            endpoint_port: tcp.dst_port(),
+            endpoint_port: dport,
         };
         if let Some(slot) = self.conns.find(&key) {
-            self.counters.tcp_segments_in += 1;
+            let hold_limit = self.opts.hold_limit;
             let conn = self.conns.get_mut(slot).expect("slot from index");
+            if let Some(m) = conn.migration.as_mut() {
+                if m.held.len() < hold_limit {
+                    m.held.push((buf, off));
+                    self.counters.inc(Event::PacketsHeld);
+                } else {
+                    self.counters.drop(DropReason::MigrationHoldFull);
+                }
+                return;
+            }
+            self.counters.inc(Event::TcpSegmentsIn);
             if conn.ep.on_segment(now, seg).is_err() {
                 self.counters.drop(DropReason::TcpRejected);
             }
             return self.service(now, slot);
         }
+        if let Via::Frame(_) = via {
+            // Carried request bytes of an incoming migration?
+            if let Some(r) = self.pending.get_mut(&key) {
+                let seq = tcp.seq_number().0 as u32;
+                if r.add(seq, tcp.payload()).is_err() {
+                    return self.counters.drop(DropReason::BadChunk);
+                }
+                if r.is_complete() {
+                    let r = self.pending.remove(&key).expect("present");
+                    self.install(now, key, r);
+                }
+                return;
+            }
+            return self.counters.drop(DropReason::ForwardNoTarget);
+        }
         let (syn, ack, rst) = (tcp.syn(), tcp.ack(), tcp.rst());
         if syn && !ack && !rst {
-            if !self.id.service_ports.contains(&key.endpoint_port) {
+            if !self.id.service_ports.contains(&dport) {
                 self.counters.drop(DropReason::TcpNoListener);
                 return self.send_reset(buf);
             }
             let tuple = FourTuple {
                 local_ip: dst,
-                local_port: key.endpoint_port,
+                local_port: dport,
                 remote_ip: src,
-                remote_port: key.client_port,
+                remote_port: sport,
             };
             let iss = self.initial_sequence(&key, now);
             let ep = match Endpoint::accept(&self.opts.tcp, tuple, seg, iss, now) {
                 Ok(ep) => ep,
                 Err(_) => return self.counters.drop(DropReason::TcpRejected),
             };
+            // Only connections to the VIP are candidates for migration.
+            let decided = !(self.opts.migration && Some(dst) == self.id.vip);
             let conn = Conn {
                 ep,
                 app: HttpConn::new(),
                 peer_mac: EthernetAddress::from_bytes(&d[6..12]),
                 close_requested: false,
+                decided,
+                forwarder: None,
+                migration: None,
             };
             match self.conns.insert(key, conn) {
                 Ok(slot) => {
-                    self.counters.tcp_accepted += 1;
-                    self.counters.tcp_segments_in += 1;
+                    self.counters.inc(Event::TcpAccepted);
+                    self.counters.inc(Event::TcpSegmentsIn);
                     self.service(now, slot);
                 }
                 Err(_) => self.counters.drop(DropReason::TcpTableFull),
@@ -335,6 +527,28 @@ impl<P: Port> Node<P> {
         self.counters.drop(DropReason::TcpNoConnection);
         if !rst {
             self.send_reset(buf);
+        }
+    }
+
+    /// Wraps a client packet (IPv4 header at `off`) in an ipOS data frame to
+    /// the endpoint's owner, in the same buffer.
+    fn forward_packet(&mut self, mut buf: P::Buf, off: usize, entry: &ForwardEntry) {
+        if off < DATA_HEAD && buf.prepend(DATA_HEAD - off).is_err() {
+            return self.counters.drop(DropReason::TxNoBuffer);
+        }
+        let macs = MacAddrs {
+            dst: entry.target_mac,
+            src: self.id.mac,
+        };
+        match ipos_wire::emit_data_header(buf.data_mut(), self.id.ethertype, &macs) {
+            Ok(len) => {
+                if len < buf.len() && buf.set_len(len).is_err() {
+                    return self.counters.drop(DropReason::TxNoBuffer);
+                }
+                self.counters.inc(Event::PacketsForwarded);
+                self.transmit(buf);
+            }
+            Err(e) => self.counters.drop(ipos_drop_reason(&e)),
         }
     }
 
@@ -363,8 +577,7 @@ impl<P: Port> Node<P> {
         } else {
             (0, (tcp.seq_number().0 as u32).wrapping_add(seg_len), 0x14u8)
         };
-        let total = ETH_LEN + IPV4_LEN + 20;
-        if buf.set_len(total).is_err() {
+        if buf.set_len(ETH_LEN + IPV4_LEN + 20).is_err() {
             return self.counters.drop(DropReason::TxNoBuffer);
         }
         let ident = self.next_ident();
@@ -381,7 +594,7 @@ impl<P: Port> Node<P> {
         t[14..20].fill(0);
         TcpPacket::new_unchecked(&mut t[..20])
             .fill_checksum(&IpAddress::Ipv4(dst), &IpAddress::Ipv4(src));
-        self.counters.tcp_resets_sent += 1;
+        self.counters.inc(Event::TcpResetsSent);
         self.transmit(buf);
     }
 
@@ -390,52 +603,336 @@ impl<P: Port> Node<P> {
         self.ip_ident
     }
 
+    fn alloc(&mut self) -> Option<P::Buf> {
+        let b = self.spare.take().or_else(|| self.port.alloc());
+        if b.is_none() {
+            self.counters.drop(DropReason::TxNoBuffer);
+        }
+        b
+    }
+
+    /// Allocates a buffer and sets it to its largest length.
+    fn alloc_full(&mut self) -> Option<P::Buf> {
+        let mut b = self.alloc()?;
+        let room = b.len() + b.tailroom();
+        b.set_len(room.min(2048)).ok()?;
+        Some(b)
+    }
+
+    /// Asks the policy where an undecided connection should live, once its
+    /// request head is in. Returns the target peer when it is not here.
+    fn decide(&mut self, now: Instant, slot: u32) -> Option<usize> {
+        let conn = self.conns.get_mut(slot)?;
+        let head = match ipos_http::peek_request(conn.ep.recv_slice()) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                // Wait for the rest of the head, unless it can never come.
+                if conn.ep.recv_available() >= self.service.max_head_bytes()
+                    || conn.ep.peer_fin_received()
+                {
+                    conn.decided = true;
+                }
+                return None;
+            }
+            Err(_) => {
+                conn.decided = true;
+                return None;
+            }
+        };
+        conn.decided = true;
+        let tuple = conn.ep.tuple();
+        let imported = conn.forwarder.is_some();
+        let cookie_name = self.view.cookie_name().to_string();
+        let info = RequestInfo {
+            path: head.path().unwrap_or("/"),
+            cookie_value: head.cookie(&cookie_name),
+            service_port: tuple.local_port,
+            local_ip: self.id.ip,
+            spread_key: spread_key(tuple.remote_ip, tuple.remote_port),
+        };
+        let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
+        // A target moves a connection on only for an explicit rule (URL or
+        // cookie), never for load: that could bounce it between nodes.
+        let stay = d.target == self.id.ip
+            || (imported && !matches!(d.reason, Reason::Url | Reason::Cookie));
+        let target = if stay {
+            None
+        } else {
+            self.id.peers.iter().position(|p| p.ip == d.target)
+        };
+        self.counters.inc(match (target, d.reason) {
+            (None, _) | (_, Reason::Local) => Event::DecisionLocal,
+            (_, Reason::Url) => Event::DecisionUrl,
+            (_, Reason::Cookie) => Event::DecisionCookie,
+            (_, Reason::Load) => Event::DecisionLoad,
+        });
+        target
+    }
+
+    /// Freezes a connection and sends its endpoint to `target`.
+    fn start_migration(&mut self, now: Instant, slot: u32, target: usize) -> bool {
+        let fkey_free = self.forward.len() < self.opts.max_forward;
+        let me_ip = self.id.ip;
+        let hold = self.opts.hold_limit;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return false;
+        };
+        let (a, b) = conn.ep.unconsumed();
+        let carried = a.len() + b.len();
+        let (s1, s2) = conn.ep.unacked_and_unsent();
+        if !fkey_free
+            || conn.ep.state() != State::Established
+            || !s1.is_empty()
+            || !s2.is_empty()
+            || carried > migrate::MAX_CARRIED
+        {
+            self.counters.inc(Event::MigrationsRefused);
+            return false;
+        }
+        let mut tcb: Tcb = conn.ep.export(now);
+        tcb.link_addr = conn.peer_mac.0;
+        let forwarder_ip = conn.forwarder.map(|f| self.id.peers[f].ip).unwrap_or(me_ip);
+        tcb.next_hop = forwarder_ip.octets();
+        conn.migration = Some(Box::new(Migration {
+            target,
+            tcb: tcb.to_bytes(),
+            tries: 0,
+            next_try: now,
+            held: Vec::with_capacity(hold),
+        }));
+        self.counters.inc(Event::MigrationsStarted);
+        self.send_migration(now, slot);
+        true
+    }
+
+    /// Sends (or resends) the connection packet and the carried bytes.
+    fn send_migration(&mut self, now: Instant, slot: u32) {
+        let retry = self.opts.migrate_retry;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Some(m) = conn.migration.as_mut() else {
+            return;
+        };
+        m.tries += 1;
+        // Exponential back-off: a busy target is not a dead one.
+        m.next_try = now + retry * (1u32 << (m.tries - 1).min(6));
+        let tries = m.tries;
+        let target = m.target;
+        let tcb = m.tcb;
+        let tuple = conn.ep.tuple();
+        let peer = self.id.peers[target].clone();
+        let macs = MacAddrs {
+            dst: peer.mac,
+            src: self.id.mac,
+        };
+        let flow = flow_of(&tuple);
+        if tries > 1 {
+            self.counters.inc(Event::MigrationsRetried);
+        }
+        let Some(mut buf) = self.alloc_full() else {
+            return;
+        };
+        match ipos_wire::emit_tcp_connection(
+            buf.data_mut(),
+            self.id.ethertype,
+            &macs,
+            &flow,
+            peer.ip,
+            tuple.local_port,
+            &tcb,
+        ) {
+            Ok(n) if buf.set_len(n).is_ok() => {
+                self.counters.inc(Event::MigrationsSent);
+                self.transmit(buf);
+            }
+            _ => return self.counters.drop(DropReason::TxNoBuffer),
+        }
+        // The carried bytes, as rebuilt client segments in data frames.
+        let parsed = match Tcb::parse(&tcb) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        let carried = parsed.rcv_data_len as usize;
+        let base = parsed.rcv_nxt.wrapping_sub(parsed.rcv_data_len);
+        let mut chunk = [0u8; CHUNK];
+        let mut off = 0;
+        while off < carried {
+            let n = CHUNK.min(carried - off);
+            {
+                let conn = self.conns.get(slot).expect("live slot");
+                let (a, b) = conn.ep.unconsumed();
+                copy_range(a, b, off, &mut chunk[..n]);
+            }
+            let ident = self.next_ident();
+            let Some(mut buf) = self.alloc_full() else {
+                return;
+            };
+            let d = buf.data_mut();
+            let Some(len) = migrate::emit_request_segment(
+                &mut d[DATA_HEAD..],
+                (tuple.remote_ip, tuple.remote_port),
+                (tuple.local_ip, tuple.local_port),
+                base.wrapping_add(off as u32),
+                parsed.snd_nxt,
+                u16::MAX,
+                ident,
+                &chunk[..n],
+            ) else {
+                return self.counters.drop(DropReason::TxNoBuffer);
+            };
+            match ipos_wire::emit_data_header(&mut d[..DATA_HEAD + len], self.id.ethertype, &macs) {
+                Ok(total) if buf.set_len(total).is_ok() => {
+                    self.counters.inc(Event::MigrationChunksSent);
+                    self.transmit(buf);
+                }
+                _ => return self.counters.drop(DropReason::TxNoBuffer),
+            }
+            off += n;
+        }
+    }
+
+    /// The target side: imports an endpoint whose carried bytes are all in.
+    fn install(&mut self, now: Instant, key: ConnKey, r: Reassembly) {
+        let tuple = FourTuple {
+            local_ip: key.endpoint_ip,
+            local_port: key.endpoint_port,
+            remote_ip: key.client_ip,
+            remote_port: key.client_port,
+        };
+        let ep = match Endpoint::import(&self.opts.tcp, &r.tcb, tuple, &[], r.data(), now) {
+            Ok(ep) => ep,
+            Err(_) => return self.counters.drop(DropReason::IposBadTcb),
+        };
+        let forwarder = self.id.peers.iter().position(|p| p.ip == r.forwarder_ip);
+        let conn = Conn {
+            ep,
+            app: HttpConn::new(),
+            peer_mac: EthernetAddress(r.tcb.link_addr),
+            close_requested: false,
+            decided: !self.opts.migration,
+            forwarder: Some(forwarder.unwrap_or(self.me)),
+            migration: None,
+        };
+        match self.conns.insert(key, conn) {
+            Ok(slot) => {
+                self.counters.inc(Event::MigrationsReceived);
+                self.send_ack(&key, r.source_mac);
+                self.service(now, slot);
+            }
+            Err(_) => self.counters.drop(DropReason::TcpTableFull),
+        }
+    }
+
+    fn send_ack(&mut self, key: &ConnKey, to: EthernetAddress) {
+        let flow = Flow {
+            src_addr: key.client_ip,
+            src_port: key.client_port,
+            dst_addr: key.endpoint_ip,
+            dst_port: key.endpoint_port,
+        };
+        let macs = MacAddrs {
+            dst: to,
+            src: self.id.mac,
+        };
+        let Some(mut buf) = self.alloc_full() else {
+            return;
+        };
+        match ipos_wire::emit_ack(
+            buf.data_mut(),
+            self.id.ethertype,
+            &macs,
+            &flow,
+            Protocol::Tcp,
+        ) {
+            Ok(n) if buf.set_len(n).is_ok() => {
+                self.counters.inc(Event::MigrationAcksSent);
+                self.transmit(buf);
+            }
+            _ => self.counters.drop(DropReason::TxNoBuffer),
+        }
+    }
+
+    fn send_notice(&mut self, flow: &Flow, to: usize, notice: Notice) {
+        let macs = MacAddrs {
+            dst: self.id.peers[to].mac,
+            src: self.id.mac,
+        };
+        let Some(mut buf) = self.alloc_full() else {
+            return;
+        };
+        match ipos_wire::emit_extension(
+            buf.data_mut(),
+            self.id.ethertype,
+            &macs,
+            flow,
+            ExtensionKind::ConnectionClosed,
+            Protocol::Tcp,
+            &notice.emit(),
+        ) {
+            Ok(n) if buf.set_len(n).is_ok() => {
+                self.counters.inc(Event::NoticesSent);
+                self.transmit(buf);
+            }
+            _ => self.counters.drop(DropReason::TxNoBuffer),
+        }
+    }
+
     /// Moves data between a connection's endpoint and its application, sends
     /// what the endpoint has to send, and removes the connection once closed.
     fn service(&mut self, now: Instant, slot: u32) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        // Application <-> endpoint, until neither side makes progress.
-        for _ in 0..64 {
-            let mut progress = false;
-            let avail = conn.ep.recv_slice();
-            if !avail.is_empty() {
-                let n = conn.app.on_recv(&self.service, avail);
-                if n > 0 {
-                    conn.ep.recv_consume(n);
-                    progress = true;
+        if conn.migration.is_some() {
+            return; // frozen while it moves
+        }
+        if !conn.decided {
+            if let Some(target) = self.decide(now, slot) {
+                if self.start_migration(now, slot, target) {
+                    return;
                 }
             }
-            if conn.app.has_pending_output() && conn.ep.send_space() > 0 {
-                let svc = &self.service;
-                let app = &mut conn.app;
-                if conn.ep.send_with(|b| app.poll_send(svc, b)) > 0 {
-                    progress = true;
+        }
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.decided {
+            // Application <-> endpoint, until neither side makes progress.
+            for _ in 0..64 {
+                let mut progress = false;
+                let avail = conn.ep.recv_slice();
+                if !avail.is_empty() {
+                    let n = conn.app.on_recv(&self.service, avail);
+                    if n > 0 {
+                        conn.ep.recv_consume(n);
+                        progress = true;
+                    }
+                }
+                if conn.app.has_pending_output() && conn.ep.send_space() > 0 {
+                    let svc = &self.service;
+                    let app = &mut conn.app;
+                    if conn.ep.send_with(|b| app.poll_send(svc, b)) > 0 {
+                        progress = true;
+                    }
+                }
+                if !progress {
+                    break;
                 }
             }
-            if !progress {
-                break;
+            if conn.ep.peer_fin_received() && conn.ep.recv_available() == 0 {
+                conn.app.on_peer_fin();
             }
-        }
-        if conn.ep.peer_fin_received() && conn.ep.recv_available() == 0 {
-            conn.app.on_peer_fin();
-        }
-        if !conn.close_requested && conn.app.wants_close() && !conn.app.has_pending_output() {
-            conn.ep.close();
-            conn.close_requested = true;
+            if !conn.close_requested && conn.app.wants_close() && !conn.app.has_pending_output() {
+                conn.ep.close();
+                conn.close_requested = true;
+            }
         }
         // Transmit everything the endpoint has ready.
         let peer_mac = conn.peer_mac;
         let tuple = conn.ep.tuple();
         loop {
-            let mut buf = match self.spare.take().or_else(|| self.port.alloc()) {
-                Some(b) => b,
-                None => {
-                    self.counters.drop(DropReason::TxNoBuffer);
-                    break;
-                }
-            };
+            let Some(mut buf) = self.alloc() else { break };
             let room = (buf.len() + buf.tailroom())
                 .min(ETH_LEN + IPV4_LEN + 60 + self.opts.tcp.mss as usize);
             if buf.set_len(room).is_err() {
@@ -467,49 +964,385 @@ impl<P: Port> Node<P> {
                 n,
                 ident,
             );
-            self.counters.tcp_segments_out += 1;
+            self.counters.inc(Event::TcpSegmentsOut);
             self.transmit(buf);
         }
         let conn = self.conns.get(slot).expect("live slot");
         if conn.ep.is_closed() {
+            let forwarder = conn.forwarder.filter(|&f| f != self.me);
             self.conns.remove(slot);
-            self.counters.tcp_closed += 1;
+            self.counters.inc(Event::TcpClosed);
+            if let Some(f) = forwarder {
+                self.send_notice(&flow_of(&tuple), f, Notice::CLOSED);
+            }
         }
     }
 
     fn scan_timers(&mut self, now: Instant) {
         for slot in 0..self.conns.slot_count() {
-            let due = match self.conns.get(slot) {
-                Some(c) => c.ep.poll_timeout().is_some_and(|t| t <= now) || c.ep.is_closed(),
-                None => false,
+            let Some(c) = self.conns.get(slot) else {
+                continue;
             };
-            if due {
+            if let Some(m) = &c.migration {
+                if now >= m.next_try {
+                    if m.tries < self.opts.migrate_tries {
+                        self.send_migration(now, slot);
+                    } else {
+                        self.fall_back(now, slot);
+                    }
+                }
+                continue;
+            }
+            if c.ep.poll_timeout().is_some_and(|t| t <= now) || c.ep.is_closed() {
                 self.service(now, slot);
             }
         }
     }
 
+    /// The target never answered: thaw the endpoint and serve it here.
+    fn fall_back(&mut self, now: Instant, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Some(m) = conn.migration.take() else {
+            return;
+        };
+        conn.decided = true;
+        let flow = flow_of(&conn.ep.tuple());
+        self.counters.inc(Event::MigrationsFallback);
+        // Should the target have installed the endpoint after all (every
+        // acknowledgement lost), tell it to forget its copy.
+        let me = self.id.ip;
+        self.send_notice(
+            &flow,
+            m.target,
+            Notice {
+                owner_ip: me,
+                owner_port: flow.dst_port,
+            },
+        );
+        for (buf, off) in m.held {
+            let conn = self.conns.get_mut(slot).expect("live slot");
+            let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
+            self.counters.inc(Event::TcpSegmentsIn);
+            if conn.ep.on_segment(now, ip.payload()).is_err() {
+                self.counters.drop(DropReason::TcpRejected);
+            }
+        }
+        self.service(now, slot);
+    }
+
+    fn slow_timers(&mut self, now: Instant) {
+        let n = self.forward.expire(now, self.opts.forward_idle);
+        for _ in 0..n {
+            self.counters.inc(Event::ForwardExpired);
+        }
+        let timeout = self.opts.pending_timeout;
+        self.pending.retain(|_, r| now < r.started + timeout);
+    }
+
+    fn advertise(&mut self, now: Instant) {
+        self.advert_seq = self.advert_seq.wrapping_add(1);
+        let cpu = (self.busy_polls * 1000)
+            .checked_div(self.polls)
+            .unwrap_or(0) as u16;
+        self.polls = 0;
+        self.busy_polls = 0;
+        let mut a = AdvertRepr::new(self.id.ip, self.advert_seq);
+        a.established = self.conns.len() as u32;
+        a.cpu_permille = cpu.min(1000);
+        a.mem_avail_mib = self.opts.mem_avail_mib;
+        a.bw_avail_mbps = self.opts.bw_avail_mbps;
+        for &port in self.id.service_ports.iter().take(ipos_policy::MAX_ENTRIES) {
+            let _ = a.push_listening(ListenEntry {
+                port,
+                pid: HTTP_PID,
+            });
+        }
+        let _ = a.push_app(AppEntry {
+            pid: HTTP_PID,
+            mem_mib: 16,
+            cpu_permille: 1,
+        });
+        // Our own row, so that the policy weighs this node like the others.
+        self.view = ipos_policy::apply_advert(&self.view, &a, now.total_millis() as u64);
+        let mut body = [0u8; ipos_policy::advert::MAX_LEN];
+        let Ok(blen) = a.emit(&mut body) else { return };
+        let flow = Flow {
+            src_addr: self.id.ip,
+            src_port: 0,
+            dst_addr: Ipv4Address::BROADCAST,
+            dst_port: 0,
+        };
+        let macs = MacAddrs {
+            dst: EthernetAddress::BROADCAST,
+            src: self.id.mac,
+        };
+        let Some(mut buf) = self.alloc_full() else {
+            return;
+        };
+        match ipos_wire::emit_extension(
+            buf.data_mut(),
+            self.id.ethertype,
+            &macs,
+            &flow,
+            ExtensionKind::ServerState,
+            Protocol::Tcp,
+            &body[..blen],
+        ) {
+            Ok(n) if buf.set_len(n).is_ok() => {
+                self.counters.inc(Event::AdvertsSent);
+                self.transmit(buf);
+            }
+            _ => self.counters.drop(DropReason::TxNoBuffer),
+        }
+    }
+
     fn transmit(&mut self, buf: P::Buf) {
-        self.counters.tx_frames += 1;
+        self.counters.inc(Event::TxFrames);
         self.port.send(buf);
     }
 
-    fn handle_ipos(&mut self, _now: Instant, buf: P::Buf) {
-        use ipos_wire::Message;
-        match ipos_wire::Frame::parse(buf.data(), self.id.ethertype) {
-            Ok(frame) => {
-                let idx = match frame.message {
-                    Message::TcpConnection { .. } | Message::UdpConnection { .. } => 0,
-                    Message::TcpData { .. } | Message::UdpData { .. } => 1,
-                    Message::Ack { .. } => 2,
-                    Message::Extension { .. } => 3,
-                };
-                self.counters.ipos_rx[idx] += 1;
-                // Nothing on this node expects it (no migration in progress for it).
+    fn handle_ipos(&mut self, now: Instant, mut buf: P::Buf) {
+        let src_mac = EthernetAddress::from_bytes(&buf.data()[6..12]);
+        let frame = match ipos_wire::Frame::parse(buf.data(), self.id.ethertype) {
+            Ok(f) => f,
+            Err(e) => return self.counters.drop(ipos_drop_reason(&e)),
+        };
+        match frame.message {
+            Message::TcpConnection {
+                flow,
+                server_addr,
+                tcb,
+                ..
+            } => {
+                self.counters.inc(Event::IposRxConnection);
+                let tcb = *tcb;
+                self.on_connection_packet(now, flow, server_addr, &tcb, src_mac);
+            }
+            Message::TcpData { packet, .. } => {
+                self.counters.inc(Event::IposRxData);
+                let len = DATA_HEAD + packet.len();
+                if len < buf.len() && buf.set_len(len).is_err() {
+                    return self.counters.drop(DropReason::IposBadLength);
+                }
+                self.handle_tcp(now, buf, Via::Frame(src_mac));
+            }
+            Message::Ack { flow, .. } => {
+                self.counters.inc(Event::IposRxAck);
+                self.on_ack(now, flow, src_mac);
+            }
+            Message::Extension {
+                flow, kind, body, ..
+            } => {
+                self.counters.inc(Event::IposRxExtension);
+                match kind {
+                    ExtensionKind::ServerState => match AdvertRepr::parse(body) {
+                        Ok(a) => {
+                            if a.node_ip != self.id.ip
+                                && self.id.peers.iter().any(|p| p.ip == a.node_ip)
+                            {
+                                self.view = ipos_policy::apply_advert(
+                                    &self.view,
+                                    &a,
+                                    now.total_millis() as u64,
+                                );
+                                self.counters.inc(Event::AdvertsReceived);
+                            } else {
+                                self.counters.drop(DropReason::IposUnexpected);
+                            }
+                        }
+                        Err(_) => self.counters.drop(DropReason::AdvertMalformed),
+                    },
+                    ExtensionKind::ConnectionClosed => match Notice::parse(body) {
+                        Some(n) => self.on_notice(flow, n, src_mac),
+                        None => self.counters.drop(DropReason::NoticeMalformed),
+                    },
+                }
+            }
+            Message::UdpConnection { .. } | Message::UdpData { .. } => {
+                self.counters.inc(match frame.message {
+                    Message::UdpConnection { .. } => Event::IposRxConnection,
+                    _ => Event::IposRxData,
+                });
                 self.counters.drop(DropReason::IposUnexpected);
             }
-            Err(e) => self.counters.drop(ipos_drop_reason(&e)),
         }
+    }
+
+    fn on_connection_packet(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        server_addr: Ipv4Address,
+        tcb: &[u8; TCB_LEN],
+        src_mac: EthernetAddress,
+    ) {
+        if server_addr != self.id.ip {
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        let key = key_of(&flow);
+        if let Some(slot) = self.conns.find(&key) {
+            // Already ours: the acknowledgement was lost. Say it again.
+            let c = self.conns.get(slot).expect("slot from index");
+            if c.forwarder.is_some() && c.migration.is_none() {
+                return self.send_ack(&key, src_mac);
+            }
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        if self.pending.contains_key(&key) {
+            return; // a retry while the carried bytes are still coming
+        }
+        let tcb = match Tcb::parse(tcb) {
+            Ok(t) => t,
+            Err(_) => return self.counters.drop(DropReason::IposBadTcb),
+        };
+        let Some(r) = Reassembly::new(tcb, src_mac, Ipv4Address::UNSPECIFIED, now) else {
+            return self.counters.drop(DropReason::IposBadTcb);
+        };
+        if r.is_complete() {
+            return self.install(now, key, r);
+        }
+        if self.pending.len() >= self.opts.max_pending {
+            return self.counters.drop(DropReason::PendingFull);
+        }
+        self.pending.insert(key, r);
+    }
+
+    fn on_ack(&mut self, now: Instant, flow: Flow, src_mac: EthernetAddress) {
+        let key = key_of(&flow);
+        let Some(slot) = self.conns.find(&key) else {
+            return self.counters.inc(Event::MigrationAcksDuplicate);
+        };
+        let c = self.conns.get(slot).expect("slot from index");
+        let Some(m) = &c.migration else {
+            return self.counters.inc(Event::MigrationAcksDuplicate);
+        };
+        let target = self.id.peers[m.target].clone();
+        if target.mac != src_mac {
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        let conn = self.conns.remove(slot).expect("present");
+        let m = conn.migration.expect("checked");
+        let entry = ForwardEntry {
+            target_ip: target.ip,
+            target_port: flow.dst_port,
+            target_mac: target.mac,
+            last_used: now,
+        };
+        let fkey = ForwardKey {
+            client_ip: flow.src_addr,
+            client_port: flow.src_port,
+        };
+        // Room was checked when the migration started; a race with another
+        // insert is counted by the table.
+        let _ = self.forward.insert(fkey, entry);
+        self.counters.inc(Event::MigrationsAcked);
+        if let Some(f) = conn.forwarder.filter(|&f| f != self.me) {
+            // A chained move: the front should forward to the new owner directly.
+            self.send_notice(
+                &flow,
+                f,
+                Notice {
+                    owner_ip: target.ip,
+                    owner_port: flow.dst_port,
+                },
+            );
+        }
+        for (buf, off) in m.held {
+            self.forward_packet(buf, off, &entry);
+        }
+    }
+
+    fn on_notice(&mut self, flow: Flow, n: Notice, src_mac: EthernetAddress) {
+        let fkey = ForwardKey {
+            client_ip: flow.src_addr,
+            client_port: flow.src_port,
+        };
+        let Some(e) = self.forward.get(&fkey).copied() else {
+            // Not a forwarder of it: maybe a source that gave up on moving it here.
+            let key = key_of(&flow);
+            let sender = self
+                .id
+                .peers
+                .iter()
+                .find(|p| p.mac == src_mac)
+                .map(|p| p.ip);
+            if sender.is_some() && sender == Some(n.owner_ip) {
+                self.pending.remove(&key);
+                if let Some(slot) = self.conns.find(&key) {
+                    if self
+                        .conns
+                        .get(slot)
+                        .is_some_and(|c| c.forwarder.is_some() && c.migration.is_none())
+                    {
+                        self.conns.remove(slot);
+                        self.counters.inc(Event::MigrationsAborted);
+                    }
+                }
+                return;
+            }
+            return self.counters.drop(DropReason::IposUnexpected);
+        };
+        if n.is_closed() {
+            if e.target_mac != src_mac {
+                return self.counters.drop(DropReason::IposUnexpected);
+            }
+            self.forward.remove(&fkey);
+            return self.counters.inc(Event::ForwardClosed);
+        }
+        let Some(p) = self.id.peers.iter().find(|p| p.ip == n.owner_ip).cloned() else {
+            return self.counters.drop(DropReason::NoticeMalformed);
+        };
+        if p.ip == self.id.ip {
+            return self.counters.drop(DropReason::NoticeMalformed);
+        }
+        let _ = self.forward.insert(
+            fkey,
+            ForwardEntry {
+                target_ip: p.ip,
+                target_port: n.owner_port,
+                target_mac: p.mac,
+                last_used: e.last_used,
+            },
+        );
+        self.counters.inc(Event::ForwardMoved);
+    }
+}
+
+fn spread_key(ip: Ipv4Address, port: u16) -> u32 {
+    let o = ip.octets();
+    (u32::from_be_bytes(o).wrapping_mul(0x9e37_79b9) ^ u32::from(port)).wrapping_mul(0x85eb_ca6b)
+        >> 8
+}
+
+fn flow_of(t: &FourTuple) -> Flow {
+    Flow {
+        src_addr: t.remote_ip,
+        src_port: t.remote_port,
+        dst_addr: t.local_ip,
+        dst_port: t.local_port,
+    }
+}
+
+fn key_of(f: &Flow) -> ConnKey {
+    ConnKey {
+        client_ip: f.src_addr,
+        client_port: f.src_port,
+        endpoint_ip: f.dst_addr,
+        endpoint_port: f.dst_port,
+    }
+}
+
+/// Copies `out.len()` bytes starting at `off` of the concatenation `a ++ b`.
+fn copy_range(a: &[u8], b: &[u8], off: usize, out: &mut [u8]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let j = off + i;
+        *o = if j < a.len() {
+            a[j]
+        } else {
+            b.get(j - a.len()).copied().unwrap_or(0)
+        };
     }
 }
 
@@ -526,10 +1359,9 @@ pub fn ipos_drop_reason(e: &ipos_wire::Error) -> DropReason {
     }
 }
 
-/// Validates the IPv4 header of an Ethernet frame; returns the frame length
-/// without Ethernet padding.
-fn ipv4_frame_len(d: &[u8]) -> Result<usize, DropReason> {
-    let ip = Ipv4Packet::new_checked(&d[ETH_LEN..]).map_err(|_| DropReason::Ipv4Malformed)?;
+/// Validates an IPv4 header; returns the packet length without padding.
+fn ipv4_len(d: &[u8]) -> Result<usize, DropReason> {
+    let ip = Ipv4Packet::new_checked(d).map_err(|_| DropReason::Ipv4Malformed)?;
     if ip.version() != 4 {
         return Err(DropReason::Ipv4Malformed);
     }
@@ -539,7 +1371,7 @@ fn ipv4_frame_len(d: &[u8]) -> Result<usize, DropReason> {
     if ip.more_frags() || ip.frag_offset() != 0 {
         return Err(DropReason::Ipv4Fragment);
     }
-    Ok(ETH_LEN + ip.total_len() as usize)
+    Ok(ip.total_len() as usize)
 }
 
 fn write_eth(d: &mut [u8], dst: EthernetAddress, src: EthernetAddress, ethertype: u16) {

@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use ipos::config::FarmConfig;
-use ipos::node::{Node, NodeIdentity, NodeOptions};
+use ipos::node::{Node, NodeIdentity, NodeOptions, Peer};
 use ipos::port::dpdk::{self, DpdkPort, Mempool, PortConfig};
 use ipos::port::Port;
 use smoltcp::time::{Duration, Instant};
@@ -131,12 +131,23 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         vip,
         service_ports: farm.service_ports.clone(),
         ethertype: farm.ethertype,
+        peers: farm
+            .nodes
+            .iter()
+            .map(|n| Peer {
+                name: n.name.clone(),
+                mac: n.mac,
+                ip: n.ip,
+            })
+            .collect(),
     };
     let mut nopts = NodeOptions::default();
     nopts.tcp.mss = farm.tcp.mss;
     nopts.tcp.rcv_buf = farm.tcp.rcv_buf;
     nopts.tcp.snd_buf = farm.tcp.snd_buf;
     nopts.max_connections = farm.tcp.max_connections;
+    nopts.policy = farm.policy_config();
+    nopts.migration = farm.policy.migration;
     log::info!(
         "node {} up: port {} ({}), mac {}, ip {}{}, service ports {:?}, ethertype {:#06x}",
         spec.name,

@@ -1,0 +1,488 @@
+//! End-to-end TCP: an unmodified Linux client (curl, Python sockets) in the
+//! client namespace downloads from iposd's user-space TCP over net_tap, and
+//! must get every byte right, without resets: one large transfer, 200
+//! concurrent connections, and a transfer through 5% random loss each way.
+
+mod common;
+
+use common::{can_run_farm, root, run_bounded, Farm};
+use std::collections::HashMap;
+use std::fs::File;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NODE_A: &str = "198.18.0.11";
+
+fn skip() -> bool {
+    if !can_run_farm() {
+        eprintln!("skipped: needs root and iproute2 (run scripts/test)");
+        return true;
+    }
+    false
+}
+
+/// SHA-256 (hex) of the first `n` bytes of the `/bytes/N` pattern
+/// (byte i == i mod 251), streamed by python3's hashlib.
+fn expected_sha256(n: u64) -> String {
+    let script = "import hashlib,sys\n\
+                  n=int(sys.argv[1]); p=bytes(range(251))*4000; h=hashlib.sha256()\n\
+                  while n>=len(p):\n    h.update(p); n-=len(p)\n\
+                  h.update(p[:n]); print(h.hexdigest())";
+    let out = run_bounded(
+        Command::new("python3").args(["-c", script, &n.to_string()]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "python3 hashlib failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(h.len(), 64, "bad hash from python3: {h:?}");
+    h
+}
+
+/// What one curl download saw.
+#[derive(Debug)]
+struct Download {
+    /// curl's exit status (0 = complete, no reset, no timeout).
+    exit: Option<i32>,
+    /// sha256 of the body as received.
+    sha256: String,
+    /// `-w` variables: http_code, size_download, time_total, speed_download.
+    vars: HashMap<String, String>,
+    /// Response header block.
+    headers: String,
+    stderr: String,
+    wall: Duration,
+}
+
+impl Download {
+    fn var(&self, k: &str) -> &str {
+        self.vars.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Runs curl in the client namespace, piping the body into sha256sum.
+fn curl_sha256(farm: &Farm, url: &str, max_time: u64) -> Download {
+    let cmd = format!(
+        "set -o pipefail; curl -sS --max-time {max_time} -D /dev/stderr \
+         -w '%{{stderr}}@@ http_code=%{{http_code}} size_download=%{{size_download}} \
+         time_total=%{{time_total}} speed_download=%{{speed_download}}\\n' '{url}' | sha256sum"
+    );
+    let t0 = Instant::now();
+    let out = farm.client(Duration::from_secs(max_time + 20), &["bash", "-c", &cmd]);
+    let wall = t0.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let mut vars = HashMap::new();
+    let mut headers = String::new();
+    let mut errors = String::new();
+    for line in stderr.lines() {
+        if let Some(rest) = line.strip_prefix("@@ ") {
+            for kv in rest.split_whitespace() {
+                if let Some((k, v)) = kv.split_once('=') {
+                    vars.insert(k.to_string(), v.to_string());
+                }
+            }
+        } else if line.starts_with("curl:") {
+            errors.push_str(line);
+            errors.push('\n');
+        } else {
+            headers.push_str(line);
+            headers.push('\n');
+        }
+    }
+    let sha256 = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    Download {
+        exit: out.status.code(),
+        sha256,
+        vars,
+        headers,
+        stderr: errors,
+        wall,
+    }
+}
+
+/// Asserts a complete, byte-exact download of `n` pattern bytes from node `node`.
+fn assert_download(d: &Download, n: u64, expected: &str, node: &str, farm: &Farm) {
+    let ctx = || {
+        format!(
+            "download: {d:#?}\nstats of a: {:?}",
+            nonzero(&farm.stats("a"))
+        )
+    };
+    assert_eq!(
+        d.exit,
+        Some(0),
+        "curl failed (reset, timeout or short body): {}\n{}",
+        d.stderr,
+        ctx()
+    );
+    assert_eq!(d.var("http_code"), "200", "{}", ctx());
+    assert_eq!(d.var("size_download"), n.to_string(), "{}", ctx());
+    assert!(
+        d.headers
+            .to_ascii_lowercase()
+            .contains(&format!("x-ipos-node: {node}")),
+        "no X-Ipos-Node: {node}\n{}",
+        ctx()
+    );
+    assert!(
+        d.headers
+            .to_ascii_lowercase()
+            .contains(&format!("content-length: {n}")),
+        "Content-Length\n{}",
+        ctx()
+    );
+    assert_eq!(d.sha256, expected, "body sha256 differs\n{}", ctx());
+}
+
+fn nonzero(s: &HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<_> = s
+        .iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    v.sort();
+    v
+}
+
+fn get(s: &HashMap<String, u64>, k: &str) -> u64 {
+    s.get(k).copied().unwrap_or(0)
+}
+
+/// Waits until every accepted connection of `node` has closed and at least
+/// `accepted` were accepted; returns the counters.
+fn settled_stats(farm: &Farm, node: &str, accepted: u64) -> HashMap<String, u64> {
+    farm.wait_stats(node, Duration::from_secs(15), |s| {
+        get(s, "tcp_accepted") >= accepted && get(s, "tcp_closed") == get(s, "tcp_accepted")
+    })
+}
+
+/// Runs tests/http_client.py: `conns` concurrent connections, each fetching
+/// `/bytes/{n}` from `ip`; returns (success, summary line + errors).
+fn concurrent_fetch(farm: &Farm, ip: &str, conns: u32, n: u64, timeout: u64) -> (bool, String) {
+    let script = root().join("tests/http_client.py");
+    let out = farm.client(
+        Duration::from_secs(timeout + 15),
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            ip,
+            "80",
+            &conns.to_string(),
+            &n.to_string(),
+            &timeout.to_string(),
+            "a",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ok = out.status.success()
+        && text
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with(&format!("ok={conns} failed=0 ")));
+    (ok, text)
+}
+
+/// A tcpdump of every SYN, FIN and RST crossing the client's link, running in
+/// the farm namespace on "uplink" (the bridge port of the client veth: frames
+/// forwarded between bridge ports never show on br0 itself).
+struct Capture {
+    child: Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+}
+
+impl Capture {
+    fn start(farm: &Farm) -> Capture {
+        let out = farm.run.join("capture.txt");
+        let err = farm.run.join("capture.err");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &farm.farm_ns()])
+            .args(["tcpdump", "-i", "uplink", "-n", "-l", "-S", "-c", "20000"])
+            .arg("tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0")
+            .stdout(File::create(&out).expect("capture file"))
+            .stderr(File::create(&err).expect("capture err file"))
+            .spawn()
+            .expect("spawn tcpdump");
+        let cap = Capture { child, out, err };
+        let t0 = Instant::now();
+        while !std::fs::read_to_string(&cap.err)
+            .unwrap_or_default()
+            .contains("listening on")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "tcpdump did not start: {}",
+                std::fs::read_to_string(&cap.err).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cap
+    }
+
+    /// Stops the capture (SIGINT, bounded) and returns its lines.
+    fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let t0 = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if t0.elapsed() > Duration::from_secs(5) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// tcpdump's flags field of one line (`Flags [S.]` gives `S.`).
+fn flags(line: &str) -> &str {
+    line.split("Flags [")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("")
+}
+
+#[test]
+fn download_100mb_sha256() {
+    if skip() {
+        return;
+    }
+    const N: u64 = 100_000_000;
+    let expected = expected_sha256(N);
+    let farm = Farm::up("d", 1, &[]);
+    let d = curl_sha256(&farm, &format!("http://{NODE_A}/bytes/{N}"), 120);
+    println!(
+        "100 MB download: {:.2} s, {:.1} MB/s (curl), exit {:?}",
+        d.wall.as_secs_f64(),
+        d.var("speed_download").parse::<f64>().unwrap_or(0.0) / 1e6,
+        d.exit
+    );
+    assert_download(&d, N, &expected, "a", &farm);
+    let s = settled_stats(&farm, "a", 1);
+    println!("node a: {:?}", nonzero(&s));
+    assert_eq!(get(&s, "tcp_accepted"), 1, "counters: {:?}", nonzero(&s));
+    assert_eq!(
+        get(&s, "tcp_closed"),
+        1,
+        "connection not closed: {:?}",
+        nonzero(&s)
+    );
+    assert_eq!(
+        get(&s, "tcp_resets_sent"),
+        0,
+        "node sent RSTs: {:?}",
+        nonzero(&s)
+    );
+    assert!(farm.node_alive("a"), "node a died");
+}
+
+#[test]
+fn concurrent_200_connections() {
+    if skip() {
+        return;
+    }
+    let farm = Farm::up("c", 1, &[]);
+    let t0 = Instant::now();
+    let (ok, text) = concurrent_fetch(&farm, NODE_A, 200, 1_000_000, 120);
+    let secs = t0.elapsed().as_secs_f64();
+    println!("200 x 1 MB concurrent: {secs:.2} s\n{text}");
+    let s = settled_stats(&farm, "a", 200);
+    assert!(
+        ok,
+        "concurrent client failed:\n{text}\nnode a: {:?}",
+        nonzero(&s)
+    );
+    println!("node a: {:?}", nonzero(&s));
+    assert_eq!(get(&s, "tcp_accepted"), 200, "counters: {:?}", nonzero(&s));
+    assert_eq!(
+        get(&s, "tcp_closed"),
+        200,
+        "connections left open: {:?}",
+        nonzero(&s)
+    );
+    assert_eq!(get(&s, "tcp_resets_sent"), 0, "counters: {:?}", nonzero(&s));
+    assert_eq!(
+        get(&s, "drop.tcp_table_full"),
+        0,
+        "counters: {:?}",
+        nonzero(&s)
+    );
+    assert!(farm.node_alive("a"), "node a died");
+}
+
+/// Installs 5% random drop on input and output of the client namespace.
+fn install_loss(farm: &Farm, pct: u32) {
+    let rules = format!(
+        "table inet lossy {{\n\
+         chain input {{ type filter hook input priority 0; policy accept; numgen random mod 100 < {pct} counter drop; }}\n\
+         chain output {{ type filter hook output priority 0; policy accept; numgen random mod 100 < {pct} counter drop; }}\n\
+         }}\n"
+    );
+    let path = farm.run.join("lossy.nft");
+    std::fs::write(&path, rules).unwrap();
+    let out = farm.client(
+        Duration::from_secs(10),
+        &["nft", "-f", path.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "nft failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Packets dropped by the lossy table: (input, output).
+fn loss_counters(farm: &Farm) -> (u64, u64, String) {
+    let out = farm.client(
+        Duration::from_secs(10),
+        &["nft", "list", "table", "inet", "lossy"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut counts = text
+        .lines()
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok());
+    let input = counts.next().unwrap_or(0);
+    let output = counts.next().unwrap_or(0);
+    (input, output, text)
+}
+
+#[test]
+fn download_20mb_with_5pct_loss() {
+    if skip() {
+        return;
+    }
+    const N: u64 = 20_000_000;
+    let expected = expected_sha256(N);
+    let farm = Farm::up("l", 1, &[]);
+    // The client must know the node's MAC before ARP is subject to loss too.
+    let out = farm.client(
+        Duration::from_secs(20),
+        &["ping", "-c", "1", "-W", "2", NODE_A],
+    );
+    assert!(out.status.success(), "first ping failed");
+    install_loss(&farm, 5);
+    let d = curl_sha256(&farm, &format!("http://{NODE_A}/bytes/{N}"), 240);
+    let (dropped_in, dropped_out, table) = loss_counters(&farm);
+    let s = settled_stats(&farm, "a", 1);
+    println!(
+        "20 MB through 5% loss each way: {:.2} s ({:.2} MB/s), exit {:?}; \
+         client dropped {dropped_in} in, {dropped_out} out\nnode a: {:?}",
+        d.wall.as_secs_f64(),
+        d.var("speed_download").parse::<f64>().unwrap_or(0.0) / 1e6,
+        d.exit,
+        nonzero(&s)
+    );
+    let del = farm.client(
+        Duration::from_secs(10),
+        &["nft", "delete", "table", "inet", "lossy"],
+    );
+    assert!(del.status.success(), "could not remove the lossy table");
+    assert!(
+        dropped_in > 0 && dropped_out > 0,
+        "no loss was injected:\n{table}"
+    );
+    assert_download(&d, N, &expected, "a", &farm);
+    assert_eq!(
+        get(&s, "tcp_resets_sent"),
+        0,
+        "node sent RSTs: {:?}",
+        nonzero(&s)
+    );
+}
+
+#[test]
+fn kernel_client_rst_free() {
+    if skip() {
+        return;
+    }
+    const N: u64 = 100_000_000;
+    let expected = expected_sha256(N);
+    let farm = Farm::up("r", 1, &[]);
+    let cap = Capture::start(&farm);
+    let d = curl_sha256(&farm, &format!("http://{NODE_A}/bytes/{N}"), 120);
+    let (ok, text) = concurrent_fetch(&farm, NODE_A, 200, 1_000_000, 120);
+    let s = settled_stats(&farm, "a", 201);
+    let lines = cap.stop();
+    let count = |pred: &dyn Fn(&str) -> bool| lines.iter().filter(|l| pred(flags(l))).count();
+    let syns = count(&|f| f == "S");
+    let synacks = count(&|f| f == "S.");
+    let fins = count(&|f| f.contains('F'));
+    let rsts: Vec<&String> = lines.iter().filter(|l| flags(l).contains('R')).collect();
+    println!(
+        "capture: {} lines, {syns} SYN, {synacks} SYN-ACK, {fins} FIN, {} RST\nnode a: {:?}",
+        lines.len(),
+        rsts.len(),
+        nonzero(&s)
+    );
+    assert_download(&d, N, &expected, "a", &farm);
+    assert!(ok, "concurrent client failed:\n{text}");
+    // The capture saw the traffic (else "no RST" would prove nothing).
+    assert!(
+        syns >= 201 && synacks >= 201 && fins >= 2 * 201,
+        "capture incomplete: {syns} SYN, {synacks} SYN-ACK, {fins} FIN:\n{}",
+        lines.join("\n")
+    );
+    let from_node: Vec<_> = rsts
+        .iter()
+        .filter(|l| l.contains(&format!("{NODE_A}.80 >")))
+        .collect();
+    assert!(
+        from_node.is_empty(),
+        "node sent {} RSTs:\n{}",
+        from_node.len(),
+        from_node
+            .iter()
+            .take(20)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        rsts.is_empty(),
+        "client sent {} RSTs:\n{}",
+        rsts.len(),
+        rsts.iter()
+            .take(20)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(get(&s, "tcp_resets_sent"), 0, "counters: {:?}", nonzero(&s));
+    assert_eq!(
+        get(&s, "drop.tcp_no_connection"),
+        0,
+        "segments for closed connections: {:?}",
+        nonzero(&s)
+    );
+    assert_eq!(get(&s, "tcp_closed"), 201, "counters: {:?}", nonzero(&s));
+}

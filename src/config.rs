@@ -8,6 +8,7 @@
 //! ```toml
 //! ethertype = 0x0007          # optional; the ipOS Ethernet type
 //! service_ports = [80]        # TCP ports the farm serves on the VIP and node IPs
+//! udp_echo_port = 7           # UDP echo service (0: none; default 7)
 //!
 //! [vip]
 //! ip = "198.18.0.100"
@@ -58,6 +59,7 @@ impl std::error::Error for ConfigError {}
 struct RawFarm {
     ethertype: Option<u16>,
     service_ports: Option<Vec<u16>>,
+    udp_echo_port: Option<u16>,
     vip: Option<RawVip>,
     #[serde(default)]
     nodes: Vec<RawNode>,
@@ -180,6 +182,8 @@ pub struct FarmConfig {
     pub ethertype: u16,
     /// TCP service ports.
     pub service_ports: Vec<u16>,
+    /// UDP echo service port (None: no UDP service).
+    pub udp_echo_port: Option<u16>,
     /// The VIP, if the farm has one.
     pub vip: Option<VipSpec>,
     /// All nodes.
@@ -371,9 +375,15 @@ impl FarmConfig {
                 policy.url.push((r.prefix.clone(), r.node.clone()));
             }
         }
+        let udp_echo_port = match raw.udp_echo_port {
+            None => Some(7),
+            Some(0) => None,
+            Some(p) => Some(p),
+        };
         Ok(FarmConfig {
             ethertype,
             service_ports,
+            udp_echo_port,
             vip,
             nodes,
             tcp,

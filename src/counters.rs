@@ -37,7 +37,11 @@ drop_reasons! {
     Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum wrong.";
     Ipv4Fragment => "ipv4_fragment", "IPv4 fragments are not reassembled.";
     Ipv4NotForUs => "ipv4_not_for_us", "IPv4 destination is not one of our addresses.";
-    Ipv4OtherProtocol => "ipv4_other_protocol", "IP protocol other than ICMP, TCP.";
+    Ipv4OtherProtocol => "ipv4_other_protocol", "IP protocol other than ICMP, TCP, UDP.";
+    UdpMalformed => "udp_malformed", "A UDP header that does not parse or has a bad checksum.";
+    UdpNoService => "udp_no_service", "UDP to a port with no service.";
+    UdpTableFull => "udp_table_full", "New UDP flow refused: the UDP flow table is full.";
+    ArpWaitFull => "arp_wait_full", "Reply dropped while its next hop's MAC was being resolved (queue full).";
     IcmpMalformed => "icmp_malformed", "An ICMP message that does not parse or has a bad checksum.";
     IcmpIgnored => "icmp_ignored", "ICMP other than echo request.";
     TcpMalformed => "tcp_malformed", "A TCP header that does not parse.";
@@ -122,6 +126,16 @@ events! {
     ForwardMoved => "forward_moved", "Forward entries moved to a new owner (chained migration).";
     ForwardExpired => "forward_expired", "Forward entries removed after the idle time-out.";
     NoticesSent => "notices_sent", "Connection notices sent to forwarders.";
+    UdpEchoed => "udp_echoed", "UDP datagrams echoed.";
+    UdpMigrationsStarted => "udp_migrations_started", "UDP flows this node started to move.";
+    UdpMigrationsAcked => "udp_migrations_acked", "UDP flow moves acknowledged.";
+    UdpMigrationsReceived => "udp_migrations_received", "UDP flows taken over from a front.";
+    UdpMigrationsFallback => "udp_migrations_fallback", "UDP flow moves given up: served locally.";
+    UdpForwarded => "udp_forwarded", "UDP datagrams forwarded to their flow's owner.";
+    UdpHeld => "udp_held", "UDP datagrams held while their flow was moving.";
+    UdpFlowsExpired => "udp_flows_expired", "UDP flow entries removed after the idle time-out.";
+    ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a client's MAC.";
+    ConnIdleClosed => "conn_idle_closed", "TCP connections aborted after the idle time-out.";
     AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
     AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
 }

@@ -25,8 +25,8 @@ use ipos_tcp::{Endpoint, FourTuple, State, Tcb};
 use ipos_wire::{ExtensionKind, Flow, MacAddrs, Message, Protocol, TCB_LEN};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpAddress,
-    IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
+    ArpHardware, ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Message, Icmpv4Packet,
+    IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket,
 };
 
 const ETH_LEN: usize = 14;
@@ -37,6 +37,10 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
 /// The process id advertised for the built-in HTTP service.
 pub const HTTP_PID: u32 = 1;
+/// The process id advertised for the built-in UDP echo service.
+pub const UDP_ECHO_PID: u32 = 2;
+/// Replies waiting for a MAC address resolution, at most.
+const ARP_WAIT_LIMIT: usize = 64;
 
 /// Another node of the farm (or this one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +68,8 @@ pub struct NodeIdentity {
     pub service_ports: Vec<u16>,
     /// EtherType of ipOS frames.
     pub ethertype: u16,
+    /// UDP echo service port, if any.
+    pub udp_echo_port: Option<u16>,
     /// Every node of the farm, this one included.
     pub peers: Vec<Peer>,
 }
@@ -101,6 +107,12 @@ pub struct NodeOptions {
     pub mem_avail_mib: u32,
     /// Advertised available bandwidth, Mbit/s.
     pub bw_avail_mbps: u32,
+    /// UDP flow entries (all roles) unused this long are removed.
+    pub udp_idle: Duration,
+    /// UDP flow table limit.
+    pub max_udp_flows: usize,
+    /// TCP connections with no segment from the client for this long are aborted.
+    pub conn_idle: Duration,
 }
 
 impl Default for NodeOptions {
@@ -121,6 +133,9 @@ impl Default for NodeOptions {
             policy: PolicyConfig::default(),
             mem_avail_mib: 4096,
             bw_avail_mbps: 10_000,
+            udp_idle: Duration::from_secs(30),
+            max_udp_flows: 16384,
+            conn_idle: Duration::from_secs(300),
         }
     }
 }
@@ -135,8 +150,28 @@ struct Migration<B> {
     held: Vec<(B, usize)>,
 }
 
+/// A UDP flow (client IP and port) in one of its roles.
+enum UdpFlow<B> {
+    /// Served here.
+    Local { last: Instant },
+    /// Being moved to `target` (temporary): datagrams are held.
+    Moving {
+        target: usize,
+        tries: u32,
+        next_try: Instant,
+        held: Vec<(B, usize)>,
+        last: Instant,
+    },
+    /// Moved: datagrams are forwarded to `target` (forward entry).
+    Forwarded { target: usize, last: Instant },
+    /// Taken over from a front that forwards the datagrams (forward-connect entry).
+    Owned { last: Instant },
+}
+
 struct Conn<B> {
     ep: Endpoint,
+    /// Last segment from the client.
+    last_active: Instant,
     app: HttpConn,
     /// Next-hop MAC towards the client.
     peer_mac: EthernetAddress,
@@ -159,6 +194,10 @@ pub struct Node<P: Port> {
     conns: LocalTable<Conn<P::Buf>>,
     forward: ForwardTable,
     pending: HashMap<ConnKey, Reassembly>,
+    udp_flows: HashMap<ForwardKey, UdpFlow<P::Buf>>,
+    udp_moving: usize,
+    arp: HashMap<Ipv4Address, EthernetAddress>,
+    arp_wait: Vec<(P::Buf, Ipv4Address)>,
     view: FarmView,
     rx: Vec<P::Buf>,
     spare: Option<P::Buf>,
@@ -219,6 +258,10 @@ impl<P: Port> Node<P> {
             conns: LocalTable::new(opts.max_connections),
             forward: ForwardTable::new(opts.max_forward),
             pending: HashMap::new(),
+            udp_flows: HashMap::new(),
+            udp_moving: 0,
+            arp: HashMap::new(),
+            arp_wait: Vec::new(),
             view,
             id,
             me,
@@ -358,8 +401,19 @@ impl<P: Port> Node<P> {
         else {
             return self.counters.drop(DropReason::ArpMalformed);
         };
+        if operation == ArpOperation::Reply && target_protocol_addr == self.id.ip {
+            self.arp.insert(source_protocol_addr, source_hardware_addr);
+            return self.flush_arp_wait(source_protocol_addr, source_hardware_addr);
+        }
         if operation != ArpOperation::Request || !self.owns_ip(target_protocol_addr) {
+            // Refresh what we already know, like a kernel does; learn nothing new.
+            if let Some(m) = self.arp.get_mut(&source_protocol_addr) {
+                *m = source_hardware_addr;
+            }
             return self.counters.drop(DropReason::ArpNotForUs);
+        }
+        if self.arp.len() < 4096 || self.arp.contains_key(&source_protocol_addr) {
+            self.arp.insert(source_protocol_addr, source_hardware_addr);
         }
         // Answer in place: the request buffer becomes the reply.
         let reply = ArpRepr::EthernetIpv4 {
@@ -387,6 +441,7 @@ impl<P: Port> Node<P> {
         match ip.next_header() {
             IpProtocol::Icmp => self.handle_icmp(buf),
             IpProtocol::Tcp => self.handle_tcp(now, buf, Via::Wire),
+            IpProtocol::Udp => self.handle_udp(now, buf, Via::Wire),
             _ => self.counters.drop(DropReason::Ipv4OtherProtocol),
         }
     }
@@ -441,7 +496,7 @@ impl<P: Port> Node<P> {
         };
         if !self.forward.is_empty() {
             if let Some(entry) = self.forward.lookup(&fkey, now) {
-                return self.forward_packet(buf, off, &entry);
+                return self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
             }
         }
         if !tcp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
@@ -466,6 +521,7 @@ impl<P: Port> Node<P> {
                 return;
             }
             self.counters.inc(Event::TcpSegmentsIn);
+            conn.last_active = now;
             if conn.ep.on_segment(now, seg).is_err() {
                 self.counters.drop(DropReason::TcpRejected);
             }
@@ -507,6 +563,7 @@ impl<P: Port> Node<P> {
             let decided = !(self.opts.migration && Some(dst) == self.id.vip);
             let conn = Conn {
                 ep,
+                last_active: now,
                 app: HttpConn::new(),
                 peer_mac: EthernetAddress::from_bytes(&d[6..12]),
                 close_requested: false,
@@ -532,7 +589,7 @@ impl<P: Port> Node<P> {
 
     /// Wraps a client packet (IPv4 header at `off`) in an ipOS data frame to
     /// the endpoint's owner, in the same buffer.
-    fn forward_packet(&mut self, mut buf: P::Buf, off: usize, entry: &ForwardEntry) {
+    fn forward_packet(&mut self, mut buf: P::Buf, off: usize, entry: &ForwardEntry, ev: Event) {
         if off < DATA_HEAD && buf.prepend(DATA_HEAD - off).is_err() {
             return self.counters.drop(DropReason::TxNoBuffer);
         }
@@ -545,7 +602,7 @@ impl<P: Port> Node<P> {
                 if len < buf.len() && buf.set_len(len).is_err() {
                     return self.counters.drop(DropReason::TxNoBuffer);
                 }
-                self.counters.inc(Event::PacketsForwarded);
+                self.counters.inc(ev);
                 self.transmit(buf);
             }
             Err(e) => self.counters.drop(ipos_drop_reason(&e)),
@@ -807,6 +864,7 @@ impl<P: Port> Node<P> {
         let forwarder = self.id.peers.iter().position(|p| p.ip == r.forwarder_ip);
         let conn = Conn {
             ep,
+            last_active: now,
             app: HttpConn::new(),
             peer_mac: EthernetAddress(r.tcb.link_addr),
             close_requested: false,
@@ -817,14 +875,14 @@ impl<P: Port> Node<P> {
         match self.conns.insert(key, conn) {
             Ok(slot) => {
                 self.counters.inc(Event::MigrationsReceived);
-                self.send_ack(&key, r.source_mac);
+                self.send_ack(&key, r.source_mac, Protocol::Tcp);
                 self.service(now, slot);
             }
             Err(_) => self.counters.drop(DropReason::TcpTableFull),
         }
     }
 
-    fn send_ack(&mut self, key: &ConnKey, to: EthernetAddress) {
+    fn send_ack(&mut self, key: &ConnKey, to: EthernetAddress, protocol: Protocol) {
         let flow = Flow {
             src_addr: key.client_ip,
             src_port: key.client_port,
@@ -838,13 +896,7 @@ impl<P: Port> Node<P> {
         let Some(mut buf) = self.alloc_full() else {
             return;
         };
-        match ipos_wire::emit_ack(
-            buf.data_mut(),
-            self.id.ethertype,
-            &macs,
-            &flow,
-            Protocol::Tcp,
-        ) {
+        match ipos_wire::emit_ack(buf.data_mut(), self.id.ethertype, &macs, &flow, protocol) {
             Ok(n) if buf.set_len(n).is_ok() => {
                 self.counters.inc(Event::MigrationAcksSent);
                 self.transmit(buf);
@@ -979,6 +1031,9 @@ impl<P: Port> Node<P> {
     }
 
     fn scan_timers(&mut self, now: Instant) {
+        if self.udp_moving > 0 {
+            self.udp_timers(now);
+        }
         for slot in 0..self.conns.slot_count() {
             let Some(c) = self.conns.get(slot) else {
                 continue;
@@ -1039,6 +1094,28 @@ impl<P: Port> Node<P> {
         }
         let timeout = self.opts.pending_timeout;
         self.pending.retain(|_, r| now < r.started + timeout);
+        let idle = self.opts.udp_idle;
+        let before = self.udp_flows.len();
+        self.udp_flows.retain(|_, f| match f {
+            UdpFlow::Moving { .. } => true,
+            UdpFlow::Local { last } | UdpFlow::Forwarded { last, .. } | UdpFlow::Owned { last } => {
+                now < *last + idle
+            }
+        });
+        for _ in self.udp_flows.len()..before {
+            self.counters.inc(Event::UdpFlowsExpired);
+        }
+        let conn_idle = self.opts.conn_idle;
+        for slot in 0..self.conns.slot_count() {
+            let Some(c) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            if c.migration.is_none() && now >= c.last_active + conn_idle {
+                c.ep.abort();
+                self.counters.inc(Event::ConnIdleClosed);
+                self.service(now, slot);
+            }
+        }
     }
 
     fn advertise(&mut self, now: Instant) {
@@ -1064,6 +1141,17 @@ impl<P: Port> Node<P> {
             mem_mib: 16,
             cpu_permille: 1,
         });
+        if let Some(port) = self.id.udp_echo_port {
+            let _ = a.push_listening(ListenEntry {
+                port,
+                pid: UDP_ECHO_PID,
+            });
+            let _ = a.push_app(AppEntry {
+                pid: UDP_ECHO_PID,
+                mem_mib: 1,
+                cpu_permille: 1,
+            });
+        }
         // Our own row, so that the policy weighs this node like the others.
         self.view = ipos_policy::apply_advert(&self.view, &a, now.total_millis() as u64);
         let mut body = [0u8; ipos_policy::advert::MAX_LEN];
@@ -1128,9 +1216,13 @@ impl<P: Port> Node<P> {
                 }
                 self.handle_tcp(now, buf, Via::Frame(src_mac));
             }
-            Message::Ack { flow, .. } => {
+            Message::Ack { flow, protocol } => {
                 self.counters.inc(Event::IposRxAck);
-                self.on_ack(now, flow, src_mac);
+                if protocol == Protocol::Udp {
+                    self.on_udp_ack(flow, src_mac);
+                } else {
+                    self.on_ack(now, flow, src_mac);
+                }
             }
             Message::Extension {
                 flow, kind, body, ..
@@ -1160,12 +1252,19 @@ impl<P: Port> Node<P> {
                     },
                 }
             }
-            Message::UdpConnection { .. } | Message::UdpData { .. } => {
-                self.counters.inc(match frame.message {
-                    Message::UdpConnection { .. } => Event::IposRxConnection,
-                    _ => Event::IposRxData,
-                });
-                self.counters.drop(DropReason::IposUnexpected);
+            Message::UdpConnection {
+                flow, server_addr, ..
+            } => {
+                self.counters.inc(Event::IposRxConnection);
+                self.on_udp_connection(now, flow, server_addr, src_mac);
+            }
+            Message::UdpData { packet, .. } => {
+                self.counters.inc(Event::IposRxData);
+                let len = DATA_HEAD + packet.len();
+                if len < buf.len() && buf.set_len(len).is_err() {
+                    return self.counters.drop(DropReason::IposBadLength);
+                }
+                self.handle_udp(now, buf, Via::Frame(src_mac));
             }
         }
     }
@@ -1186,7 +1285,7 @@ impl<P: Port> Node<P> {
             // Already ours: the acknowledgement was lost. Say it again.
             let c = self.conns.get(slot).expect("slot from index");
             if c.forwarder.is_some() && c.migration.is_none() {
-                return self.send_ack(&key, src_mac);
+                return self.send_ack(&key, src_mac, Protocol::Tcp);
             }
             return self.counters.drop(DropReason::IposUnexpected);
         }
@@ -1250,7 +1349,351 @@ impl<P: Port> Node<P> {
             );
         }
         for (buf, off) in m.held {
-            self.forward_packet(buf, off, &entry);
+            self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
+        }
+    }
+
+    /// A client UDP datagram, from the wire or out of an ipOS data frame.
+    fn handle_udp(&mut self, now: Instant, buf: P::Buf, via: Via) {
+        let off = via.offset();
+        let d = buf.data();
+        let ip = Ipv4Packet::new_unchecked(&d[off..]);
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let udp = match UdpPacket::new_checked(ip.payload()) {
+            Ok(u) => u,
+            Err(_) => return self.counters.drop(DropReason::UdpMalformed),
+        };
+        let (sport, dport) = (udp.src_port(), udp.dst_port());
+        if Some(dport) != self.id.udp_echo_port {
+            return self.counters.drop(DropReason::UdpNoService);
+        }
+        if udp.checksum() != 0 && !udp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst))
+        {
+            return self.counters.drop(DropReason::UdpMalformed);
+        }
+        let key = ForwardKey {
+            client_ip: src,
+            client_port: sport,
+        };
+        let hold_limit = self.opts.hold_limit;
+        match self.udp_flows.get_mut(&key) {
+            Some(UdpFlow::Forwarded { target, last }) => {
+                *last = now;
+                let p = &self.id.peers[*target];
+                let entry = ForwardEntry {
+                    target_ip: p.ip,
+                    target_port: dport,
+                    target_mac: p.mac,
+                    last_used: now,
+                };
+                return self.forward_packet(buf, off, &entry, Event::UdpForwarded);
+            }
+            Some(UdpFlow::Moving { held, last, .. }) => {
+                *last = now;
+                if held.len() < hold_limit {
+                    held.push((buf, off));
+                    self.counters.inc(Event::UdpHeld);
+                } else {
+                    self.counters.drop(DropReason::MigrationHoldFull);
+                }
+                return;
+            }
+            Some(UdpFlow::Local { last }) | Some(UdpFlow::Owned { last }) => {
+                *last = now;
+                return self.echo_udp(buf, via);
+            }
+            None => {}
+        }
+        if let Via::Frame(_) = via {
+            return self.counters.drop(DropReason::ForwardNoTarget);
+        }
+        if self.udp_flows.len() >= self.opts.max_udp_flows {
+            return self.counters.drop(DropReason::UdpTableFull);
+        }
+        // A new flow: to the VIP, the policy may place it elsewhere.
+        let mut target = None;
+        if self.opts.migration && Some(dst) == self.id.vip {
+            let info = RequestInfo {
+                path: "",
+                cookie_value: None,
+                service_port: dport,
+                local_ip: self.id.ip,
+                spread_key: spread_key(src, sport),
+            };
+            let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
+            if d.target != self.id.ip {
+                target = self.id.peers.iter().position(|p| p.ip == d.target);
+            }
+        }
+        match target {
+            None => {
+                self.counters.inc(Event::DecisionLocal);
+                self.udp_flows.insert(key, UdpFlow::Local { last: now });
+                self.echo_udp(buf, via);
+            }
+            Some(t) => {
+                self.counters.inc(Event::DecisionLoad);
+                self.counters.inc(Event::UdpMigrationsStarted);
+                self.counters.inc(Event::UdpHeld);
+                let mut held = Vec::with_capacity(hold_limit);
+                held.push((buf, off));
+                self.udp_flows.insert(
+                    key,
+                    UdpFlow::Moving {
+                        target: t,
+                        tries: 0,
+                        next_try: now,
+                        held,
+                        last: now,
+                    },
+                );
+                self.udp_moving += 1;
+                self.send_udp_migration(now, key, dst, dport);
+            }
+        }
+    }
+
+    /// Echoes a datagram back to its client, in the same buffer. A datagram
+    /// that came in a data frame is answered directly, from the address the
+    /// client sent it to (the VIP).
+    fn echo_udp(&mut self, mut buf: P::Buf, via: Via) {
+        let peer_mac = match via {
+            Via::Wire => EthernetAddress::from_bytes(&buf.data()[6..12]),
+            Via::Frame(_) => {
+                if buf.adj(DATA_HEAD - ETH_LEN).is_err() {
+                    return self.counters.drop(DropReason::UdpMalformed);
+                }
+                EthernetAddress::BROADCAST
+            }
+        };
+        let ident = self.next_ident();
+        let client = {
+            let d = buf.data_mut();
+            let mut ip = Ipv4Packet::new_unchecked(&mut d[ETH_LEN..]);
+            let (s, t) = (ip.src_addr(), ip.dst_addr());
+            ip.set_src_addr(t);
+            ip.set_dst_addr(s);
+            ip.set_hop_limit(64);
+            ip.set_ident(ident);
+            ip.fill_checksum();
+            let ihl = ip.header_len() as usize;
+            let mut udp = UdpPacket::new_unchecked(&mut d[ETH_LEN + ihl..]);
+            let (sp, dp) = (udp.src_port(), udp.dst_port());
+            udp.set_src_port(dp);
+            udp.set_dst_port(sp);
+            udp.fill_checksum(&IpAddress::Ipv4(t), &IpAddress::Ipv4(s));
+            s
+        };
+        self.counters.inc(Event::UdpEchoed);
+        let mac = if peer_mac.is_unicast() {
+            Some(peer_mac)
+        } else {
+            self.arp.get(&client).copied()
+        };
+        match mac {
+            Some(m) => {
+                write_eth(buf.data_mut(), m, self.id.mac, ETHERTYPE_IPV4);
+                self.transmit(buf);
+            }
+            None => self.wait_for_mac(buf, client),
+        }
+    }
+
+    /// Parks a ready reply until `ip`'s MAC address is known, and asks for it.
+    fn wait_for_mac(&mut self, buf: P::Buf, ip: Ipv4Address) {
+        if self.arp_wait.len() >= ARP_WAIT_LIMIT {
+            return self.counters.drop(DropReason::ArpWaitFull);
+        }
+        let asked = self.arp_wait.iter().any(|(_, w)| *w == ip);
+        self.arp_wait.push((buf, ip));
+        if asked {
+            return;
+        }
+        let req = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: self.id.mac,
+            source_protocol_addr: self.id.ip,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: ip,
+        };
+        let Some(mut b) = self.alloc_full() else {
+            return;
+        };
+        if b.set_len(ETH_LEN + req.buffer_len()).is_err() {
+            return;
+        }
+        let d = b.data_mut();
+        write_eth(d, EthernetAddress::BROADCAST, self.id.mac, ETHERTYPE_ARP);
+        let mut p = ArpPacket::new_unchecked(&mut d[ETH_LEN..]);
+        req.emit(&mut p);
+        debug_assert_eq!(p.hardware_type(), ArpHardware::Ethernet);
+        self.counters.inc(Event::ArpRequestsSent);
+        self.transmit(b);
+    }
+
+    /// Sends the replies that waited for `ip`'s MAC address.
+    fn flush_arp_wait(&mut self, ip: Ipv4Address, mac: EthernetAddress) {
+        let mut i = 0;
+        while i < self.arp_wait.len() {
+            if self.arp_wait[i].1 == ip {
+                let (mut b, _) = self.arp_wait.swap_remove(i);
+                write_eth(b.data_mut(), mac, self.id.mac, ETHERTYPE_IPV4);
+                self.transmit(b);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn send_udp_migration(&mut self, now: Instant, key: ForwardKey, vip: Ipv4Address, port: u16) {
+        let retry = self.opts.migrate_retry;
+        let Some(UdpFlow::Moving {
+            target,
+            tries,
+            next_try,
+            ..
+        }) = self.udp_flows.get_mut(&key)
+        else {
+            return;
+        };
+        *tries += 1;
+        *next_try = now + retry * (1u32 << (*tries - 1).min(6));
+        let peer = self.id.peers[*target].clone();
+        let flow = Flow {
+            src_addr: key.client_ip,
+            src_port: key.client_port,
+            dst_addr: vip,
+            dst_port: port,
+        };
+        let macs = MacAddrs {
+            dst: peer.mac,
+            src: self.id.mac,
+        };
+        let Some(mut buf) = self.alloc_full() else {
+            return;
+        };
+        match ipos_wire::emit_udp_connection(
+            buf.data_mut(),
+            self.id.ethertype,
+            &macs,
+            &flow,
+            peer.ip,
+            port,
+        ) {
+            Ok(n) if buf.set_len(n).is_ok() => {
+                self.counters.inc(Event::MigrationsSent);
+                self.transmit(buf);
+            }
+            _ => self.counters.drop(DropReason::TxNoBuffer),
+        }
+    }
+
+    /// Retries (or gives up on) UDP flows being moved.
+    fn udp_timers(&mut self, now: Instant) {
+        let due: Vec<(ForwardKey, u32, Ipv4Address, u16)> = self
+            .udp_flows
+            .iter()
+            .filter_map(|(k, f)| match f {
+                UdpFlow::Moving {
+                    tries,
+                    next_try,
+                    held,
+                    ..
+                } if now >= *next_try => {
+                    let (b, off) = held.first()?;
+                    let ip = Ipv4Packet::new_unchecked(&b.data()[*off..]);
+                    let port = UdpPacket::new_unchecked(ip.payload()).dst_port();
+                    Some((*k, *tries, ip.dst_addr(), port))
+                }
+                _ => None,
+            })
+            .collect();
+        for (key, tries, vip, port) in due {
+            if tries < self.opts.migrate_tries {
+                self.counters.inc(Event::MigrationsRetried);
+                self.send_udp_migration(now, key, vip, port);
+                continue;
+            }
+            // Never acknowledged: serve the flow here.
+            let Some(UdpFlow::Moving { held, .. }) =
+                self.udp_flows.insert(key, UdpFlow::Local { last: now })
+            else {
+                continue;
+            };
+            self.udp_moving = self.udp_moving.saturating_sub(1);
+            self.counters.inc(Event::UdpMigrationsFallback);
+            for (b, _) in held {
+                self.echo_udp(b, Via::Wire);
+            }
+        }
+    }
+
+    fn on_udp_connection(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        server_addr: Ipv4Address,
+        src_mac: EthernetAddress,
+    ) {
+        if server_addr != self.id.ip || Some(flow.dst_port) != self.id.udp_echo_port {
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        let key = ForwardKey {
+            client_ip: flow.src_addr,
+            client_port: flow.src_port,
+        };
+        let ckey = key_of(&flow);
+        if !self.id.peers.iter().any(|p| p.mac == src_mac) {
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        match self.udp_flows.get(&key) {
+            Some(UdpFlow::Owned { .. }) => {}
+            Some(_) => return self.counters.drop(DropReason::IposUnexpected),
+            None => {
+                if self.udp_flows.len() >= self.opts.max_udp_flows {
+                    return self.counters.drop(DropReason::UdpTableFull);
+                }
+                self.udp_flows.insert(key, UdpFlow::Owned { last: now });
+                self.counters.inc(Event::UdpMigrationsReceived);
+            }
+        }
+        self.send_ack(&ckey, src_mac, Protocol::Udp);
+    }
+
+    fn on_udp_ack(&mut self, flow: Flow, src_mac: EthernetAddress) {
+        let key = ForwardKey {
+            client_ip: flow.src_addr,
+            client_port: flow.src_port,
+        };
+        let target = match self.udp_flows.get(&key) {
+            Some(UdpFlow::Moving { target, .. }) if self.id.peers[*target].mac == src_mac => {
+                *target
+            }
+            _ => return self.counters.inc(Event::MigrationAcksDuplicate),
+        };
+        let Some(UdpFlow::Moving { held, last, .. }) = self.udp_flows.insert(
+            key,
+            UdpFlow::Forwarded {
+                target,
+                last: Instant::from_micros(0),
+            },
+        ) else {
+            return;
+        };
+        if let Some(UdpFlow::Forwarded { last: l, .. }) = self.udp_flows.get_mut(&key) {
+            *l = last;
+        }
+        self.udp_moving = self.udp_moving.saturating_sub(1);
+        self.counters.inc(Event::UdpMigrationsAcked);
+        let p = self.id.peers[target].clone();
+        let entry = ForwardEntry {
+            target_ip: p.ip,
+            target_port: flow.dst_port,
+            target_mac: p.mac,
+            last_used: last,
+        };
+        for (b, off) in held {
+            self.forward_packet(b, off, &entry, Event::UdpForwarded);
         }
     }
 

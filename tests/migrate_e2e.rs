@@ -254,3 +254,52 @@ fn migrations_survive_5pct_loss_of_ipos_frames() {
         a["migrations_retried"], a["migrations_fallback"], a["migrations_acked"]
     );
 }
+
+#[test]
+fn udp_flows_to_the_vip_move_and_are_answered_by_their_owner() {
+    if skip() {
+        return;
+    }
+    let farm = Farm::up("d", 3, &[]);
+    std::thread::sleep(Duration::from_millis(1500)); // adverts
+    let script = root().join("tests/udp_client.py");
+    let out = farm.client(
+        Duration::from_secs(60),
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "198.18.0.100",
+            "7",
+            "12",
+            "20",
+            "40",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("ok=240 failed=0"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a = farm.wait_stats("a", Duration::from_secs(5), |s| {
+        s.get("udp_forwarded").copied().unwrap_or(0) > 0
+    });
+    let (b, c) = (farm.stats("b"), farm.stats("c"));
+    let moved = a["udp_migrations_acked"];
+    assert!(moved >= 1, "no UDP flow moved: {a:?}");
+    assert_eq!(
+        b["udp_migrations_received"] + c["udp_migrations_received"],
+        moved
+    );
+    // Every datagram a forwarded was answered by its new owner, directly.
+    assert_eq!(b["udp_echoed"] + c["udp_echoed"], a["udp_forwarded"]);
+    let resends: u64 = text
+        .split("resends=")
+        .nth(1)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    assert_eq!(
+        a["udp_echoed"] + b["udp_echoed"] + c["udp_echoed"],
+        240 + resends
+    );
+}

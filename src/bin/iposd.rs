@@ -131,6 +131,7 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         vip,
         service_ports: farm.service_ports.clone(),
         ethertype: farm.ethertype,
+        udp_echo_port: farm.udp_echo_port,
         peers: farm
             .nodes
             .iter()

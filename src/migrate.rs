@@ -15,7 +15,9 @@
 //!    (client -> VIP, `seq` = the byte's sequence number, ACK|PSH, valid
 //!    checksums), cut into [`CHUNK`]-byte pieces at fixed offsets from
 //!    `rcv_nxt - rcv_data_len`. Sent-but-unacknowledged data is never
-//!    carried: S migrates only endpoints whose send buffer is empty.
+//!    carried: S migrates only established endpoints whose send buffer is
+//!    empty and whose peer has not closed its side (so the carried bytes end
+//!    exactly at `rcv_nxt`); any other keeps its connection.
 //! 3. T keeps a [`Reassembly`] per connection until all `rcv_data_len` bytes
 //!    are there, then imports the endpoint (*forward-connect* entry: owned
 //!    here, fed by F), answers with a **migration acknowledgement** (0x03)
@@ -25,13 +27,17 @@
 //!    the endpoint. If S is not F (a chained move), S also tells F with a
 //!    *connection notice* so that F forwards to T directly.
 //! 5. Lost frames: S resends steps 1 and 2 after a retry interval that
-//!    doubles each time; T answers a repeated connection packet for an
+//!    doubles each time up to 8 times the first (40, 80, 160, 320, 320 ms...); T answers a repeated connection packet for an
 //!    endpoint it already owns with another acknowledgement; duplicate
 //!    acknowledgements are ignored. After the bounded retries S thaws the
 //!    endpoint, serves the connection itself, and sends T a connection notice
 //!    naming S as the owner, so that a T which did import it (every
 //!    acknowledgement lost) forgets its copy silently.
-//! 6. End: when T's endpoint closes, T sends F a connection notice with owner
+//! 6. A node that receives a connection packet for a client it forwards
+//!    (the endpoint comes back, a -> b -> a) drops its forward entry first.
+//!    A SYN from a forwarded client port starts a new connection: the stale
+//!    entry (its close notice was lost) is removed.
+//! 7. End: when T's endpoint closes, T sends F a connection notice with owner
 //!    0.0.0.0:0 and F removes its forward entry; idle forward entries expire.
 //!
 //! # Connection notice (ipos extension type 0x11, body 6 bytes)
@@ -47,6 +53,9 @@ use ipos_tcp::Tcb;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket};
 
+/// Moves one connection may make (a -> b -> c is two); a node holding an
+/// endpoint that has moved this often keeps it, whatever its policy says.
+pub const MAX_MOVES: u16 = 2;
 /// Payload bytes per rebuilt request segment.
 pub const CHUNK: usize = 1400;
 /// Most chunks a migration carries (so at most 89 600 unconsumed bytes).

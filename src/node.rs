@@ -182,6 +182,8 @@ struct Conn<B> {
     forwarder: Option<usize>,
     /// Temporary entry: being moved away.
     migration: Option<Box<Migration<B>>>,
+    /// How many times the endpoint has moved (carried in the TCB's `flags_ext`).
+    moves: u16,
 }
 
 /// One node's data path over one port queue.
@@ -495,8 +497,17 @@ impl<P: Port> Node<P> {
             client_port: sport,
         };
         if !self.forward.is_empty() {
-            if let Some(entry) = self.forward.lookup(&fkey, now) {
-                return self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
+            if let Some(entry) = self.forward.get(&fkey).copied() {
+                if tcp.syn() && !tcp.ack() {
+                    // A forwarded connection never sends a SYN again: the client
+                    // reuses the port for a new connection. The old entry is stale
+                    // (its close notice was lost).
+                    self.forward.remove(&fkey);
+                    self.counters.inc(Event::ForwardExpired);
+                } else if entry.target_port == dport {
+                    self.forward.lookup(&fkey, now);
+                    return self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
+                }
             }
         }
         if !tcp.verify_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst)) {
@@ -570,6 +581,7 @@ impl<P: Port> Node<P> {
                 decided,
                 forwarder: None,
                 migration: None,
+                moves: 0,
             };
             match self.conns.insert(key, conn) {
                 Ok(slot) => {
@@ -697,6 +709,11 @@ impl<P: Port> Node<P> {
             }
         };
         conn.decided = true;
+        if conn.moves >= migrate::MAX_MOVES {
+            // Enough: policies that disagree must not bounce a connection forever.
+            self.counters.inc(Event::DecisionLocal);
+            return None;
+        }
         let tuple = conn.ep.tuple();
         let imported = conn.forwarder.is_some();
         let cookie_name = self.view.cookie_name().to_string();
@@ -739,6 +756,7 @@ impl<P: Port> Node<P> {
         let (s1, s2) = conn.ep.unacked_and_unsent();
         if !fkey_free
             || conn.ep.state() != State::Established
+            || conn.ep.peer_fin_received()
             || !s1.is_empty()
             || !s2.is_empty()
             || carried > migrate::MAX_CARRIED
@@ -748,6 +766,7 @@ impl<P: Port> Node<P> {
         }
         let mut tcb: Tcb = conn.ep.export(now);
         tcb.link_addr = conn.peer_mac.0;
+        tcb.flags_ext = conn.moves.saturating_add(1);
         let forwarder_ip = conn.forwarder.map(|f| self.id.peers[f].ip).unwrap_or(me_ip);
         tcb.next_hop = forwarder_ip.octets();
         conn.migration = Some(Box::new(Migration {
@@ -773,7 +792,7 @@ impl<P: Port> Node<P> {
         };
         m.tries += 1;
         // Exponential back-off: a busy target is not a dead one.
-        m.next_try = now + retry * (1u32 << (m.tries - 1).min(6));
+        m.next_try = now + retry * (1u32 << (m.tries - 1).min(3));
         let tries = m.tries;
         let target = m.target;
         let tcb = m.tcb;
@@ -871,6 +890,7 @@ impl<P: Port> Node<P> {
             decided: !self.opts.migration,
             forwarder: Some(forwarder.unwrap_or(self.me)),
             migration: None,
+            moves: r.tcb.flags_ext,
         };
         match self.conns.insert(key, conn) {
             Ok(slot) => {
@@ -1281,6 +1301,19 @@ impl<P: Port> Node<P> {
             return self.counters.drop(DropReason::IposUnexpected);
         }
         let key = key_of(&flow);
+        // The endpoint comes (back) here: stop forwarding this client elsewhere.
+        let fkey = ForwardKey {
+            client_ip: flow.src_addr,
+            client_port: flow.src_port,
+        };
+        if self
+            .forward
+            .get(&fkey)
+            .is_some_and(|e| e.target_port == flow.dst_port)
+        {
+            self.forward.remove(&fkey);
+            self.counters.inc(Event::ForwardMoved);
+        }
         if let Some(slot) = self.conns.find(&key) {
             // Already ours: the acknowledgement was lost. Say it again.
             let c = self.conns.get(slot).expect("slot from index");
@@ -1337,7 +1370,7 @@ impl<P: Port> Node<P> {
         // insert is counted by the table.
         let _ = self.forward.insert(fkey, entry);
         self.counters.inc(Event::MigrationsAcked);
-        if let Some(f) = conn.forwarder.filter(|&f| f != self.me) {
+        if let Some(f) = conn.forwarder.filter(|&f| f != self.me && f != m.target) {
             // A chained move: the front should forward to the new owner directly.
             self.send_notice(
                 &flow,
@@ -1557,7 +1590,7 @@ impl<P: Port> Node<P> {
             return;
         };
         *tries += 1;
-        *next_try = now + retry * (1u32 << (*tries - 1).min(6));
+        *next_try = now + retry * (1u32 << (*tries - 1).min(3));
         let peer = self.id.peers[*target].clone();
         let flow = Flow {
             src_addr: key.client_ip,

@@ -132,7 +132,7 @@ fn url_map_moves_50mb_download_to_b() {
     let b = farm.stats("b");
     assert_eq!(a["migrations_acked"], 1, "a: {a:?}");
     assert!(
-        a["packets_forwarded"] > 1000,
+        a["packets_forwarded"] > 100,
         "a forwarded {}",
         a["packets_forwarded"]
     );

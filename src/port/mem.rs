@@ -4,6 +4,30 @@
 //! delivers it to the port owning the destination MAC (or to every other port
 //! for broadcast and unknown destinations). A seeded PRNG can drop, duplicate
 //! and reorder frames, so the same seed replays the same run exactly.
+//!
+//! # Test hook
+//!
+//! [`MemSwitch::set_hook`] installs a per-frame function that sees every
+//! frame a port transmits (the sending port's index, see [`MemPort::index`],
+//! and the bytes) before anything else happens to it, and answers with a
+//! [`HookAction`]:
+//!
+//! | action | effect |
+//! |---|---|
+//! | [`HookAction::Deliver`] | the normal path: impairment, then delivery |
+//! | [`HookAction::Drop`] | the frame is discarded (counted by [`MemSwitch::hook_dropped`]) |
+//! | [`HookAction::Duplicate`] | the normal path, twice |
+//! | [`HookAction::Hold`] | kept aside until [`MemSwitch::release_hooked`] |
+//! | [`HookAction::Delay`]`(n)` | kept aside until `n` more frames have been transmitted |
+//!
+//! Frames leaving `Hold` or `Delay` take the normal path then (impairment
+//! applies, the hook is not asked again).
+//! Frames put aside by the hook are not counted by [`MemSwitch::pending`]
+//! (a driver that polls "until the switch is quiet" would otherwise never
+//! stop); [`MemSwitch::hooked`] counts them. Without a hook the switch
+//! behaves exactly as before. The hook runs while the switch is borrowed: it
+//! must not call back into the switch or its ports (share state with the
+//! test through `Rc<Cell<_>>` or similar instead).
 
 use super::{BufError, PacketBuf, Port, PortCounters};
 use smoltcp::wire::EthernetAddress;
@@ -96,6 +120,25 @@ pub struct Impairment {
     pub reorder: u32,
 }
 
+/// What a [`MemSwitch`] hook decides for one transmitted frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookAction {
+    /// The normal path: impairment (if any), then delivery.
+    Deliver,
+    /// Discard the frame.
+    Drop,
+    /// Send the frame down the normal path twice.
+    Duplicate,
+    /// Keep the frame until [`MemSwitch::release_hooked`].
+    Hold,
+    /// Keep the frame until this many more frames have been transmitted
+    /// (0 is the same as [`HookAction::Deliver`]).
+    Delay(u32),
+}
+
+/// A per-frame test hook: `(sending port index, frame bytes) -> action`.
+pub type Hook = Box<dyn FnMut(usize, &[u8]) -> HookAction>;
+
 struct Station {
     mac: EthernetAddress,
     inbox: VecDeque<MemBuf>,
@@ -110,6 +153,12 @@ struct SwitchInner {
     held: Option<(usize, MemBuf)>,
     dropped: u64,
     delivered: u64,
+    hook: Option<Hook>,
+    /// Frames the hook put on hold: (sending port, frame).
+    hooked: Vec<(usize, MemBuf)>,
+    /// Frames the hook delayed: (frames still to wait for, sending port, frame).
+    delayed: Vec<(u32, usize, MemBuf)>,
+    hook_dropped: u64,
 }
 
 impl SwitchInner {
@@ -132,7 +181,45 @@ impl SwitchInner {
         self.stations[idx].inbox.push_back(frame);
     }
 
+    /// A frame leaves port `from`: the hook decides, then the normal path.
     fn transmit(&mut self, from: usize, frame: MemBuf) {
+        // Frames delayed earlier count this one.
+        let mut due = Vec::new();
+        if !self.delayed.is_empty() {
+            for d in self.delayed.iter_mut() {
+                d.0 -= 1;
+            }
+            let mut i = 0;
+            while i < self.delayed.len() {
+                if self.delayed[i].0 == 0 {
+                    let (_, f, b) = self.delayed.remove(i);
+                    due.push((f, b));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let action = match self.hook.as_mut() {
+            Some(h) => h(from, frame.data()),
+            None => HookAction::Deliver,
+        };
+        match action {
+            HookAction::Deliver | HookAction::Delay(0) => self.route(from, frame),
+            HookAction::Drop => self.hook_dropped += 1,
+            HookAction::Duplicate => {
+                self.route(from, frame.clone());
+                self.route(from, frame);
+            }
+            HookAction::Hold => self.hooked.push((from, frame)),
+            HookAction::Delay(n) => self.delayed.push((n, from, frame)),
+        }
+        for (f, b) in due {
+            self.route(f, b);
+        }
+    }
+
+    /// The normal path of a frame: impairment, then delivery.
+    fn route(&mut self, from: usize, frame: MemBuf) {
         let dst = if frame.len() >= 6 {
             EthernetAddress::from_bytes(&frame.data()[..6])
         } else {
@@ -186,6 +273,10 @@ impl MemSwitch {
                 held: None,
                 dropped: 0,
                 delivered: 0,
+                hook: None,
+                hooked: Vec::new(),
+                delayed: Vec::new(),
+                hook_dropped: 0,
             })),
         }
     }
@@ -231,7 +322,52 @@ impl MemSwitch {
         }
     }
 
-    /// Frames waiting in any inbox.
+    /// Installs the per-frame test hook (see the module docs), replacing any
+    /// previous one. Frames already put aside stay put aside.
+    pub fn set_hook(&self, hook: impl FnMut(usize, &[u8]) -> HookAction + 'static) {
+        self.inner.borrow_mut().hook = Some(Box::new(hook));
+    }
+
+    /// Removes the hook: every later frame takes the normal path.
+    pub fn clear_hook(&self) {
+        self.inner.borrow_mut().hook = None;
+    }
+
+    /// Sends every frame the hook put on hold down the normal path, in the
+    /// order they were held; returns how many.
+    pub fn release_hooked(&self) -> usize {
+        let mut s = self.inner.borrow_mut();
+        let frames = std::mem::take(&mut s.hooked);
+        let n = frames.len();
+        for (from, f) in frames {
+            s.route(from, f);
+        }
+        n
+    }
+
+    /// Discards every frame the hook put on hold or delayed; returns how many.
+    pub fn discard_hooked(&self) -> usize {
+        let mut s = self.inner.borrow_mut();
+        let n = s.hooked.len() + s.delayed.len();
+        s.hooked.clear();
+        s.delayed.clear();
+        s.hook_dropped += n as u64;
+        n
+    }
+
+    /// Frames the hook holds or delays right now.
+    pub fn hooked(&self) -> usize {
+        let s = self.inner.borrow();
+        s.hooked.len() + s.delayed.len()
+    }
+
+    /// Frames the hook dropped so far (not included in [`MemSwitch::dropped`]).
+    pub fn hook_dropped(&self) -> u64 {
+        self.inner.borrow().hook_dropped
+    }
+
+    /// Frames waiting in any inbox (and a frame held back for reordering);
+    /// frames put aside by the hook are not counted (see [`MemSwitch::hooked`]).
     pub fn pending(&self) -> usize {
         let s = self.inner.borrow();
         s.stations.iter().map(|st| st.inbox.len()).sum::<usize>() + s.held.is_some() as usize
@@ -248,6 +384,12 @@ pub struct MemPort {
 }
 
 impl MemPort {
+    /// This port's index on its switch, as passed to a [`MemSwitch`] hook
+    /// (ports are numbered 0, 1, ... in the order they were attached).
+    pub fn index(&self) -> usize {
+        self.idx
+    }
+
     /// Injects a frame as if it had arrived from the wire.
     pub fn inject(&self, frame: &[u8]) {
         let mut s = self.switch.inner.borrow_mut();
@@ -308,5 +450,63 @@ impl Port for MemPort {
 
     fn counters(&self) -> PortCounters {
         self.counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M0: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const M1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+
+    fn frame(tag: u8) -> MemBuf {
+        let mut f = [0u8; 20];
+        f[0..6].copy_from_slice(M1.as_bytes());
+        f[6..12].copy_from_slice(M0.as_bytes());
+        f[14] = tag;
+        MemBuf::from_slice(&f)
+    }
+
+    fn tags(p: &MemPort) -> Vec<u8> {
+        p.take_all().iter().map(|b| b.data()[14]).collect()
+    }
+
+    #[test]
+    fn hook_drops_duplicates_holds_and_delays() {
+        let sw = MemSwitch::new(1);
+        let mut p0 = sw.port(M0);
+        let p1 = sw.port(M1);
+        // Without a hook every frame is delivered once.
+        p0.send(frame(0));
+        p0.flush();
+        assert_eq!(tags(&p1), vec![0]);
+        sw.set_hook(|from, f| {
+            assert_eq!(from, 0);
+            match f[14] {
+                1 => HookAction::Drop,
+                2 => HookAction::Duplicate,
+                3 => HookAction::Hold,
+                4 => HookAction::Delay(2),
+                _ => HookAction::Deliver,
+            }
+        });
+        for t in [1, 2, 3, 4, 5, 6, 7] {
+            p0.send(frame(t));
+        }
+        p0.flush();
+        // 4 waits for two more frames (5 and 6) and comes after 6.
+        assert_eq!(tags(&p1), vec![2, 2, 5, 6, 4, 7]);
+        assert_eq!(sw.hooked(), 1);
+        assert_eq!(sw.pending(), 0);
+        assert_eq!(sw.hook_dropped(), 1);
+        assert_eq!(sw.release_hooked(), 1);
+        assert_eq!(tags(&p1), vec![3]);
+        sw.clear_hook();
+        p0.send(frame(1));
+        p0.flush();
+        assert_eq!(tags(&p1), vec![1]);
+        assert_eq!(p0.index(), 0);
+        assert_eq!(p1.index(), 1);
     }
 }

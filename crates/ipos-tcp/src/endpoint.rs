@@ -45,8 +45,9 @@ pub struct Config {
     pub window_scale: u8,
     /// Offer / accept RFC 7323 timestamps.
     pub timestamps: bool,
-    /// SACK is not implemented: this endpoint never advertises SACK-permitted,
-    /// whatever this says. SACK options from a peer are parsed and ignored.
+    /// Offer / accept SACK (RFC 2018). Used only if both SYNs carry SACK-permitted:
+    /// we then send SACK blocks for out-of-order data and recover from loss with an
+    /// RFC 6675 scoreboard. Default `true`.
     pub sack_permitted: bool,
     /// Delayed-ACK timeout (at most 500 ms per RFC 1122; default 40 ms).
     pub delayed_ack: Duration,
@@ -69,7 +70,7 @@ impl Default for Config {
             snd_buf: 256 * 1024,
             window_scale: 7,
             timestamps: true,
-            sack_permitted: false,
+            sack_permitted: true,
             delayed_ack: Duration::from_millis(40),
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
@@ -103,7 +104,8 @@ pub struct Counters {
     pub segs_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    /// Segments sent again (RTO go-back-N, fast retransmit, NewReno partial ACK).
+    /// Segments sent again (RTO go-back-N, fast retransmit, NewReno partial ACK, SACK
+    /// hole repair, tail loss probes that resend the last segment).
     pub retransmits: u64,
     pub fast_retransmits: u64,
     pub rto_timeouts: u64,
@@ -122,6 +124,17 @@ pub struct Counters {
 
 const NONE_AT: i64 = i64::MAX;
 const MAX_OOO: usize = 8;
+/// SACKed ranges the sender remembers (RFC 6675 scoreboard). When full, the highest
+/// range is forgotten: less SACK information only means more conservative recovery.
+const SB_MAX: usize = 32;
+/// RFC 5681 / 6675 DupThresh.
+const DUP_THRESH: u32 = 3;
+const EARLY_NONE: u8 = 0;
+/// Tail loss probe (RFC 8985 section 7), only with SACK and an empty scoreboard.
+const EARLY_TLP: u8 = 1;
+/// Reordering window expiry (RFC 8985 section 6.2 in spirit): unSACKed holes below SACKed
+/// data that outlive it are lost, even if fewer than DupThresh segments were SACKed.
+const EARLY_REO: u8 = 2;
 const TS_OPT_LEN: u16 = 12;
 /// RFC 1122 / RFC 9293 default MSS when the peer sends none.
 const DEFAULT_MSS: u16 = 536;
@@ -150,6 +163,25 @@ struct Cold {
     ooo_fin: Option<u32>,
     /// RST to send: (seq, Some(ack) for RST|ACK).
     pending_rst: Option<(u32, Option<u32>)>,
+    /// Sender's SACK scoreboard: disjoint, non-adjacent ranges [start, end) in ascending
+    /// order, all within (`snd_una`, `snd_max`]. Not carried by `export`.
+    sb: [(u32, u32); SB_MAX],
+    sb_len: u8,
+    /// RFC 6675 HighRxt (exclusive): unSACKed data below it has been retransmitted since
+    /// the last RTO or loss-recovery start. Never below `snd_una`.
+    high_rxt: u32,
+    /// `snd_max` when the latest retransmission was sent. Original data above it sent
+    /// later; if enough of that is SACKed while a retransmitted hole is still missing,
+    /// the retransmission was lost (lost-retransmission detection, as in Linux).
+    rxt_mark: u32,
+    /// Unsacked data below this is lost (set when the reorder timer expires, RFC 8985-like).
+    lost_floor: u32,
+    /// Loss-probe (TLP) or reorder timer, microseconds (`NONE_AT` = off); kind in `early_kind`.
+    early_at: i64,
+    early_kind: u8,
+    /// A tail loss probe is owed now / has been sent and not yet acknowledged.
+    tlp_now: bool,
+    tlp_out: bool,
     counters: Counters,
     snd: Ring,
     rcv: Ring,
@@ -230,6 +262,10 @@ impl Endpoint {
         if cfg.timestamps {
             flags |= TCB_F_TIMESTAMPS;
         }
+        if cfg.sack_permitted {
+            // Offered; cleared if the peer's SYN does not offer it too.
+            flags |= TCB_F_SACK;
+        }
         Endpoint {
             tuple,
             flags,
@@ -278,6 +314,15 @@ impl Endpoint {
                 ooo_len: 0,
                 ooo_fin: None,
                 pending_rst: None,
+                sb: [(0, 0); SB_MAX],
+                sb_len: 0,
+                high_rxt: iss,
+                rxt_mark: iss,
+                lost_floor: iss,
+                early_at: NONE_AT,
+                early_kind: EARLY_NONE,
+                tlp_now: false,
+                tlp_out: false,
                 counters: Counters::default(),
                 snd: Ring::new(cfg.snd_buf),
                 rcv: Ring::new(cfg.rcv_buf),
@@ -340,6 +385,9 @@ impl Endpoint {
                 self.cold.ts_recent_age = now;
             }
             _ => self.flags &= !TCB_F_TIMESTAMPS,
+        }
+        if !seg.sack_permitted {
+            self.flags &= !TCB_F_SACK;
         }
         let smss = self.smss();
         self.cwnd = (4 * smss).min((2 * smss).max(4380));
@@ -413,6 +461,9 @@ impl Endpoint {
 
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
+        self.cold.early_at = NONE_AT;
+        self.cold.early_kind = EARLY_NONE;
+        self.cold.tlp_now = false;
         self.flags &= !(TCB_F_PERSIST | TCB_F_PROBE_NOW | TCB_F_RETX_ONE);
         self.retx_at = (now + self.cold.time_wait).total_micros();
     }
@@ -420,6 +471,9 @@ impl Endpoint {
     fn enter_closed(&mut self) {
         self.state = State::Closed;
         self.retx_at = NONE_AT;
+        self.cold.early_at = NONE_AT;
+        self.cold.early_kind = EARLY_NONE;
+        self.cold.tlp_now = false;
         self.delack_at = NONE_AT;
         self.cold.syn_deadline = NONE_AT;
         self.flags &=
@@ -699,13 +753,22 @@ impl Endpoint {
     fn process_ack(&mut self, now: Instant, seg: &Segment<'_>) {
         let ack = seg.ack;
         let smss = self.smss();
+        let sack = self.has(TCB_F_SACK);
         let new_wnd = u32::from(seg.window) << self.snd_wscale;
-        if gt(ack, self.snd_una) {
+        let advanced = gt(ack, self.snd_una);
+        if advanced {
             let acked = ack.wrapping_sub(self.snd_una);
             let buffered = self.cold.snd.len() as u32;
             let data_acked = acked.min(buffered);
             let fin_acked = self.has(TCB_F_FIN_SENT) && acked > buffered;
             self.cold.snd.consume(data_acked as usize);
+            // RFC 6582 section 4.1 ACK heuristic: remember whether the latest cumulative
+            // advance was small (at most 4 SMSS).
+            if acked <= 4 * smss {
+                self.flags |= TCB_F_SMALL_ADVANCE;
+            } else {
+                self.flags &= !TCB_F_SMALL_ADVANCE;
+            }
 
             // RTT (RFC 7323 section 4.1 with timestamps, else Karn-timed segment).
             if let (true, Some((_, tsecr))) = (self.has(TCB_F_TIMESTAMPS), seg.timestamp) {
@@ -720,7 +783,7 @@ impl Endpoint {
             }
             self.backoff = 0;
 
-            // Congestion control (RFC 5681, NewReno RFC 6582).
+            // Congestion control (RFC 5681, NewReno RFC 6582, SACK RFC 6675).
             if self.has(TCB_F_RECOVERY) {
                 if ge(ack, self.recover) {
                     // Full ACK: deflate.
@@ -728,7 +791,7 @@ impl Endpoint {
                     self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
                     self.flags &= !TCB_F_RECOVERY;
                     self.dupacks = 0;
-                } else {
+                } else if !sack {
                     // Partial ACK: retransmit the next hole, partially deflate.
                     self.flags |= TCB_F_RETX_ONE;
                     self.cwnd = self.cwnd.saturating_sub(data_acked);
@@ -738,6 +801,8 @@ impl Endpoint {
                     self.cwnd = self.cwnd.max(smss);
                     self.cold.counters.retransmits += 1;
                 }
+                // With SACK a partial ACK only updates the scoreboard (RFC 6675 step B);
+                // the pipe decides what goes out next.
             } else {
                 self.dupacks = 0;
                 if self.cwnd < self.ssthresh {
@@ -753,6 +818,7 @@ impl Endpoint {
             if lt(self.snd_nxt, self.snd_una) {
                 self.snd_nxt = self.snd_una;
             }
+            self.sb_trim();
             if self.snd_una == self.snd_max {
                 if !self.has(TCB_F_PERSIST) {
                     self.retx_at = NONE_AT;
@@ -773,20 +839,40 @@ impl Endpoint {
                     _ => {}
                 }
             }
-        } else if ack == self.snd_una
+        }
+
+        // SACK blocks (RFC 2018), after the cumulative ACK moved `snd_una`.
+        let mut newly_sacked = 0u32;
+        if sack && self.snd_una != self.snd_max {
+            for &(l, r) in &seg.sack[..usize::from(seg.sack_blocks.min(4))] {
+                newly_sacked = newly_sacked.saturating_add(self.sb_add(l, r));
+            }
+        }
+
+        let classic_dup = !advanced
+            && ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.has(SYN)
             && !seg.has(FIN)
             && self.snd_una != self.snd_max
-            && new_wnd == self.snd_wnd
-        {
+            && new_wnd == self.snd_wnd;
+        // RFC 6675 section 2: with SACK, an ACK reporting new SACKed data is a duplicate.
+        let sack_dup = newly_sacked > 0 && self.snd_una != self.snd_max;
+        if (classic_dup || sack_dup) && self.state != State::Closed {
             self.cold.counters.dup_acks += 1;
             self.dupacks = self.dupacks.saturating_add(1);
-            if self.has(TCB_F_RECOVERY) {
+            if sack {
+                self.sack_loss_detection();
+            } else if self.has(TCB_F_RECOVERY) {
                 if self.dupacks > 3 {
                     self.cwnd = self.cwnd.saturating_add(smss);
                 }
-            } else if self.dupacks == 3 && gt(ack, self.recover) {
+            } else if self.dupacks == 3
+                && (gt(ack, self.recover) || self.cwnd > smss && self.has(TCB_F_SMALL_ADVANCE))
+            {
+                // RFC 6582 section 3.2 step 1, with the section 4.1 ACK heuristic: after
+                // a small cumulative advance the dup ACKs below `recover` cannot come from
+                // needless go-back-N retransmissions, so they signal a new loss.
                 let flight = self.snd_max.wrapping_sub(self.snd_una);
                 self.ssthresh = (flight / 2).max(2 * smss);
                 self.recover = self.snd_max;
@@ -807,6 +893,357 @@ impl Endpoint {
                 self.backoff = 0;
             }
         }
+        if advanced {
+            self.cold.tlp_out = false;
+        }
+        self.rearm_early(now);
+    }
+
+    // ----- SACK scoreboard (RFC 6675) -----
+
+    /// Offset of `x` from `snd_una`.
+    #[inline]
+    fn off(&self, x: u32) -> u32 {
+        x.wrapping_sub(self.snd_una)
+    }
+
+    /// Record a received SACK block; returns the number of newly SACKed bytes.
+    /// Blocks outside (`snd_una`, `snd_max`] (D-SACK, garbage) are ignored or clipped.
+    fn sb_add(&mut self, l: u32, r: u32) -> u32 {
+        let una = self.snd_una;
+        let flight = self.snd_max.wrapping_sub(una);
+        let hi = r.wrapping_sub(una);
+        if hi == 0 || hi > flight {
+            return 0;
+        }
+        let lo = match l.wrapping_sub(una) {
+            lo if lo < hi => lo,
+            _ if lt(l, una) => 0,
+            _ => return 0,
+        };
+        let c = &mut *self.cold;
+        let mut n = c.sb_len as usize;
+        let o = |x: u32| x.wrapping_sub(una);
+        let mut i = 0;
+        while i < n && o(c.sb[i].1) < lo {
+            i += 1;
+        }
+        let (mut s, mut e) = (lo, hi);
+        let mut covered = 0u32;
+        let mut j = i;
+        while j < n && o(c.sb[j].0) <= hi {
+            let (bs, be) = (o(c.sb[j].0), o(c.sb[j].1));
+            covered += be.min(hi).saturating_sub(bs.max(lo));
+            s = s.min(bs);
+            e = e.max(be);
+            j += 1;
+        }
+        let newly = (hi - lo).saturating_sub(covered);
+        if newly == 0 {
+            return 0;
+        }
+        let merged = (una.wrapping_add(s), una.wrapping_add(e));
+        if j == i {
+            if n == SB_MAX {
+                if i == n {
+                    return 0; // no room for the highest range: forget it
+                }
+                n -= 1; // forget the highest range to make room
+            }
+            c.sb.copy_within(i..n, i + 1);
+            c.sb[i] = merged;
+            c.sb_len = (n + 1) as u8;
+        } else {
+            c.sb[i] = merged;
+            c.sb.copy_within(j..n, i + 1);
+            c.sb_len = (n - (j - i) + 1) as u8;
+        }
+        newly
+    }
+
+    /// Drop what the cumulative ACK covers; keep `high_rxt` / `rxt_mark` at or above `snd_una`.
+    fn sb_trim(&mut self) {
+        let una = self.snd_una;
+        let c = &mut *self.cold;
+        let n = c.sb_len as usize;
+        let mut k = 0;
+        while k < n && le(c.sb[k].1, una) {
+            k += 1;
+        }
+        if k > 0 {
+            c.sb.copy_within(k..n, 0);
+            c.sb_len = (n - k) as u8;
+        }
+        if c.sb_len > 0 && lt(c.sb[0].0, una) {
+            c.sb[0].0 = una;
+        }
+        if lt(c.high_rxt, una) {
+            c.high_rxt = una;
+        }
+        if lt(c.rxt_mark, una) {
+            c.rxt_mark = una;
+        }
+        if lt(c.lost_floor, una) {
+            c.lost_floor = una;
+        }
+    }
+
+    fn sb_blocks(&self) -> &[(u32, u32)] {
+        &self.cold.sb[..self.cold.sb_len as usize]
+    }
+
+    /// SACKed bytes in [`snd_una`, `snd_una + x`).
+    fn sb_sacked_below(&self, x: u32) -> u32 {
+        let mut sum = 0;
+        for &(a, b) in self.sb_blocks() {
+            let (a, b) = (self.off(a), self.off(b));
+            if a >= x {
+                break;
+            }
+            sum += b.min(x) - a;
+        }
+        sum
+    }
+
+    /// RFC 6675 IsLost() as a boundary (offset from `snd_una`): every unSACKed byte below
+    /// it has DupThresh SACKed blocks or more than (DupThresh - 1) * SMSS SACKed bytes
+    /// above it. 0 when nothing is lost.
+    fn sb_lost_end(&self) -> u32 {
+        let floor = if gt(self.cold.lost_floor, self.snd_una) {
+            self.off(self.cold.lost_floor).min(self.sb_high_sacked())
+        } else {
+            0
+        };
+        floor.max(self.sb_lost_end_dupthresh())
+    }
+
+    fn sb_lost_end_dupthresh(&self) -> u32 {
+        let smss = self.smss();
+        let mut bytes = 0u32;
+        let mut cnt = 0u32;
+        for &(a, b) in self.sb_blocks().iter().rev() {
+            bytes = bytes.saturating_add(b.wrapping_sub(a));
+            cnt += 1;
+            if bytes > (DUP_THRESH - 1) * smss || cnt >= DUP_THRESH {
+                return self.off(a);
+            }
+        }
+        0
+    }
+
+    /// True when enough data sent after `mark` has been SACKed to call anything still
+    /// missing below `mark` lost.
+    fn sb_loss_evidence_above(&self, mark: u32) -> bool {
+        if lt(mark, self.snd_una) {
+            return false;
+        }
+        let m = self.off(mark);
+        let smss = self.smss();
+        let mut bytes = 0u32;
+        let mut cnt = 0u32;
+        for &(a, b) in self.sb_blocks().iter().rev() {
+            let (a, b) = (self.off(a), self.off(b));
+            if b <= m {
+                break;
+            }
+            bytes = bytes.saturating_add(b - a.max(m));
+            cnt += 1;
+        }
+        bytes > (DUP_THRESH - 1) * smss || cnt >= DUP_THRESH
+    }
+
+    /// RFC 6675 SetPipe(): bytes presumed in the network during SACK recovery.
+    fn sb_pipe(&self) -> u32 {
+        let f = self.snd_max.wrapping_sub(self.snd_una);
+        let sacked = self.sb_sacked_below(f);
+        let le = self.sb_lost_end();
+        let lost = le - self.sb_sacked_below(le);
+        let hr = self.high_rxt_off();
+        let rxt = hr - self.sb_sacked_below(hr);
+        (f - sacked - lost).saturating_add(rxt)
+    }
+
+    /// HighRxt as an offset from `snd_una` (0 if stale, at most the flight).
+    fn high_rxt_off(&self) -> u32 {
+        if lt(self.cold.high_rxt, self.snd_una) {
+            0
+        } else {
+            self.off(self.cold.high_rxt)
+                .min(self.snd_max.wrapping_sub(self.snd_una))
+        }
+    }
+
+    /// The first unSACKed hole at or after offset `from`, as offsets [start, end); the
+    /// hole ends at the next SACKed range or at `snd_max`.
+    fn sb_hole_from(&self, from: u32) -> (u32, u32) {
+        let f = self.snd_max.wrapping_sub(self.snd_una);
+        let mut p = from;
+        for &(a, b) in self.sb_blocks() {
+            let (a, b) = (self.off(a), self.off(b));
+            if b <= p {
+                continue;
+            }
+            if a <= p {
+                p = b;
+                continue;
+            }
+            return (p, a);
+        }
+        (p.min(f), f)
+    }
+
+    /// Highest SACKed offset (0 if none).
+    fn sb_high_sacked(&self) -> u32 {
+        match self.sb_blocks().last() {
+            Some(&(_, b)) => self.off(b),
+            None => 0,
+        }
+    }
+
+    /// Forget all SACK information (what an imported endpoint starts with).
+    fn sb_clear(&mut self) {
+        let c = &mut *self.cold;
+        c.sb_len = 0;
+        c.high_rxt = self.snd_una;
+        c.rxt_mark = self.snd_una;
+        c.lost_floor = self.snd_una;
+        c.early_at = NONE_AT;
+        c.early_kind = EARLY_NONE;
+        c.tlp_now = false;
+        c.tlp_out = false;
+    }
+
+    /// Arm, keep or stop the loss-probe / reorder timer after an ACK or a transmission.
+    fn rearm_early(&mut self, now: Instant) {
+        let off = !self.has(TCB_F_SACK)
+            || self.srtt == 0
+            || self.snd_una == self.snd_max
+            || self.has(TCB_F_PERSIST)
+            || !matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            );
+        if off {
+            self.cold.early_at = NONE_AT;
+            self.cold.early_kind = EARLY_NONE;
+            return;
+        }
+        let t = now.total_micros();
+        if self.cold.sb_len > 0 {
+            // A hole below SACKed data that is not (yet) lost, or a retransmission
+            // with data sent after it SACKed: give it a reordering window.
+            let hs = self.sb_high_sacked();
+            let (p, _) = self.sb_hole_from(self.sb_lost_end().max(self.high_rxt_off()));
+            let undecided_hole = p < hs;
+            let rxt_suspect = lt(self.snd_una, self.cold.high_rxt)
+                && gt(self.snd_una.wrapping_add(hs), self.cold.rxt_mark);
+            if undecided_hole || rxt_suspect {
+                if self.cold.early_kind != EARLY_REO {
+                    let reo = u64::from(self.srtt / 4).max(1000);
+                    self.cold.early_at = t.saturating_add(reo as i64);
+                    self.cold.early_kind = EARLY_REO;
+                }
+                return;
+            }
+        }
+        // Nothing left for SACK to decide: a tail loss probe gets the ACK clock going
+        // again (also in recovery, where a lost retransmission with nothing sent after it
+        // would otherwise wait for the RTO).
+        if self.cold.tlp_out || self.backoff > 0 || lt(self.snd_nxt, self.snd_max) {
+            self.cold.early_at = NONE_AT;
+            self.cold.early_kind = EARLY_NONE;
+            return;
+        }
+        // RFC 8985 section 7.2: PTO = 2 * SRTT (+ a delayed-ACK allowance for one segment).
+        let flight = self.snd_max.wrapping_sub(self.snd_una);
+        let extra: u64 = if flight <= self.smss() {
+            200_000
+        } else {
+            2_000
+        };
+        let pto = 2 * u64::from(self.srtt) + extra;
+        let at = t.saturating_add(pto as i64);
+        if at >= self.retx_at {
+            // The RTO comes first anyway.
+            self.cold.early_at = NONE_AT;
+            self.cold.early_kind = EARLY_NONE;
+            return;
+        }
+        self.cold.early_at = at;
+        self.cold.early_kind = EARLY_TLP;
+    }
+
+    /// The loss-probe / reorder timer expired.
+    fn on_early_timer(&mut self) {
+        let kind = self.cold.early_kind;
+        self.cold.early_at = NONE_AT;
+        self.cold.early_kind = EARLY_NONE;
+        match kind {
+            EARLY_TLP => {
+                self.cold.tlp_now = true;
+                self.cold.tlp_out = true;
+            }
+            EARLY_REO if self.cold.sb_len > 0 => {
+                let hs = self.snd_una.wrapping_add(self.sb_high_sacked());
+                if gt(hs, self.cold.lost_floor) {
+                    self.cold.lost_floor = hs;
+                }
+                let una_rxt = lt(self.snd_una, self.cold.high_rxt);
+                let rxt_lost = una_rxt && gt(hs, self.cold.rxt_mark);
+                if self.has(TCB_F_RECOVERY) {
+                    if rxt_lost {
+                        // Data sent after the latest retransmission arrived, the
+                        // retransmitted hole did not: lost again, start a new pass.
+                        self.cold.high_rxt = self.snd_una;
+                        self.cold.rxt_mark = self.snd_max;
+                    }
+                } else if !lt(self.snd_nxt, self.snd_max) && (!una_rxt || rxt_lost) {
+                    self.enter_sack_recovery();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// RFC 6675 section 5 on a duplicate ACK, plus lost-retransmission detection.
+    fn sack_loss_detection(&mut self) {
+        // Has the segment at snd_una been retransmitted since the last RTO / recovery start?
+        let una_rxt = lt(self.snd_una, self.cold.high_rxt);
+        let rxt_lost = una_rxt && self.sb_loss_evidence_above(self.cold.rxt_mark);
+        if self.has(TCB_F_RECOVERY) {
+            if rxt_lost {
+                // A retransmission was lost: start a new pass over the holes. Same
+                // recovery episode, so no further window reduction.
+                self.cold.high_rxt = self.snd_una;
+                self.cold.rxt_mark = self.snd_max;
+            }
+            return;
+        }
+        let lost = u32::from(self.dupacks) >= DUP_THRESH || self.sb_lost_end() > 0;
+        // While going back after an RTO (snd_nxt < snd_max) the slow-start pass repairs
+        // the holes; a new episode starts only once it is done and still loses data.
+        if !lost || una_rxt && !rxt_lost || lt(self.snd_nxt, self.snd_max) {
+            return;
+        }
+        self.enter_sack_recovery();
+    }
+
+    fn enter_sack_recovery(&mut self) {
+        let flight = self.snd_max.wrapping_sub(self.snd_una);
+        self.ssthresh = (flight.min(self.cwnd) / 2).max(2 * self.smss());
+        self.cwnd = self.ssthresh;
+        self.recover = self.snd_max;
+        self.snd_nxt = self.snd_max;
+        self.cold.high_rxt = self.snd_una;
+        self.cold.rxt_mark = self.snd_max;
+        self.flags |= TCB_F_RECOVERY | TCB_F_RETX_ONE;
+        self.flags &= !TCB_F_RTT_TIMING;
+        self.cold.counters.fast_retransmits += 1;
+        self.cold.counters.retransmits += 1;
     }
 
     fn process_data(&mut self, now: Instant, seq: u32, payload: &[u8]) {
@@ -854,13 +1291,16 @@ impl Endpoint {
         }
     }
 
+    /// Remember [start, end) as held out of order. The ranges are kept most recently
+    /// changed first: that is the order of the SACK blocks we send (RFC 2018 section 4).
     fn insert_ooo(&mut self, start: u32, end: u32) {
         let c = &mut *self.cold;
         let mut s = start;
         let mut e = end;
-        // Merge with every overlapping / adjacent range.
-        let mut i = 0;
-        while i < c.ooo_len as usize {
+        // Merge with every overlapping / adjacent range, keeping the others in order.
+        let n = c.ooo_len as usize;
+        let mut w = 0;
+        for i in 0..n {
             let (a, b) = c.ooo[i];
             if le(a, e) && ge(b, s) {
                 if lt(a, s) {
@@ -869,41 +1309,42 @@ impl Endpoint {
                 if gt(b, e) {
                     e = b;
                 }
-                c.ooo_len -= 1;
-                c.ooo[i] = c.ooo[c.ooo_len as usize];
             } else {
-                i += 1;
+                c.ooo[w] = c.ooo[i];
+                w += 1;
             }
         }
-        if (c.ooo_len as usize) < MAX_OOO {
-            c.ooo[c.ooo_len as usize] = (s, e);
-            c.ooo_len += 1;
+        if w < MAX_OOO {
+            c.ooo.copy_within(0..w, 1);
+            c.ooo[0] = (s, e);
+            w += 1;
         }
         // else: no room to remember it; the data is simply not acknowledged later and
         // the peer retransmits it.
+        c.ooo_len = w as u8;
     }
 
     fn merge_ooo(&mut self) {
         loop {
             let mut progressed = false;
-            let mut i = 0;
-            while i < self.cold.ooo_len as usize {
+            let n = self.cold.ooo_len as usize;
+            let mut w = 0;
+            for i in 0..n {
                 let (a, b) = self.cold.ooo[i];
                 if le(a, self.rcv_nxt) {
                     if gt(b, self.rcv_nxt) {
-                        let n = b.wrapping_sub(self.rcv_nxt);
-                        let n = self.cold.rcv.commit(n as usize);
-                        self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
-                        self.cold.counters.bytes_in += n as u64;
+                        let k = b.wrapping_sub(self.rcv_nxt);
+                        let k = self.cold.rcv.commit(k as usize);
+                        self.rcv_nxt = self.rcv_nxt.wrapping_add(k as u32);
+                        self.cold.counters.bytes_in += k as u64;
                         progressed = true;
                     }
-                    let c = &mut *self.cold;
-                    c.ooo_len -= 1;
-                    c.ooo[i] = c.ooo[c.ooo_len as usize];
                 } else {
-                    i += 1;
+                    self.cold.ooo[w] = (a, b);
+                    w += 1;
                 }
             }
+            self.cold.ooo_len = w as u8;
             if !progressed {
                 break;
             }
@@ -1044,6 +1485,9 @@ impl Endpoint {
             self.delack_at = NONE_AT;
             self.ack_now();
         }
+        if self.cold.early_at <= t {
+            self.on_early_timer();
+        }
         if self.retx_at <= t {
             self.retx_at = NONE_AT;
             if self.has(TCB_F_PERSIST) {
@@ -1071,6 +1515,20 @@ impl Endpoint {
                 }
                 self.flags &= !(TCB_F_RECOVERY | TCB_F_RTT_TIMING | TCB_F_RETX_ONE);
                 self.snd_nxt = self.snd_una;
+                // Keep the SACK scoreboard so the slow-start pass skips SACKed data
+                // (RFC 6675 section 5.1 allows it), but forget it on a second RTO in a row
+                // in case the receiver reneged on what it SACKed.
+                if self.backoff >= 2 {
+                    self.cold.sb_len = 0;
+                }
+                let c = &mut *self.cold;
+                c.high_rxt = self.snd_una;
+                c.rxt_mark = self.snd_max;
+                c.lost_floor = self.snd_una;
+                c.early_at = NONE_AT;
+                c.early_kind = EARLY_NONE;
+                c.tlp_now = false;
+                c.tlp_out = false;
             }
         }
     }
@@ -1104,18 +1562,12 @@ impl Endpoint {
         if self.has(TCB_F_PROBE_NOW) {
             self.flags &= !TCB_F_PROBE_NOW;
             self.cold.counters.window_probes += 1;
-            let opts = EmitOpts {
-                timestamp: self.ts_opt(now),
-                ..EmitOpts::default()
-            };
+            let opts = self.seg_opts(now, out.len());
             let seq = self.snd_una.wrapping_sub(1);
             return Some(self.write_segment(out, seq, ACK, opts, 0, 0));
         }
         if self.has(TCB_F_ACK_NOW) {
-            let opts = EmitOpts {
-                timestamp: self.ts_opt(now),
-                ..EmitOpts::default()
-            };
+            let opts = self.seg_opts(now, out.len());
             return Some(self.write_segment(out, self.snd_nxt, ACK, opts, 0, 0));
         }
         None
@@ -1136,7 +1588,7 @@ impl Endpoint {
             } else {
                 None
             },
-            sack_permitted: false,
+            sack_permitted: self.has(TCB_F_SACK),
             timestamp: if self.has(TCB_F_TIMESTAMPS) {
                 Some((
                     self.ts_now(now),
@@ -1145,6 +1597,7 @@ impl Endpoint {
             } else {
                 None
             },
+            ..EmitOpts::default()
         };
         let flags = if passive_reply { SYN | ACK } else { SYN };
         if self.snd_max != iss {
@@ -1163,6 +1616,64 @@ impl Endpoint {
         Some(n)
     }
 
+    /// Options for a non-SYN segment: timestamps and, when SACK was negotiated and data
+    /// is held out of order, SACK blocks (most recently changed first, RFC 2018: up to 3
+    /// with timestamps, 4 without), as many as fit in `out_len` with 8 payload bytes spare.
+    fn seg_opts(&self, now: Instant, out_len: usize) -> EmitOpts {
+        let mut o = EmitOpts {
+            timestamp: self.ts_opt(now),
+            ..EmitOpts::default()
+        };
+        let have = self.cold.ooo_len as usize;
+        if self.has(TCB_F_SACK) && have > 0 {
+            let max = if o.timestamp.is_some() { 3 } else { 4 };
+            let fit = out_len.saturating_sub(HEADER_LEN + o.len() + 4 + 8) / 8;
+            let n = have.min(max).min(fit);
+            o.sack[..n].copy_from_slice(&self.cold.ooo[..n]);
+            o.sack_n = n as u8;
+        }
+        o
+    }
+
+    /// Retransmit from offset `p` (from `snd_una`) up to `hole_end`, at most `mss`
+    /// bytes; with FIN if the hole covers it. Updates HighRxt and the loss mark.
+    fn send_retransmission(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        opts: EmitOpts,
+        (p, hole_end): (u32, u32),
+        mss: u32,
+        probe: bool,
+    ) -> Option<usize> {
+        let buffered = self.cold.snd.len() as u32;
+        let len = hole_end
+            .saturating_sub(p)
+            .min(mss)
+            .min(buffered.saturating_sub(p));
+        let fin = self.has(TCB_F_FIN_SENT) && p + len == buffered && hole_end > buffered;
+        if len == 0 && !fin {
+            return None;
+        }
+        let flags = if fin { ACK | FIN } else { ACK };
+        let seq = self.snd_una.wrapping_add(p);
+        let n = self.write_segment(out, seq, flags, opts, p as usize, len as usize);
+        let end = seq.wrapping_add(len + u32::from(fin));
+        if !probe {
+            if gt(end, self.cold.high_rxt) {
+                self.cold.high_rxt = end;
+            }
+            self.cold.rxt_mark = self.snd_max;
+        }
+        self.cold.counters.retransmits += 1;
+        self.flags &= !TCB_F_RTT_TIMING;
+        if self.retx_at == NONE_AT {
+            self.arm_retx(now);
+        }
+        self.rearm_early(now);
+        Some(n)
+    }
+
     fn send_data(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         if !matches!(
             self.state,
@@ -1174,19 +1685,28 @@ impl Endpoint {
         ) {
             return None;
         }
-        let opts = EmitOpts {
-            timestamp: self.ts_opt(now),
-            ..EmitOpts::default()
-        };
+        let opts = self.seg_opts(now, out.len());
         let hlen = HEADER_LEN + opts.len();
         let room = (out.len() - hlen) as u32;
-        let mss = self.smss().min(room).max(1);
+        // Options beyond the negotiated ones (SACK blocks) come out of the payload.
+        let mss = u32::from(self.peer_mss)
+            .saturating_sub(opts.len() as u32)
+            .min(self.smss())
+            .min(room)
+            .max(1);
         let buffered = self.cold.snd.len() as u32;
         let fin_queued = self.has(TCB_F_FIN_QUEUED);
+        let sack = self.has(TCB_F_SACK);
 
         if self.has(TCB_F_RETX_ONE) {
             self.flags &= !TCB_F_RETX_ONE;
-            let len = mss.min(buffered);
+            // With SACK, only the hole at snd_una (up to the first SACKed range).
+            let hole = if sack {
+                self.sb_hole_from(0).1
+            } else {
+                u32::MAX
+            };
+            let len = mss.min(buffered).min(hole);
             let fin = fin_queued && self.has(TCB_F_FIN_SENT) && len == buffered;
             if len > 0 || fin {
                 let mut flags = ACK;
@@ -1194,13 +1714,97 @@ impl Endpoint {
                     flags |= FIN;
                 }
                 let n = self.write_segment(out, self.snd_una, flags, opts, 0, len as usize);
+                let end = self.snd_una.wrapping_add(len + u32::from(fin));
+                if gt(end, self.cold.high_rxt) {
+                    self.cold.high_rxt = end;
+                }
+                self.cold.rxt_mark = self.snd_max;
                 if self.retx_at == NONE_AT {
                     self.arm_retx(now);
                 }
+                self.rearm_early(now);
                 return Some(n);
             }
         }
 
+        if self.cold.tlp_now {
+            // Tail loss probe: one segment of new data if possible, else the last one.
+            self.cold.tlp_now = false;
+            if self.snd_una != self.snd_max {
+                if let Some(n) = self.send_new(now, out, opts, mss, u32::MAX, u32::MAX) {
+                    return Some(n);
+                }
+                let f = self.snd_max.wrapping_sub(self.snd_una);
+                let p = f.min(buffered).saturating_sub(mss);
+                if let Some(n) = self.send_retransmission(now, out, opts, (p, f), mss, true) {
+                    return Some(n);
+                }
+            }
+        }
+
+        if sack && self.has(TCB_F_RECOVERY) {
+            // RFC 6675 section 5 step C: send while cwnd - pipe allows, choosing with NextSeg().
+            let avail = self.cwnd.saturating_sub(self.sb_pipe());
+            let from = self.high_rxt_off();
+            // Rule 1: the first lost hole above HighRxt.
+            let (p, e) = self.sb_hole_from(from);
+            if p < self.sb_lost_end() {
+                if avail >= mss.min(e - p) {
+                    return self.send_retransmission(now, out, opts, (p, e), mss, false);
+                }
+                return None;
+            }
+            // Rule 2: new data.
+            if let Some(n) = self.send_new(now, out, opts, mss, avail, u32::MAX) {
+                return Some(n);
+            }
+            // Rule 3: a hole below the highest SACKed byte, not yet deemed lost.
+            if p < self.sb_high_sacked() && avail >= mss.min(e - p) {
+                return self.send_retransmission(now, out, opts, (p, e), mss, false);
+            }
+            return None;
+        }
+
+        let mut hole_end = u32::MAX;
+        let cwnd_avail = if sack {
+            if lt(self.snd_nxt, self.snd_max) {
+                // Going back after an RTO: skip what the receiver SACKed.
+                let (p, e) = self.sb_hole_from(self.off(self.snd_nxt));
+                self.snd_nxt = self.snd_una.wrapping_add(p);
+                if lt(self.snd_nxt, self.snd_max) {
+                    hole_end = e - p;
+                }
+            }
+            let sent_off = self.off(self.snd_nxt);
+            let in_flight = sent_off - self.sb_sacked_below(sent_off);
+            self.cwnd.saturating_sub(in_flight)
+        } else {
+            // Limited transmit (RFC 3042): the first two duplicate ACKs each let one new
+            // segment out beyond cwnd, so small windows still produce a third dup ACK.
+            let lt_extra = if self.has(TCB_F_RECOVERY) || lt(self.snd_nxt, self.snd_max) {
+                0
+            } else {
+                u32::from(self.dupacks.min(2)) * self.smss()
+            };
+            let sent_off = self.off(self.snd_nxt);
+            self.cwnd.saturating_add(lt_extra).saturating_sub(sent_off)
+        };
+        self.send_new(now, out, opts, mss, cwnd_avail, hole_end)
+    }
+
+    /// Send from `snd_nxt` (new data, or going back after an RTO): at most `cwnd_avail`
+    /// and `max_len` bytes.
+    fn send_new(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        opts: EmitOpts,
+        mss: u32,
+        cwnd_avail: u32,
+        max_len: u32,
+    ) -> Option<usize> {
+        let buffered = self.cold.snd.len() as u32;
+        let fin_queued = self.has(TCB_F_FIN_QUEUED);
         let sent_off = self.snd_nxt.wrapping_sub(self.snd_una);
         if sent_off > buffered {
             return None; // FIN already sent, nothing new
@@ -1212,25 +1816,21 @@ impl Endpoint {
         } else {
             0
         };
-        // Limited transmit (RFC 3042): the first two duplicate ACKs each let one new
-        // segment out beyond cwnd, so small windows still produce a third dup ACK.
-        let lt_extra = if self.has(TCB_F_RECOVERY) || lt(self.snd_nxt, self.snd_max) {
-            0
-        } else {
-            u32::from(self.dupacks.min(2)) * self.smss()
-        };
-        let cwnd_avail = self.cwnd.saturating_add(lt_extra).saturating_sub(sent_off);
-        let len = unsent.min(usable).min(cwnd_avail).min(mss);
+        let seq = self.snd_nxt;
+        let retransmission = lt(seq, self.snd_max);
+        let len = unsent.min(usable).min(cwnd_avail).min(mss).min(max_len);
         let all = len == unsent;
         let send_fin = fin_queued && all && !self.has(TCB_F_FIN_SENT)
-            || fin_queued && all && self.has(TCB_F_FIN_SENT) && lt(self.snd_nxt, self.snd_max);
+            || fin_queued && all && self.has(TCB_F_FIN_SENT) && retransmission;
         // Sender-side silly window avoidance (RFC 9293 3.8.6.2.1), no Nagle delay.
         // When the persist timer fires with a small but open window, send what fits
-        // (RFC 1122 4.2.3.4 override) instead of waiting forever.
+        // (RFC 1122 4.2.3.4 override) instead of waiting forever. A retransmission
+        // that fills a hole up to a SACKed range is never silly.
         let sws_ok = len == mss
             || all
             || len >= self.max_snd_wnd / 2
-            || self.has(TCB_F_PROBE_NOW) && len > 0;
+            || self.has(TCB_F_PROBE_NOW) && len > 0
+            || len > 0 && len == max_len;
         if (len == 0 || !sws_ok) && !send_fin {
             if unsent > 0
                 && self.snd_una == self.snd_max
@@ -1249,10 +1849,13 @@ impl Endpoint {
         if send_fin {
             flags |= FIN;
         }
-        let seq = self.snd_nxt;
-        let retransmission = lt(seq, self.snd_max);
         if retransmission {
             self.cold.counters.retransmits += 1;
+            let end = seq.wrapping_add(len + u32::from(send_fin));
+            if gt(end, self.cold.high_rxt) {
+                self.cold.high_rxt = end;
+            }
+            self.cold.rxt_mark = self.snd_max;
         } else {
             self.cold.counters.bytes_out += u64::from(len);
             if !self.has(TCB_F_TIMESTAMPS) && !self.has(TCB_F_RTT_TIMING) && len > 0 {
@@ -1277,6 +1880,7 @@ impl Endpoint {
         if self.retx_at == NONE_AT {
             self.arm_retx(now);
         }
+        self.rearm_early(now);
         Some(n)
     }
 
@@ -1285,7 +1889,7 @@ impl Endpoint {
         if self.state == State::Closed {
             return None;
         }
-        let mut t = self.retx_at.min(self.delack_at);
+        let mut t = self.retx_at.min(self.delack_at).min(self.cold.early_at);
         if self.state == State::SynReceived {
             t = t.min(self.cold.syn_deadline);
         }
@@ -1432,6 +2036,19 @@ impl Endpoint {
         self.cold.ooo_len as usize
     }
 
+    /// Forget the SACK scoreboard (SACKed ranges, HighRxt and the lost-retransmission
+    /// mark), exactly as [`Endpoint::import`] starts. `export` does not carry the
+    /// scoreboard, so `import(export(s))` behaves exactly like `s` after this call.
+    /// Always safe: SACK information is advisory (RFC 2018 section 8).
+    pub fn forget_sack(&mut self) {
+        self.sb_clear();
+    }
+
+    /// Number of SACKed ranges in the sender's scoreboard.
+    pub fn sack_ranges(&self) -> usize {
+        self.cold.sb_len as usize
+    }
+
     /// Our TSval clock reading at `now` (what a segment sent now would carry).
     pub fn ts_clock(&self, now: Instant) -> u32 {
         self.ts_now(now)
@@ -1440,6 +2057,8 @@ impl Endpoint {
     // ----- migration -----
 
     /// Snapshot the connection state (no data). The node-owned fields are zero.
+    /// The SACK scoreboard and loss-probe / reorder timer are not included (see [`crate::tcb`]
+    /// and [`Endpoint::forget_sack`]).
     pub fn export(&self, now: Instant) -> Tcb {
         let t = now.total_micros();
         let rel = |at: i64| -> u32 {
@@ -1563,6 +2182,8 @@ impl Endpoint {
         c.rtt_seq = tcb.rtt_seq;
         c.rtt_start = now - Duration::from_micros(u64::from(tcb.rtt_elapsed_us));
         c.syn_deadline = abs(tcb.syn_timer_us);
+        c.high_rxt = tcb.snd_una;
+        c.rxt_mark = tcb.snd_una;
         c.snd.write_at(0, snd_data);
         c.snd.commit(snd_data.len());
         c.rcv.write_at(0, rcv_data);

@@ -12,8 +12,13 @@
 //!   timestamps (RFC 7323: used only if the peer's SYN offers them; PAWS; TS.Recent per
 //!   section 4.3), out-of-order reassembly (up to 8 ranges inside the receive ring), delayed
 //!   ACKs (RFC 1122/5681), RTO (RFC 6298, Karn, backoff, timestamp RTT), slow start,
-//!   congestion avoidance, fast retransmit and NewReno fast recovery (RFC 5681/6582),
-//!   limited transmit (RFC 3042), flow control with zero-window probes (persist timer with
+//!   congestion avoidance, fast retransmit and NewReno fast recovery (RFC 5681/6582, with
+//!   the section 4.1 ACK heuristic), limited transmit (RFC 3042), SACK (RFC 2018: blocks
+//!   sent most recent first, up to 3 with timestamps / 4 without) with RFC 6675 loss
+//!   recovery (fixed-size scoreboard, IsLost / pipe / NextSeg, scoreboard kept across the
+//!   first RTO so the slow-start pass skips SACKed data), lost-retransmission detection, a
+//!   RACK-style reordering timer (srtt/4) and tail loss probes (RFC 8985 style PTO of
+//!   2*SRTT), flow control with zero-window probes (persist timer with
 //!   backoff), SWS avoidance on both sides, FIN in every state (including simultaneous
 //!   open and close), RFC 5961 RST/SYN/ACK checks with challenge ACKs, TIME-WAIT.
 //!   Like Linux, PAWS does not discard a reordered *pure ACK* at `rcv_nxt`.
@@ -22,11 +27,13 @@
 //! - [`sim`] is a deterministic two-endpoint link simulator (virtual clock, seeded loss,
 //!   reordering, duplication, clock skew, a byte-exact "twin" checker) used by the tests
 //!   and reusable by other crates.
-//! - **Not implemented:** SACK (never advertised; peer SACK options are parsed and
-//!   ignored), urgent data, ECN, challenge-ACK rate limiting, Nagle.
+//! - **Not implemented:** D-SACK, urgent data, ECN, challenge-ACK rate limiting, Nagle.
 //! - **Migration:** [`Endpoint::export`] yields a [`Tcb`] (140 bytes on the wire, see
 //!   [`tcb`]) which, with the carried send/receive bytes, lets [`Endpoint::import`] rebuild an
 //!   endpoint that continues byte-exactly; its TSval clock continues from the exporter's.
+//!   The SACK scoreboard and the loss-probe / reorder timer are not carried (the importer
+//!   starts without them, which is always safe); [`Endpoint::forget_sack`] puts the exporter
+//!   in exactly that state.
 #![forbid(unsafe_code)]
 
 mod endpoint;

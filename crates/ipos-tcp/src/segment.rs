@@ -1,7 +1,8 @@
 //! TCP segment parsing and emission (RFC 9293 section 3.1, options from RFC 7323 and RFC 2018).
 //!
 //! Parsing never panics: every length is checked before it is read. Unknown options are
-//! skipped; SACK blocks are validated for length and otherwise ignored.
+//! skipped; SACK blocks (RFC 2018, at most 4 fit in the option space) are returned as-is
+//! for the endpoint to validate against its send sequence space.
 
 use core::fmt;
 
@@ -61,8 +62,10 @@ pub struct Segment<'a> {
     pub mss: Option<u16>,
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
-    /// Number of SACK blocks seen (ignored otherwise).
+    /// Number of SACK blocks in `sack` (0..=4).
     pub sack_blocks: u8,
+    /// SACK blocks `(left edge, right edge)` as received; only the first `sack_blocks` are valid.
+    pub sack: [(u32, u32); 4],
     /// (TSval, TSecr)
     pub timestamp: Option<(u32, u32)>,
     pub payload: &'a [u8],
@@ -115,6 +118,7 @@ impl<'a> Segment<'a> {
             wscale: None,
             sack_permitted: false,
             sack_blocks: 0,
+            sack: [(0, 0); 4],
             timestamp: None,
             payload: &buf[doff..],
         };
@@ -161,7 +165,12 @@ impl<'a> Segment<'a> {
                     if (len - 2) % 8 != 0 || len == 2 {
                         return Err(SegmentError::BadOption);
                     }
-                    seg.sack_blocks = ((len - 2) / 8) as u8;
+                    // The 40-byte option space holds at most 4 blocks (2 + 4 * 8 = 34).
+                    let n = ((len - 2) / 8).min(4);
+                    for k in 0..n {
+                        seg.sack[k] = (be32(body, 8 * k), be32(body, 8 * k + 4));
+                    }
+                    seg.sack_blocks = n as u8;
                 }
                 8 => {
                     if len != 10 {
@@ -184,6 +193,9 @@ pub(crate) struct EmitOpts {
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
     pub timestamp: Option<(u32, u32)>,
+    /// SACK blocks to send (first `sack_n`), emitted as NOP NOP SACK after the other options.
+    pub sack: [(u32, u32); 4],
+    pub sack_n: u8,
 }
 
 impl EmitOpts {
@@ -197,6 +209,9 @@ impl EmitOpts {
         }
         if self.wscale.is_some() {
             n += 4;
+        }
+        if self.sack_n > 0 {
+            n += 4 + 8 * usize::from(self.sack_n);
         }
         n
     }
@@ -255,6 +270,16 @@ pub(crate) fn emit_header(out: &mut [u8], h: &EmitHeader, opts: &EmitOpts) -> us
     if let Some(ws) = opts.wscale {
         out[i..i + 4].copy_from_slice(&[1, 3, 3, ws]);
         i += 4;
+    }
+    if opts.sack_n > 0 {
+        let n = usize::from(opts.sack_n);
+        out[i..i + 4].copy_from_slice(&[1, 1, 5, (2 + 8 * n) as u8]);
+        i += 4;
+        for &(l, r) in &opts.sack[..n] {
+            out[i..i + 4].copy_from_slice(&l.to_be_bytes());
+            out[i + 4..i + 8].copy_from_slice(&r.to_be_bytes());
+            i += 8;
+        }
     }
     debug_assert_eq!(i, hlen);
     hlen
@@ -353,6 +378,7 @@ mod tests {
             wscale: Some(7),
             sack_permitted: true,
             timestamp: Some((0x11223344, 0)),
+            ..EmitOpts::default()
         };
         let n = emit_header(&mut out, &h, &o);
         assert_eq!(&out[..n], &SYN_BYTES[..]);
@@ -398,6 +424,7 @@ mod tests {
         b[24..40].copy_from_slice(&[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 1, 1]);
         let s = Segment::parse(&b).unwrap();
         assert_eq!(s.sack_blocks, 1);
+        assert_eq!(s.sack[0], (1, 2));
         assert_eq!(s.timestamp, None);
     }
 

@@ -35,6 +35,38 @@ pub fn craft(
     out
 }
 
+/// Like [`craft`] (an ACK without payload), with SACK blocks: up to 3 with a timestamp,
+/// 4 without; extra blocks are left out.
+pub fn craft_sack(
+    from: FourTuple,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    timestamp: Option<(u32, u32)>,
+    blocks: &[(u32, u32)],
+) -> Vec<u8> {
+    // 40 bytes of options: 3 blocks fit next to a timestamp, 4 without.
+    let n = blocks.len().min(if timestamp.is_some() { 3 } else { 4 });
+    let mut opts = EmitOpts {
+        timestamp,
+        sack_n: n as u8,
+        ..EmitOpts::default()
+    };
+    opts.sack[..n].copy_from_slice(&blocks[..n]);
+    let mut out = vec![0u8; 20 + opts.len()];
+    let h = EmitHeader {
+        src_port: from.local_port,
+        dst_port: from.remote_port,
+        seq,
+        ack,
+        flags: crate::ACK,
+        window,
+    };
+    emit_header(&mut out, &h, &opts);
+    fill_checksum(from.local_ip, from.remote_ip, &mut out);
+    out
+}
+
 /// xorshift64* — tiny, seedable, good enough for test schedules.
 #[derive(Clone, Debug)]
 pub struct XorShift(u64);

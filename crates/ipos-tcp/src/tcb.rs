@@ -8,7 +8,7 @@
 //! |---:|---:|---|---|
 //! | 0 | 1 | `version` | always 1 |
 //! | 1 | 1 | `state` | [`State`] code: 0 Closed, 2 SynSent, 3 SynReceived, 4 Established, 5 FinWait1, 6 FinWait2, 7 CloseWait, 8 Closing, 9 LastAck, 10 TimeWait (1 = Listen is reserved, rejected) |
-//! | 2 | 2 | `flags` | bit 0 timestamps negotiated, 1 SACK-permitted negotiated, 2 window scaling negotiated, 3 FIN queued by the app, 4 FIN sent (in `snd_max`), 5 FIN received, 6 in NewReno fast recovery, 7 ACK owed now, 8 persist timer mode, 9 RTT timing running (no timestamps), 10 zero-window probe owed, 11 fast retransmit of `snd_una` owed, 12 passive open; bits 13-15 must be zero |
+//! | 2 | 2 | `flags` | bit 0 timestamps negotiated, 1 SACK-permitted negotiated, 2 window scaling negotiated, 3 FIN queued by the app, 4 FIN sent (in `snd_max`), 5 FIN received, 6 in fast recovery (NewReno, or RFC 6675 with SACK), 7 ACK owed now, 8 persist timer mode, 9 RTT timing running (no timestamps), 10 zero-window probe owed, 11 fast retransmit of `snd_una` owed, 12 passive open, 13 the latest cumulative ACK advanced by at most 4 SMSS (RFC 6582 section 4.1 ACK heuristic); bits 14-15 must be zero |
 //! | 4 | 4 | `iss` | our initial sequence number |
 //! | 8 | 4 | `irs` | peer's initial sequence number |
 //! | 12 | 4 | `snd_una` | oldest unacknowledged sequence number; the carried send data starts here |
@@ -51,6 +51,18 @@
 //!
 //! Out-of-order data held by the exporter is deliberately not carried: it was never
 //! acknowledged, so the peer retransmits it.
+//!
+//! The sender's SACK scoreboard (SACKed ranges, HighRxt, the lost-retransmission mark) and
+//! the tail-loss-probe / reorder timer are not carried either: they do not fit, and they
+//! are only hints (RFC 2018 section 8: a sender must not rely on SACKed data staying at the
+//! receiver). The importer starts with an empty scoreboard and rebuilds it from the next
+//! ACKs; at worst it retransmits something the peer already has. Export/import is therefore
+//! exact only relative to an exporter that forgets the same state:
+//! `import(export(s))` behaves byte for byte like `s` after [`Endpoint::forget_sack`]
+//! (that is what the `twin_prop` property test checks). Flag bit 13, the RFC 6582 ACK
+//! heuristic state, does travel.
+//!
+//! [`Endpoint::forget_sack`]: crate::Endpoint::forget_sack
 
 use core::fmt;
 
@@ -76,7 +88,8 @@ pub const TCB_F_RTT_TIMING: u16 = 1 << 9;
 pub const TCB_F_PROBE_NOW: u16 = 1 << 10;
 pub const TCB_F_RETX_ONE: u16 = 1 << 11;
 pub const TCB_F_PASSIVE: u16 = 1 << 12;
-const TCB_F_ALL: u16 = (1 << 13) - 1;
+pub const TCB_F_SMALL_ADVANCE: u16 = 1 << 13;
+const TCB_F_ALL: u16 = (1 << 14) - 1;
 
 /// Why a TCB could not be parsed or imported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -518,7 +531,7 @@ mod tests {
         b[30] = 15;
         assert_eq!(Tcb::parse(&b), Err(TcbError::BadValue("snd_wscale")));
         let mut b = SAMPLE_BYTES;
-        b[2] = 0x20; // flag bit 13
+        b[2] = 0x40; // flag bit 14
         assert_eq!(Tcb::parse(&b), Err(TcbError::BadValue("flags")));
         let mut b = SAMPLE_BYTES;
         b[16..20].copy_from_slice(&[0x01, 0x02, 0x30, 0x00]); // snd_nxt > snd_max

@@ -372,7 +372,12 @@ fn rto_backoff_doubles_then_gives_up() {
 
 #[test]
 fn fast_retransmit_on_three_dup_acks() {
-    let mut sim = established();
+    // The classic (non-SACK) path: three duplicate ACKs.
+    let cfg = Config {
+        sack_permitted: false,
+        ..Config::default()
+    };
+    let mut sim = established_with(&cfg, &cfg);
     // Drop only the first data segment towards the client.
     let mut dropped = false;
     sim.filter = Some(Box::new(move |_, to_server, data| {
@@ -500,7 +505,7 @@ fn options_only_if_peer_offers_them() {
     );
     assert!(
         !sa.sack_permitted,
-        "SACK is not implemented, never advertised"
+        "no SACK-permitted unless the SYN offered it"
     );
     // Default peer MSS 536 applies: a large write goes out in 536-byte segments.
     let ack = craft(t, 5556, 778, ACK, 8192, None, b"");

@@ -1,0 +1,584 @@
+//! Deterministic in-memory tests of endpoint migration across three full
+//! nodes (a fronts the VIP; b and c are targets) and a client host on one
+//! `MemSwitch`. Virtual time, seeded, no threads, no DPDK.
+//!
+//! Every test checks what the client got (status, `X-Ipos-Node`,
+//! Content-Length, every body byte == i % 251, no RST, which MAC the
+//! segments came from) and the nodes' counters.
+
+mod support;
+
+use ipos::counters::{DropReason, Event};
+use ipos::port::mem::{HookAction, Impairment};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use support::*;
+
+use smoltcp::time::Duration;
+
+const BIG: usize = 300_000;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Frames the client got: first from a (handshake), then only from `owner`.
+fn assert_served_by(f: &Farm, id: usize, owner: usize) {
+    let c = &f.client.conns[id];
+    let runs = c.mac_runs();
+    assert!(
+        runs.len() <= 2 && runs.first() == Some(&MACS[A]) && runs.last() == Some(&MACS[owner]),
+        "source MACs of client frames (runs): {runs:?}"
+    );
+    assert!(c.frames_from(MACS[owner]) > 0);
+    assert!(!c.rst_seen(), "RST at the client");
+    assert_eq!(f.client.stats.rst_in, 0);
+    assert_eq!(f.client.stats.bad_tcp_checksum, 0);
+    assert_eq!(f.client.stats.bad_ipv4, 0);
+    assert_eq!(f.client.stats.not_from_vip, 0);
+    for (n, name) in NAMES.iter().enumerate() {
+        assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "{name} sent a RST");
+    }
+}
+
+/// Frames the client got came only from `node`.
+fn assert_only_from(f: &Farm, id: usize, node: usize) {
+    let runs = f.client.conns[id].mac_runs();
+    assert_eq!(runs, vec![MACS[node]], "source MACs of client frames");
+    assert!(!f.client.conns[id].rst_seen(), "RST at the client");
+}
+
+#[test]
+fn migration_to_b_by_url() {
+    let mut f = Farm::new(1);
+    f.warm_up();
+    let id = f.request(40001, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(10));
+    r[0].assert_bytes_from("b", BIG);
+    assert_served_by(&f, id, B);
+
+    assert_eq!(f.ev(A, Event::DecisionUrl), 1);
+    assert_eq!(f.ev(A, Event::MigrationsStarted), 1);
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(A, Event::MigrationsRetried), 0);
+    assert_eq!(f.ev(A, Event::MigrationsFallback), 0);
+    assert!(f.ev(A, Event::PacketsForwarded) > 0);
+    assert_eq!(f.ev(B, Event::MigrationsReceived), 1);
+    assert_eq!(f.ev(B, Event::MigrationAcksSent), 1);
+    assert_eq!(f.ev(C, Event::MigrationsReceived), 0);
+    assert_eq!(f.node(A).forward_count(), 1);
+    assert_eq!(f.node(A).connection_count(), 0);
+    assert_eq!(f.node(B).connection_count(), 1);
+
+    f.close_and_drain(id, secs(10));
+    assert_eq!(f.node(A).forward_count(), 0, "{}", f.summary());
+    assert_eq!(f.ev(A, Event::ForwardClosed), 1);
+    assert_eq!(f.ev(B, Event::NoticesSent), 1);
+    assert_eq!(f.ev(B, Event::TcpClosed), 1);
+    for n in 0..3 {
+        assert_eq!(f.node(n).connection_count(), 0);
+        assert_eq!(f.node(n).pending_count(), 0);
+        assert_eq!(f.drops(n, DropReason::TcpRejected), 0);
+        assert_eq!(f.drops(n, DropReason::TcpNoConnection), 0);
+        assert_eq!(f.drops(n, DropReason::ForwardNoTarget), 0);
+    }
+    assert_served_by(&f, id, B);
+    assert_eq!(f.client.conns[id].rejected, 0);
+}
+
+/// A hook that drops the first `n` ipOS frames of type `ty` sent by `from`;
+/// the counter says how many it dropped.
+fn drop_first(f: &Farm, from: usize, ty: u8, n: u32) -> Rc<Cell<u32>> {
+    let dropped = Rc::new(Cell::new(0u32));
+    let d = dropped.clone();
+    f.switch.set_hook(move |port, frame| {
+        if port == from && ipos_type(frame) == Some(ty) && d.get() < n {
+            d.set(d.get() + 1);
+            HookAction::Drop
+        } else {
+            HookAction::Deliver
+        }
+    });
+    dropped
+}
+
+#[test]
+fn lost_connection_packet_is_retried() {
+    let mut f = Farm::new(2);
+    f.warm_up();
+    let dropped = drop_first(&f, A, T_CONNECTION, 1);
+    let id = f.request(40002, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(10));
+    assert_eq!(dropped.get(), 1, "the hook never saw a connection packet");
+    r[0].assert_bytes_from("b", BIG);
+    assert_served_by(&f, id, B);
+    assert!(f.ev(A, Event::MigrationsRetried) >= 1);
+    assert_eq!(f.ev(A, Event::MigrationsSent), 2);
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(A, Event::MigrationsFallback), 0);
+    assert_eq!(f.ev(B, Event::MigrationsReceived), 1);
+    assert_eq!(f.ev(B, Event::MigrationAcksSent), 1);
+    f.close_and_drain(id, secs(10));
+    assert_eq!(f.node(A).forward_count(), 0);
+}
+
+#[test]
+fn lost_acknowledgement_is_repeated() {
+    let mut f = Farm::new(3);
+    f.warm_up();
+    let dropped = drop_first(&f, B, T_ACK, 1);
+    let id = f.request(40003, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(10));
+    assert_eq!(dropped.get(), 1, "the hook never saw an acknowledgement");
+    r[0].assert_bytes_from("b", BIG);
+    assert_served_by(&f, id, B);
+    assert!(f.ev(A, Event::MigrationsRetried) >= 1);
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(A, Event::MigrationsFallback), 0);
+    assert!(f.ev(B, Event::MigrationAcksSent) >= 2);
+    assert_eq!(f.ev(B, Event::MigrationsReceived), 1);
+    assert_eq!(f.ev(B, Event::MigrationsAborted), 0);
+    f.close_and_drain(id, secs(10));
+    assert_eq!(f.node(A).forward_count(), 0);
+    assert_eq!(f.ev(A, Event::ForwardClosed), 1);
+}
+
+#[test]
+fn duplicate_acknowledgements_are_ignored() {
+    let mut f = Farm::new(4);
+    f.warm_up();
+    let dups = Rc::new(Cell::new(0u32));
+    let d = dups.clone();
+    f.switch.set_hook(move |_, frame| {
+        if ipos_type(frame) == Some(T_ACK) {
+            d.set(d.get() + 1);
+            HookAction::Duplicate
+        } else {
+            HookAction::Deliver
+        }
+    });
+    let id = f.request(40004, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(10));
+    r[0].assert_bytes_from("b", BIG);
+    assert_served_by(&f, id, B);
+    assert_eq!(dups.get(), 1);
+    assert_eq!(f.ev(A, Event::IposRxAck), 2);
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 1);
+    assert!(f.ev(A, Event::MigrationAcksDuplicate) >= 1);
+    assert_eq!(f.ev(A, Event::MigrationsRetried), 0);
+    f.close_and_drain(id, secs(10));
+    assert_eq!(f.node(A).forward_count(), 0);
+}
+
+/// The connection packet waits in the switch for 5 ms while the client sends
+/// a second (pipelined) request: a holds it and hands it on after the ack.
+#[test]
+fn client_packets_during_migration_are_held() {
+    let mut f = Farm::new(5);
+    f.warm_up();
+    let held = Rc::new(Cell::new(0u32));
+    let h = held.clone();
+    f.switch.set_hook(move |port, frame| {
+        if port == A && ipos_type(frame) == Some(T_CONNECTION) && h.get() == 0 {
+            h.set(1);
+            HookAction::Hold
+        } else {
+            HookAction::Deliver
+        }
+    });
+    let id = f.request(40005, &get(&format!("/b/bytes/{BIG}")));
+    assert!(
+        f.run_until(secs(1), |f| f.switch.hooked() == 1),
+        "no connection packet"
+    );
+    // The endpoint is frozen at a: pipeline a second request meanwhile.
+    f.client.send(id, get("/b/bytes/7000").as_bytes());
+    f.run_for(Duration::from_millis(5));
+    assert!(f.ev(A, Event::PacketsHeld) >= 1, "{}", f.summary());
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 0);
+    assert_eq!(f.switch.release_hooked(), 1);
+    let r = f.await_responses(id, 2, secs(10));
+    r[0].assert_bytes_from("b", BIG);
+    r[1].assert_bytes_from("b", 7000);
+    assert_eq!(r.len(), 2);
+    assert_served_by(&f, id, B);
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(A, Event::MigrationsFallback), 0);
+    assert_eq!(f.drops(A, DropReason::MigrationHoldFull), 0);
+    assert_eq!(f.ev(B, Event::MigrationsReceived), 1);
+    f.close_and_drain(id, secs(10));
+    assert_eq!(f.node(A).forward_count(), 0);
+}
+
+/// a's URL map sends `/b/` to b; b's (and c's) send it on to c.
+#[test]
+fn chained_migration_a_to_b_to_c() {
+    let mut f = Farm::with_options(6, |n| {
+        let mut o = options();
+        if n != A {
+            o.policy = policy(&[("/b/", C), ("/c/", C)]);
+        }
+        o
+    });
+    f.warm_up();
+    // Data frames a forwards: (destination node) in order.
+    let forwarded = Rc::new(RefCell::new(Vec::new()));
+    let log = forwarded.clone();
+    f.switch.set_hook(move |port, frame| {
+        if port == A && ipos_type(frame) == Some(T_DATA) {
+            log.borrow_mut().push(node_of_mac(dst_mac(frame)));
+        }
+        HookAction::Deliver
+    });
+    let id = f.request(40006, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(10));
+    r[0].assert_bytes_from("c", BIG);
+    assert_served_by(&f, id, C);
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(A, Event::ForwardMoved), 1);
+    assert_eq!(f.ev(B, Event::MigrationsReceived), 1);
+    assert_eq!(f.ev(B, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(B, Event::NoticesSent), 1);
+    assert_eq!(f.ev(C, Event::MigrationsReceived), 1);
+    assert_eq!(f.node(B).connection_count(), 0);
+    assert_eq!(f.node(C).connection_count(), 1);
+    // Once a forwards to c, it never forwards to b again.
+    let log = forwarded.borrow().clone();
+    let first_c = log
+        .iter()
+        .position(|d| *d == Some(C))
+        .expect("a never forwarded to c directly");
+    assert!(
+        log[first_c..].iter().all(|d| *d == Some(C)),
+        "a forwarded to b after the move: {log:?}"
+    );
+    let to_c = log.len() - first_c;
+    assert!(to_c > 10, "only {to_c} frames from a to c");
+    f.close_and_drain(id, secs(10));
+    assert_eq!(f.node(A).forward_count(), 0, "{}", f.summary());
+    assert_eq!(f.ev(A, Event::ForwardClosed), 1);
+    assert_eq!(f.ev(C, Event::NoticesSent), 1, "{}", f.summary());
+    assert_eq!(f.ev(C, Event::MigrationsStarted), 0);
+    eprintln!(
+        "forward entries left at b after the close: {}",
+        f.node(B).forward_count()
+    );
+}
+
+/// The endpoint comes back to a node that forwards it: a moves it to b by
+/// URL, b's own map sends `/b/` back to a. a must import it (and stop
+/// forwarding it) without a stall.
+#[test]
+
+fn migration_back_to_the_front() {
+    let mut f = Farm::with_options(16, |n| {
+        let mut o = options();
+        if n == B {
+            o.policy = policy(&[("/b/", A), ("/c/", C)]);
+        }
+        o
+    });
+    f.warm_up();
+    let start = f.now;
+    let id = f.request(40016, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(10));
+    let took = f.now - start;
+    eprintln!("{}", f.summary());
+    r[0].assert_bytes_from("a", BIG);
+    assert!(!f.client.conns[id].rst_seen());
+    assert_eq!(f.ev(B, Event::MigrationsFallback), 0, "{}", f.summary());
+    assert_eq!(f.ev(B, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(A, Event::MigrationsReceived), 1);
+    assert_eq!(f.node(A).forward_count(), 0);
+    assert!(took < secs(1), "response took {took}");
+    f.close_and_drain(id, secs(10));
+}
+
+/// A bounce a -> b -> c -> b (b's map sends `/b/` to c, c's sends it back to
+/// b): the second move uses up the connection's moves (MAX_MOVES), so c
+/// keeps it and serves it, without a stall.
+#[test]
+fn bounce_stops_after_max_moves() {
+    let mut f = Farm::with_options(17, |n| {
+        let mut o = options();
+        if n == B {
+            o.policy = policy(&[("/b/", C), ("/c/", C)]);
+        }
+        o
+    });
+    f.warm_up();
+    let start = f.now;
+    let id = f.request(40017, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(10));
+    let took = f.now - start;
+    eprintln!("{}", f.summary());
+    assert!(!f.client.conns[id].rst_seen());
+    assert_eq!(r[0].first_bad_byte(), None);
+    assert_eq!(f.ev(B, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(C, Event::MigrationsReceived), 1);
+    assert_eq!(
+        f.ev(C, Event::MigrationsStarted),
+        0,
+        "c moved it a third time"
+    );
+    r[0].assert_bytes_from("c", BIG);
+    assert!(took < secs(1), "response took {took}");
+    f.close_and_drain(id, secs(10));
+}
+
+/// Every frame to b is lost: a gives up after its retries and serves the
+/// request itself.
+#[test]
+fn silent_target_falls_back_to_front() {
+    let mut f = Farm::new(7);
+    f.warm_up();
+    let lost = Rc::new(Cell::new(0u32));
+    let l = lost.clone();
+    f.switch.set_hook(move |_, frame| {
+        if dst_mac(frame) == MACS[B] {
+            l.set(l.get() + 1);
+            HookAction::Drop
+        } else {
+            HookAction::Deliver
+        }
+    });
+    let id = f.request(40007, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(10));
+    r[0].assert_bytes_from("a", BIG);
+    assert_only_from(&f, id, A);
+    assert!(lost.get() >= 7);
+    assert_eq!(f.ev(A, Event::MigrationsStarted), 1);
+    assert_eq!(f.ev(A, Event::MigrationsSent), 7);
+    assert_eq!(f.ev(A, Event::MigrationsFallback), 1);
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 0);
+    assert_eq!(f.ev(A, Event::PacketsForwarded), 0);
+    assert_eq!(f.ev(B, Event::IposRxConnection), 0);
+    assert_eq!(f.node(A).forward_count(), 0);
+    f.close_and_drain(id, secs(10));
+    for n in 0..3 {
+        assert_eq!(f.node(n).connection_count(), 0);
+    }
+}
+
+/// Every acknowledgement b sends is lost, but b is alive: it imports the
+/// endpoint and answers the client directly while a, which never hears
+/// back, retries and finally falls back to serving the connection itself.
+/// The client must not get a stream that two application instances wrote
+/// (today: b's first segments, `X-Ipos-Node: b`, then a's), nor a stall of
+/// the whole retry schedule (about 5 s).
+#[test]
+#[ignore = "protocol hazard: the target answers the client before the source commits, then the source falls back and serves the same bytes again; see report"]
+fn all_acks_lost_target_alive() {
+    let mut f = Farm::new(8);
+    f.warm_up();
+    f.switch.set_hook(|port, frame| {
+        if port == B && ipos_type(frame) == Some(T_ACK) {
+            HookAction::Drop
+        } else {
+            HookAction::Deliver
+        }
+    });
+    let start = f.now;
+    let id = f.request(40008, &get(&format!("/b/bytes/{BIG}")));
+    let r = f.await_responses(id, 1, secs(20));
+    let took = f.now - start;
+    eprintln!("response after {took}: {}", f.summary());
+    let runs = f.client.conns[id].mac_runs();
+    eprintln!("client frame source MACs (runs): {runs:?}");
+    assert!(!f.client.conns[id].rst_seen(), "RST at the client");
+    assert_eq!(r[0].status, 200);
+    assert_eq!(r[0].body.len(), BIG);
+    assert_eq!(r[0].first_bad_byte(), None);
+    assert!(
+        runs.len() <= 2,
+        "the client's byte stream came from more than one owner: {runs:?}"
+    );
+    assert!(took < secs(1), "response took {took}");
+    f.close_and_drain(id, secs(20));
+}
+
+/// 5 % of ipOS frames (connection packets, chunks, acks, forwarded client
+/// packets, notices, adverts) are lost, for 16 seeds, two migrations each
+/// (to b and to c, concurrently).
+#[test]
+fn random_ipos_loss_five_percent() {
+    fn is_ipos(f: &[u8]) -> bool {
+        ipos_type(f).is_some()
+    }
+    let (mut lost, mut retried, mut left) = (0, 0, 0);
+    for seed in 100u64..116 {
+        let mut f = Farm::new(seed);
+        f.warm_up();
+        f.switch.set_impairment(
+            Impairment {
+                loss: 5,
+                ..Impairment::default()
+            },
+            Some(is_ipos),
+        );
+        let ids = [
+            f.request(41000, &get(&format!("/b/bytes/{BIG}"))),
+            f.request(41001, &get(&format!("/c/bytes/{BIG}"))),
+        ];
+        for (id, target) in ids.into_iter().zip(["b", "c"]) {
+            let r = f.await_responses(id, 1, secs(30));
+            r[0].assert_bytes_from(target, BIG);
+            assert!(
+                !f.client.conns[id].rst_seen(),
+                "seed {seed}: RST at the client"
+            );
+        }
+        assert_eq!(f.client.stats.bad_tcp_checksum, 0);
+        assert_eq!(f.client.stats.rst_in, 0);
+        assert_eq!(f.ev(A, Event::MigrationsFallback), 0, "seed {seed}");
+        assert_eq!(f.ev(A, Event::MigrationsAcked), 2, "seed {seed}");
+        for id in ids {
+            f.client.close(id);
+        }
+        let ok = f.run_until(secs(30), |f| {
+            f.client
+                .conns
+                .iter()
+                .all(|c| c.ep.state() == ipos_tcp::State::Closed)
+                && f.nodes.iter().all(|n| n.connection_count() == 0)
+        });
+        assert!(ok, "seed {seed}: not drained; {}", f.summary());
+        for n in 0..3 {
+            assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "seed {seed}");
+        }
+        lost += f.switch.dropped();
+        retried += f.ev(A, Event::MigrationsRetried);
+        // A lost close notice leaves the entry until it idles out.
+        left += f.node(A).forward_count();
+    }
+    eprintln!(
+        "ipOS frames lost {lost}, connection packets resent {retried}, forward entries left {left}"
+    );
+    assert!(lost > 0);
+    assert!(
+        retried > 0,
+        "no migration was ever retried: loss missed every connection packet and chunk"
+    );
+}
+
+/// The close notice b sends a is lost, so a keeps forwarding the client's
+/// address and port to b. When the client later opens a new connection from
+/// the same port, a forwards its SYN to b (the forward table is keyed by
+/// client address and port only and is looked up before SYN handling), b
+/// drops it, and every SYN retry refreshes the entry so it never idles out.
+#[test]
+
+fn new_connection_after_lost_close_notice() {
+    let mut f = Farm::new(18);
+    f.warm_up();
+    let dropped = drop_first(&f, B, T_NOTICE, 1);
+    let id = f.request(40018, &get("/b/bytes/10000"));
+    f.await_responses(id, 1, secs(10))[0].assert_bytes_from("b", 10000);
+    f.close_and_drain(id, secs(10));
+    assert_eq!(dropped.get(), 1);
+    assert_eq!(f.node(A).forward_count(), 1, "{}", f.summary());
+    // Same client port, new connection, after the client's TIME-WAIT.
+    let id2 = f.request(40018, &get("/c/bytes/10000"));
+    let r = f.await_responses(id2, 1, secs(30));
+    r[0].assert_bytes_from("c", 10000);
+}
+
+/// After a chained move a -> b -> c and a clean close, b still holds its
+/// forward entry (client -> c): nothing removes it before the idle time-out.
+/// A new connection from the same client port that a moves to b again
+/// cannot be imported there (b forwards the carried chunks to c), so a
+/// waits out its whole retry schedule and serves the request itself.
+#[test]
+
+fn stale_intermediate_forward_entry_after_chain() {
+    let mut f = Farm::with_options(19, |n| {
+        let mut o = options();
+        if n != A {
+            o.policy = policy(&[("/b/", C), ("/c/", C)]);
+        }
+        o
+    });
+    f.warm_up();
+    let id = f.request(40019, &get("/b/bytes/10000"));
+    f.await_responses(id, 1, secs(10))[0].assert_bytes_from("c", 10000);
+    f.close_and_drain(id, secs(10));
+    eprintln!("after the first connection: {}", f.summary());
+    let start = f.now;
+    let id2 = f.request(40019, &get("/b/bytes/10000"));
+    let r = f.await_responses(id2, 1, secs(30));
+    eprintln!("second response after {}: {}", f.now - start, f.summary());
+    r[0].assert_bytes_from("c", 10000);
+    assert_eq!(f.ev(A, Event::MigrationsFallback), 0);
+    assert!(f.now - start < secs(1));
+}
+
+/// No URL or cookie rule matches: the front spreads connections by load.
+#[test]
+fn load_choice_spreads_connections() {
+    let mut f = Farm::new(9);
+    f.warm_up();
+    const N: usize = 24;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(f.request(42000 + i as u16, &get("/bytes/20000")));
+        f.run_for(Duration::from_millis(5));
+    }
+    let ok = f.run_until(secs(10), |f| {
+        ids.iter().all(|&id| f.responses(id).len() == 1)
+    });
+    assert!(ok, "not every response arrived; {}", f.summary());
+    let mut served = [0usize; 3];
+    for &id in &ids {
+        let r = &f.responses(id)[0];
+        let node = r.header("X-Ipos-Node").expect("X-Ipos-Node").to_string();
+        let n = NAMES.iter().position(|x| *x == node).expect("known node");
+        r.assert_bytes_from(NAMES[n], 20000);
+        if n == A {
+            assert_only_from(&f, id, A);
+        } else {
+            assert_served_by(&f, id, n);
+        }
+        served[n] += 1;
+    }
+    eprintln!("served by a, b, c: {served:?}");
+    assert!(
+        served.iter().all(|&s| s >= 1),
+        "served by a, b, c: {served:?}"
+    );
+    let moved = (served[B] + served[C]) as u64;
+    assert_eq!(f.ev(A, Event::MigrationsAcked), moved);
+    assert_eq!(f.ev(A, Event::DecisionLoad), moved);
+    assert_eq!(f.ev(A, Event::DecisionUrl), 0);
+    assert_eq!(f.ev(B, Event::MigrationsReceived), served[B] as u64);
+    assert_eq!(f.ev(C, Event::MigrationsReceived), served[C] as u64);
+    for &id in &ids {
+        f.client.close(id);
+    }
+    let ok = f.run_until(secs(10), |f| {
+        f.client
+            .conns
+            .iter()
+            .all(|c| c.ep.state() == ipos_tcp::State::Closed)
+            && f.nodes.iter().all(|n| n.connection_count() == 0)
+    });
+    assert!(ok, "not drained; {}", f.summary());
+    assert_eq!(f.node(A).forward_count(), 0);
+    assert_eq!(f.ev(A, Event::ForwardClosed), moved);
+}
+
+/// The checker itself: a wrong byte or a short body is seen.
+#[test]
+fn response_checker_catches_errors() {
+    let body: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
+    let mut wire = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nX-Ipos-Node: b\r\n\r\n".to_vec();
+    wire.extend_from_slice(&body);
+    let (r, used) = parse_responses(&wire);
+    assert_eq!((r.len(), used), (1, wire.len()));
+    r[0].assert_bytes_from("b", 1000);
+    assert_ne!(r[0].header("x-ipos-node"), Some("a"));
+    let mut bad = wire.clone();
+    let n = bad.len();
+    bad[n - 10] ^= 1;
+    assert_eq!(parse_responses(&bad).0[0].first_bad_byte(), Some(990));
+    assert!(parse_responses(&wire[..n - 1]).0.is_empty());
+}

@@ -1,0 +1,632 @@
+//! Deterministic in-memory farm for migration tests: three full
+//! `Node<MemPort>`s (a, b, c) and a client host on one `MemSwitch`, driven
+//! by a virtual clock that the test advances. No threads, no real time, no
+//! DPDK.
+//!
+//! The client host runs an `ipos_tcp::Endpoint` per connection, wraps its
+//! segments in Ethernet + IPv4 towards node a's MAC and the VIP, and checks
+//! every frame it receives (IPv4 header checksum, from the VIP, TCP
+//! checksum) before feeding it to the endpoint.
+#![allow(dead_code)]
+
+use ipos::node::{Node, NodeIdentity, NodeOptions, Peer};
+use ipos::port::mem::{MemPort, MemSwitch};
+use ipos::port::{PacketBuf, Port};
+use ipos_policy::PolicyConfig;
+use ipos_tcp::{Endpoint, FourTuple, State};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Address, Ipv4Packet};
+
+/// Node indices in [`Farm::nodes`] (and switch port indices).
+pub const A: usize = 0;
+pub const B: usize = 1;
+pub const C: usize = 2;
+/// Switch port index of the client host.
+pub const CLIENT_PORT: usize = 3;
+
+pub const NAMES: [&str; 3] = ["a", "b", "c"];
+pub const MACS: [EthernetAddress; 3] = [
+    EthernetAddress([0x02, 0x00, 0xc6, 0x12, 0x00, 0x0b]),
+    EthernetAddress([0x02, 0x00, 0xc6, 0x12, 0x00, 0x0c]),
+    EthernetAddress([0x02, 0x00, 0xc6, 0x12, 0x00, 0x0d]),
+];
+pub const IPS: [Ipv4Address; 3] = [
+    Ipv4Address::new(198, 18, 0, 11),
+    Ipv4Address::new(198, 18, 0, 12),
+    Ipv4Address::new(198, 18, 0, 13),
+];
+pub const VIP: Ipv4Address = Ipv4Address::new(198, 18, 0, 100);
+pub const SERVICE_PORT: u16 = 80;
+pub const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0x00, 0xc6, 0x12, 0x00, 0x01]);
+pub const CLIENT_IP: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
+
+pub const ETHERTYPE_IPOS: u16 = ipos_wire::DEFAULT_ETHERTYPE;
+/// Offset of the ipOS type byte in a frame (Ethernet 14 + 12).
+pub const IPOS_TYPE_AT: usize = 14 + 12;
+pub const T_CONNECTION: u8 = 0x01;
+pub const T_DATA: u8 = 0x02;
+pub const T_ACK: u8 = 0x03;
+pub const T_ADVERT: u8 = 0x10;
+pub const T_NOTICE: u8 = 0x11;
+
+/// The ipOS type of a frame, None for other frames.
+pub fn ipos_type(f: &[u8]) -> Option<u8> {
+    (f.len() > IPOS_TYPE_AT && f[12..14] == ETHERTYPE_IPOS.to_be_bytes()).then(|| f[IPOS_TYPE_AT])
+}
+
+/// Destination MAC of a frame.
+pub fn dst_mac(f: &[u8]) -> EthernetAddress {
+    EthernetAddress::from_bytes(&f[0..6])
+}
+
+/// Index of the node owning `mac`.
+pub fn node_of_mac(mac: EthernetAddress) -> Option<usize> {
+    MACS.iter().position(|m| *m == mac)
+}
+
+/// The farm's policy with URL rules `(prefix, node index)`.
+pub fn policy(url_rules: &[(&str, usize)]) -> PolicyConfig {
+    PolicyConfig {
+        url_rules: url_rules
+            .iter()
+            .map(|(p, n)| (p.to_string(), IPS[*n]))
+            .collect(),
+        cookie_rules: (0..3).map(|n| (NAMES[n].to_string(), IPS[n])).collect(),
+        cookie_name: "IPOSID".to_string(),
+        ..PolicyConfig::default()
+    }
+}
+
+/// Options of a test node: `/b/` -> b, `/c/` -> c, adverts every 20 ms.
+pub fn options() -> NodeOptions {
+    NodeOptions {
+        policy: policy(&[("/b/", B), ("/c/", C)]),
+        advert_interval: Duration::from_millis(20),
+        ..NodeOptions::default()
+    }
+}
+
+pub fn identity(n: usize) -> NodeIdentity {
+    NodeIdentity {
+        name: NAMES[n].to_string(),
+        mac: MACS[n],
+        ip: IPS[n],
+        vip: (n == A).then_some(VIP),
+        service_ports: vec![SERVICE_PORT],
+        ethertype: ETHERTYPE_IPOS,
+        udp_echo_port: None,
+        peers: (0..3)
+            .map(|i| Peer {
+                name: NAMES[i].to_string(),
+                mac: MACS[i],
+                ip: IPS[i],
+            })
+            .collect(),
+    }
+}
+
+/// A tiny seeded PRNG (splitmix64) for client ISNs and test schedules.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// One frame the client received on a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct RxFrame {
+    pub at: Instant,
+    pub src_mac: EthernetAddress,
+    pub tcp_flags: u8,
+    pub payload_len: usize,
+}
+
+/// A client-side TCP connection.
+pub struct ClientConn {
+    pub ep: Endpoint,
+    /// Every byte the endpoint delivered, in order.
+    pub received: Vec<u8>,
+    /// Every frame received for this connection.
+    pub frames: Vec<RxFrame>,
+    /// Bytes queued by the test, not yet accepted by the endpoint.
+    unsent: Vec<u8>,
+    /// Segments sent (SYN, data, ACKs, FIN).
+    pub segments_out: u64,
+    /// Segments the endpoint refused.
+    pub rejected: u64,
+    pub close_requested: bool,
+}
+
+impl ClientConn {
+    /// True when a RST arrived.
+    pub fn rst_seen(&self) -> bool {
+        self.frames.iter().any(|f| f.tcp_flags & ipos_tcp::RST != 0)
+    }
+
+    /// Source MACs of the received frames, consecutive repeats collapsed.
+    pub fn mac_runs(&self) -> Vec<EthernetAddress> {
+        let mut v: Vec<EthernetAddress> = Vec::new();
+        for f in &self.frames {
+            if v.last() != Some(&f.src_mac) {
+                v.push(f.src_mac);
+            }
+        }
+        v
+    }
+
+    /// Frames whose source MAC is `mac`.
+    pub fn frames_from(&self, mac: EthernetAddress) -> usize {
+        self.frames.iter().filter(|f| f.src_mac == mac).count()
+    }
+}
+
+/// What the client host saw that belongs to no connection, or was wrong.
+#[derive(Debug, Default, Clone)]
+pub struct ClientStats {
+    pub frames_in: u64,
+    /// Non-IPv4 frames (ipOS broadcasts, ...): ignored.
+    pub other_ethertype: u64,
+    pub bad_ipv4: u64,
+    pub not_from_vip: u64,
+    pub bad_tcp_checksum: u64,
+    pub unknown_connection: u64,
+    pub rst_in: u64,
+}
+
+/// The test client host: a MemPort and its TCP endpoints.
+pub struct Client {
+    pub port: MemPort,
+    pub conns: Vec<ClientConn>,
+    pub stats: ClientStats,
+    cfg: ipos_tcp::Config,
+    rng: Rng,
+    ident: u16,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(port: MemPort, seed: u64) -> Client {
+        Client {
+            port,
+            conns: Vec::new(),
+            stats: ClientStats::default(),
+            cfg: ipos_tcp::Config::default(),
+            rng: Rng::new(seed ^ 0xc11e),
+            ident: 0,
+            buf: vec![0; 1600],
+        }
+    }
+
+    /// Opens a connection from `local_port` to VIP:80; returns its index.
+    pub fn connect(&mut self, now: Instant, local_port: u16) -> usize {
+        let tuple = FourTuple {
+            local_ip: CLIENT_IP,
+            local_port,
+            remote_ip: VIP,
+            remote_port: SERVICE_PORT,
+        };
+        let iss = self.rng.next_u64() as u32;
+        self.conns.push(ClientConn {
+            ep: Endpoint::connect(&self.cfg, tuple, iss, now),
+            received: Vec::new(),
+            frames: Vec::new(),
+            unsent: Vec::new(),
+            segments_out: 0,
+            rejected: 0,
+            close_requested: false,
+        });
+        self.conns.len() - 1
+    }
+
+    /// Queues bytes to send on connection `id`.
+    pub fn send(&mut self, id: usize, bytes: &[u8]) {
+        self.conns[id].unsent.extend_from_slice(bytes);
+    }
+
+    /// Closes connection `id` once its queued bytes are sent.
+    pub fn close(&mut self, id: usize) {
+        self.conns[id].close_requested = true;
+    }
+
+    /// Receives every waiting frame, then lets every endpoint send.
+    pub fn poll(&mut self, now: Instant) -> usize {
+        let frames = self.port.take_all();
+        let n = frames.len();
+        for f in frames {
+            self.receive(now, f.data());
+        }
+        for id in 0..self.conns.len() {
+            self.service(now, id);
+        }
+        self.port.flush();
+        n
+    }
+
+    fn receive(&mut self, now: Instant, f: &[u8]) {
+        self.stats.frames_in += 1;
+        if f.len() < 14 || f[12..14] != [0x08, 0x00] {
+            self.stats.other_ethertype += 1;
+            return;
+        }
+        let src_mac = EthernetAddress::from_bytes(&f[6..12]);
+        let ip = match Ipv4Packet::new_checked(&f[14..]) {
+            Ok(ip) if ip.verify_checksum() && ip.next_header() == IpProtocol::Tcp => ip,
+            _ => {
+                self.stats.bad_ipv4 += 1;
+                return;
+            }
+        };
+        if ip.src_addr() != VIP || ip.dst_addr() != CLIENT_IP {
+            self.stats.not_from_vip += 1;
+            return;
+        }
+        let seg = ip.payload();
+        if !ipos_tcp::checksum_ok(ip.src_addr(), ip.dst_addr(), seg) {
+            self.stats.bad_tcp_checksum += 1;
+            return;
+        }
+        let sport = u16::from_be_bytes([seg[0], seg[1]]);
+        let dport = u16::from_be_bytes([seg[2], seg[3]]);
+        let flags = seg[13];
+        let hlen = ((seg[12] >> 4) as usize) * 4;
+        if flags & ipos_tcp::RST != 0 {
+            self.stats.rst_in += 1;
+        }
+        let Some(c) = self.conns.iter_mut().find(|c| {
+            let t = c.ep.tuple();
+            t.local_port == dport && t.remote_port == sport && c.ep.state() != State::Closed
+        }) else {
+            self.stats.unknown_connection += 1;
+            return;
+        };
+        c.frames.push(RxFrame {
+            at: now,
+            src_mac,
+            tcp_flags: flags,
+            payload_len: seg.len().saturating_sub(hlen),
+        });
+        if c.ep.on_segment(now, seg).is_err() {
+            c.rejected += 1;
+        }
+    }
+
+    fn service(&mut self, now: Instant, id: usize) {
+        let c = &mut self.conns[id];
+        loop {
+            let s = c.ep.recv_slice();
+            if s.is_empty() {
+                break;
+            }
+            let n = s.len();
+            c.received.extend_from_slice(s);
+            c.ep.recv_consume(n);
+        }
+        if !c.unsent.is_empty() {
+            let n = c.ep.send_slice(&c.unsent);
+            c.unsent.drain(..n);
+        }
+        if c.close_requested && c.unsent.is_empty() {
+            c.ep.close();
+        }
+        loop {
+            let c = &mut self.conns[id];
+            let Some(n) = c.ep.poll_transmit(now, &mut self.buf[..]) else {
+                break;
+            };
+            c.segments_out += 1;
+            let tuple = c.ep.tuple();
+            self.ident = self.ident.wrapping_add(1);
+            let mut frame = MemBufWriter::new(14 + 20 + n);
+            let d = frame.bytes_mut();
+            d[0..6].copy_from_slice(MACS[A].as_bytes());
+            d[6..12].copy_from_slice(CLIENT_MAC.as_bytes());
+            d[12..14].copy_from_slice(&[0x08, 0x00]);
+            {
+                let mut ip = Ipv4Packet::new_unchecked(&mut d[14..34]);
+                ip.set_version(4);
+                ip.set_header_len(20);
+                ip.set_dscp(0);
+                ip.set_ecn(0);
+                ip.set_total_len((20 + n) as u16);
+                ip.set_ident(self.ident);
+                ip.clear_flags();
+                ip.set_dont_frag(true);
+                ip.set_frag_offset(0);
+                ip.set_hop_limit(64);
+                ip.set_next_header(IpProtocol::Tcp);
+                ip.set_src_addr(tuple.local_ip);
+                ip.set_dst_addr(tuple.remote_ip);
+                ip.fill_checksum();
+            }
+            d[34..34 + n].copy_from_slice(&self.buf[..n]);
+            let buf = frame.into_buf(&mut self.port);
+            self.port.send(buf);
+        }
+    }
+}
+
+/// Builds a frame and moves it into a port buffer.
+struct MemBufWriter(Vec<u8>);
+
+impl MemBufWriter {
+    fn new(len: usize) -> MemBufWriter {
+        MemBufWriter(vec![0; len])
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+    fn into_buf(self, port: &mut MemPort) -> ipos::port::mem::MemBuf {
+        let mut b = port.alloc().expect("mem buffer");
+        b.set_len(self.0.len()).expect("frame fits");
+        b.data_mut().copy_from_slice(&self.0);
+        b
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Index of the first body byte that breaks the `/bytes/N` pattern.
+    pub fn first_bad_byte(&self) -> Option<usize> {
+        self.body
+            .iter()
+            .enumerate()
+            .find(|(i, b)| **b != (*i % 251) as u8)
+            .map(|(i, _)| i)
+    }
+
+    /// Panics unless this is a complete, byte-exact `/bytes/len` response from `node`.
+    pub fn assert_bytes_from(&self, node: &str, len: usize) {
+        assert_eq!(self.status, 200, "status; headers {:?}", self.headers);
+        assert_eq!(
+            self.header("X-Ipos-Node"),
+            Some(node),
+            "served by; headers {:?}",
+            self.headers
+        );
+        assert_eq!(
+            self.header("Content-Length"),
+            Some(len.to_string().as_str()),
+            "content length"
+        );
+        assert_eq!(self.body.len(), len, "body length");
+        assert_eq!(
+            self.first_bad_byte(),
+            None,
+            "body byte differs from i % 251"
+        );
+    }
+}
+
+/// Parses the complete responses at the start of `bytes` (with
+/// Content-Length bodies); returns them and the bytes they used.
+pub fn parse_responses(bytes: &[u8]) -> (Vec<Response>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    loop {
+        let rest = &bytes[at..];
+        let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") else {
+            break;
+        };
+        let head = String::from_utf8_lossy(&rest[..end]).to_string();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or("");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                Some((k.trim().to_string(), v.trim().to_string()))
+            })
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let body_at = end + 4;
+        if rest.len() < body_at + len {
+            break;
+        }
+        out.push(Response {
+            status,
+            headers,
+            body: rest[body_at..body_at + len].to_vec(),
+        });
+        at += body_at + len;
+    }
+    (out, at)
+}
+
+/// The farm: nodes a, b, c and the client on one switch, a virtual clock.
+pub struct Farm {
+    pub switch: MemSwitch,
+    pub nodes: Vec<Node<MemPort>>,
+    pub client: Client,
+    pub now: Instant,
+    /// Virtual time added by [`Farm::step`].
+    pub tick: Duration,
+    /// Steps taken so far.
+    pub steps: u64,
+}
+
+/// Most poll rounds within one time step (each round polls every host).
+const ROUNDS_PER_STEP: usize = 64;
+/// Most steps any run may take (a hard bound on the work of one test).
+const MAX_STEPS: u64 = 400_000;
+
+impl Farm {
+    /// A farm whose node `n` uses `opts(n)`.
+    pub fn with_options(seed: u64, opts: impl Fn(usize) -> NodeOptions) -> Farm {
+        let switch = MemSwitch::new(seed);
+        let nodes: Vec<Node<MemPort>> = (0..3)
+            .map(|n| Node::new(switch.port(MACS[n]), identity(n), opts(n)))
+            .collect();
+        let port = switch.port(CLIENT_MAC);
+        assert_eq!(port.index(), CLIENT_PORT);
+        Farm {
+            switch,
+            nodes,
+            client: Client::new(port, seed),
+            now: Instant::from_millis(1_000),
+            tick: Duration::from_micros(200),
+            steps: 0,
+        }
+    }
+
+    /// A farm of nodes with [`options`].
+    pub fn new(seed: u64) -> Farm {
+        Farm::with_options(seed, |_| options())
+    }
+
+    /// Polls every host until the switch is quiet (bounded), then advances
+    /// the clock by one tick.
+    pub fn step(&mut self) {
+        for _ in 0..ROUNDS_PER_STEP {
+            self.client.poll(self.now);
+            for n in self.nodes.iter_mut() {
+                n.poll(self.now);
+            }
+            if self.switch.pending() == 0 {
+                break;
+            }
+        }
+        self.now += self.tick;
+        self.steps += 1;
+        assert!(self.steps < MAX_STEPS, "step bound exceeded");
+    }
+
+    /// Steps for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    /// Steps until `done` or `limit` of virtual time has passed; returns
+    /// whether `done` held.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Farm) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step();
+        }
+        done(self)
+    }
+
+    /// Runs until every node has seen the others' adverts.
+    pub fn warm_up(&mut self) {
+        let ok = self.run_until(Duration::from_millis(500), |f| {
+            f.nodes.iter().all(|n| {
+                n.counters().get(ipos::counters::Event::AdvertsReceived) >= 4
+                    && IPS.iter().all(|ip| n.view().servers().get(*ip).is_some())
+            })
+        });
+        assert!(ok, "adverts were not exchanged");
+    }
+
+    pub fn node(&self, n: usize) -> &Node<MemPort> {
+        &self.nodes[n]
+    }
+
+    pub fn ev(&self, n: usize, e: ipos::counters::Event) -> u64 {
+        self.nodes[n].counters().get(e)
+    }
+
+    pub fn drops(&self, n: usize, r: ipos::counters::DropReason) -> u64 {
+        self.nodes[n].counters().dropped(r)
+    }
+
+    /// Complete responses received on client connection `id` so far.
+    pub fn responses(&self, id: usize) -> Vec<Response> {
+        parse_responses(&self.client.conns[id].received).0
+    }
+
+    /// Opens a connection and sends `request` on it; returns its index.
+    pub fn request(&mut self, local_port: u16, request: &str) -> usize {
+        let id = self.client.connect(self.now, local_port);
+        self.client.send(id, request.as_bytes());
+        id
+    }
+
+    /// Runs until connection `id` holds `n` complete responses.
+    pub fn await_responses(&mut self, id: usize, n: usize, limit: Duration) -> Vec<Response> {
+        let ok = self.run_until(limit, |f| f.responses(id).len() >= n);
+        let r = self.responses(id);
+        assert!(
+            ok,
+            "{} of {n} responses after {limit:?} (received {} bytes); {}",
+            r.len(),
+            self.client.conns[id].received.len(),
+            self.summary()
+        );
+        r
+    }
+
+    /// Closes connection `id` and runs until the client endpoint is closed
+    /// (TIME-WAIT over) and no node holds a connection.
+    pub fn close_and_drain(&mut self, id: usize, limit: Duration) {
+        self.client.close(id);
+        let ok = self.run_until(limit, |f| {
+            f.client.conns[id].ep.state() == State::Closed
+                && f.nodes.iter().all(|n| n.connection_count() == 0)
+        });
+        assert!(
+            ok,
+            "connection not drained: client {:?}; {}",
+            self.client.conns[id].ep.state(),
+            self.summary()
+        );
+    }
+
+    /// Every node's non-zero counters, for failure messages.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            s.push_str(&format!(
+                "\n  {}: conns={} fwd={} pending={} {}",
+                NAMES[i],
+                n.connection_count(),
+                n.forward_count(),
+                n.pending_count(),
+                n.counters().summary()
+            ));
+        }
+        s.push_str(&format!("\n  client: {:?}", self.client.stats));
+        s
+    }
+}
+
+/// `GET <path>` request text.
+pub fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
+}

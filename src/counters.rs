@@ -58,6 +58,7 @@ drop_reasons! {
     IposBadLength => "ipos_bad_length", "ipOS frame length inconsistent.";
     IposUnexpected => "ipos_unexpected", "A valid ipOS frame this node has no use for (no such connection or role).";
     TxNoBuffer => "tx_no_buffer", "A reply could not be sent: no free packet buffer.";
+    IposUnknownSender => "ipos_unknown_sender", "A valid ipOS frame from a MAC that is not a farm node's.";
     IposBadTcb => "ipos_bad_tcb", "Connection packet whose TCB does not parse or import.";
     MigrationHoldFull => "migration_hold_full", "Client packet for a migrating endpoint beyond the hold limit.";
     PendingFull => "pending_full", "Incoming migration refused: too many migrations in progress.";

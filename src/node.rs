@@ -1146,7 +1146,15 @@ impl<P: Port> Node<P> {
         self.polls = 0;
         self.busy_polls = 0;
         let mut a = AdvertRepr::new(self.id.ip, self.advert_seq);
-        a.established = self.conns.len() as u32;
+        // Load = connections served here; those still waiting for a decision
+        // (most of which will move) do not count.
+        a.established = (0..self.conns.slot_count())
+            .filter(|&i| {
+                self.conns
+                    .get(i)
+                    .is_some_and(|c| c.decided && c.migration.is_none())
+            })
+            .count() as u32;
         a.cpu_permille = cpu.min(1000);
         a.mem_avail_mib = self.opts.mem_avail_mib;
         a.bw_avail_mbps = self.opts.bw_avail_mbps;
@@ -1217,6 +1225,11 @@ impl<P: Port> Node<P> {
             Ok(f) => f,
             Err(e) => return self.counters.drop(ipos_drop_reason(&e)),
         };
+        // Only the farm's nodes speak ipOS to us: a valid frame from any other
+        // MAC is spoofed or misdirected.
+        if !self.id.peers.iter().any(|p| p.mac == src_mac) {
+            return self.counters.drop(DropReason::IposUnknownSender);
+        }
         match frame.message {
             Message::TcpConnection {
                 flow,

@@ -107,7 +107,7 @@ fn malformed_ipos_frames_are_counted_by_reason() {
         ("unknown_protocol", "drop.ipos_unknown_protocol"),
         ("bad_inner", "drop.ipos_bad_inner"),
         ("bad_length", "drop.ipos_truncated"),
-        ("unexpected_ack", "migration_acks_duplicate"),
+        ("unexpected_ack", "drop.ipos_unknown_sender"),
     ];
     let mut args = vec!["python3", script.to_str().unwrap(), "eth0", NODE_A_MAC, "5"];
     args.extend(kinds.iter().map(|k| k.0));

@@ -2,7 +2,8 @@
 """Sends hand-made ipOS frames from a raw socket: one kind per argument.
 
 usage: ipos_frames.py IFACE DST_MAC COUNT KIND [KIND ...]
-KIND: truncated, bad_checksum, unknown_type, unknown_protocol, bad_inner, bad_length, unexpected_ack
+KIND: truncated, bad_checksum, unknown_type, unknown_protocol, bad_inner, bad_length,
+      unexpected_ack (a valid acknowledgement, but from a MAC that is not a farm node's)
 Addresses are 198.18.0.0/15 only. The checksum is the Internet checksum of the 16-byte ipOS
 header (checksum field zero) followed by the connection information for connection frames.
 """

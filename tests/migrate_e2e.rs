@@ -173,6 +173,7 @@ fn cookie_and_load_spread_300_connections() {
         "client failed: {text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    eprintln!("{text}");
     assert!(text.contains("ok=300 failed=0"), "{text}");
     for n in ["'a'", "'b'", "'c'"] {
         assert!(text.contains(n), "node {n} served none: {text}");

@@ -806,23 +806,10 @@ impl<P: Port> Node<P> {
         if tries > 1 {
             self.counters.inc(Event::MigrationsRetried);
         }
-        let Some(mut buf) = self.alloc_full() else {
+        if !self.send_built(Event::MigrationsSent, |b, et| {
+            ipos_wire::emit_tcp_connection(b, et, &macs, &flow, peer.ip, tuple.local_port, &tcb)
+        }) {
             return;
-        };
-        match ipos_wire::emit_tcp_connection(
-            buf.data_mut(),
-            self.id.ethertype,
-            &macs,
-            &flow,
-            peer.ip,
-            tuple.local_port,
-            &tcb,
-        ) {
-            Ok(n) if buf.set_len(n).is_ok() => {
-                self.counters.inc(Event::MigrationsSent);
-                self.transmit(buf);
-            }
-            _ => return self.counters.drop(DropReason::TxNoBuffer),
         }
         // The carried bytes, as rebuilt client segments in data frames.
         let parsed = match Tcb::parse(&tcb) {
@@ -913,15 +900,31 @@ impl<P: Port> Node<P> {
             dst: to,
             src: self.id.mac,
         };
+        self.send_built(Event::MigrationAcksSent, |b, et| {
+            ipos_wire::emit_ack(b, et, &macs, &flow, protocol)
+        });
+    }
+
+    /// Builds a frame with `emit` (given the buffer and the EtherType) in a
+    /// fresh buffer and sends it, counting `ev`; false when it could not.
+    fn send_built(
+        &mut self,
+        ev: Event,
+        emit: impl FnOnce(&mut [u8], u16) -> ipos_wire::Result<usize>,
+    ) -> bool {
         let Some(mut buf) = self.alloc_full() else {
-            return;
+            return false;
         };
-        match ipos_wire::emit_ack(buf.data_mut(), self.id.ethertype, &macs, &flow, protocol) {
+        match emit(buf.data_mut(), self.id.ethertype) {
             Ok(n) if buf.set_len(n).is_ok() => {
-                self.counters.inc(Event::MigrationAcksSent);
+                self.counters.inc(ev);
                 self.transmit(buf);
+                true
             }
-            _ => self.counters.drop(DropReason::TxNoBuffer),
+            _ => {
+                self.counters.drop(DropReason::TxNoBuffer);
+                false
+            }
         }
     }
 
@@ -930,24 +933,17 @@ impl<P: Port> Node<P> {
             dst: self.id.peers[to].mac,
             src: self.id.mac,
         };
-        let Some(mut buf) = self.alloc_full() else {
-            return;
-        };
-        match ipos_wire::emit_extension(
-            buf.data_mut(),
-            self.id.ethertype,
-            &macs,
-            flow,
-            ExtensionKind::ConnectionClosed,
-            Protocol::Tcp,
-            &notice.emit(),
-        ) {
-            Ok(n) if buf.set_len(n).is_ok() => {
-                self.counters.inc(Event::NoticesSent);
-                self.transmit(buf);
-            }
-            _ => self.counters.drop(DropReason::TxNoBuffer),
-        }
+        self.send_built(Event::NoticesSent, |b, et| {
+            ipos_wire::emit_extension(
+                b,
+                et,
+                &macs,
+                flow,
+                ExtensionKind::ConnectionClosed,
+                Protocol::Tcp,
+                &notice.emit(),
+            )
+        });
     }
 
     /// Moves data between a connection's endpoint and its application, sends
@@ -1194,24 +1190,17 @@ impl<P: Port> Node<P> {
             dst: EthernetAddress::BROADCAST,
             src: self.id.mac,
         };
-        let Some(mut buf) = self.alloc_full() else {
-            return;
-        };
-        match ipos_wire::emit_extension(
-            buf.data_mut(),
-            self.id.ethertype,
-            &macs,
-            &flow,
-            ExtensionKind::ServerState,
-            Protocol::Tcp,
-            &body[..blen],
-        ) {
-            Ok(n) if buf.set_len(n).is_ok() => {
-                self.counters.inc(Event::AdvertsSent);
-                self.transmit(buf);
-            }
-            _ => self.counters.drop(DropReason::TxNoBuffer),
-        }
+        self.send_built(Event::AdvertsSent, |b, et| {
+            ipos_wire::emit_extension(
+                b,
+                et,
+                &macs,
+                &flow,
+                ExtensionKind::ServerState,
+                Protocol::Tcp,
+                &body[..blen],
+            )
+        });
     }
 
     fn transmit(&mut self, buf: P::Buf) {
@@ -1615,23 +1604,9 @@ impl<P: Port> Node<P> {
             dst: peer.mac,
             src: self.id.mac,
         };
-        let Some(mut buf) = self.alloc_full() else {
-            return;
-        };
-        match ipos_wire::emit_udp_connection(
-            buf.data_mut(),
-            self.id.ethertype,
-            &macs,
-            &flow,
-            peer.ip,
-            port,
-        ) {
-            Ok(n) if buf.set_len(n).is_ok() => {
-                self.counters.inc(Event::MigrationsSent);
-                self.transmit(buf);
-            }
-            _ => self.counters.drop(DropReason::TxNoBuffer),
-        }
+        self.send_built(Event::MigrationsSent, |b, et| {
+            ipos_wire::emit_udp_connection(b, et, &macs, &flow, peer.ip, port)
+        });
     }
 
     /// Retries (or gives up on) UDP flows being moved.

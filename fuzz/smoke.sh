@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Short, bounded fuzz run of the `frame` target on the stable toolchain.
 #
-#   fuzz/smoke.sh [SECONDS]        (default 20)
+#   fuzz/smoke.sh [SECONDS]        (default 20 for the frame parser, a third of it for the others)
 #
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address); on a stable
 # toolchain RUSTC_BOOTSTRAP=1 lets rustc accept them. Installs cargo-fuzz
@@ -28,11 +28,26 @@ if [ -z "$(ls -A "$seeds" 2>/dev/null)" ]; then
 fi
 
 # New inputs go to the scratch corpus (ignored by git); the seeds stay as they are.
-mkdir -p fuzz/corpus/frame
 toolchain=()
 if rustup which rustc --toolchain stable >/dev/null 2>&1; then
     toolchain=(+stable)
 fi
-RUSTC_BOOTSTRAP=1 cargo "${toolchain[@]}" fuzz run frame fuzz/corpus/frame "$seeds" -- \
-    -max_total_time="$secs" -print_final_stats=1
-echo "smoke: frame target ran ${secs}s without a crash"
+# The frame parser gets the full time; the other parsers (TCB, TCP segments, HTTP
+# requests, server-state adverts) a third of it each.
+other=$(( secs / 3 > 3 ? secs / 3 : 3 ))
+for target in frame tcb tcp_segment http_request advert; do
+    t=$other
+    [ "$target" = frame ] && t=$secs
+    mkdir -p "fuzz/corpus/$target"
+    dirs=("fuzz/corpus/$target")
+    [ -d "fuzz/seeds/$target" ] && dirs+=("fuzz/seeds/$target")
+    log="fuzz/corpus/$target.log"
+    if ! RUSTC_BOOTSTRAP=1 cargo "${toolchain[@]}" fuzz run "$target" "${dirs[@]}" -- \
+        -max_total_time="$t" -print_final_stats=1 >"$log" 2>&1; then
+        tail -40 "$log" >&2
+        echo "smoke: target $target crashed (input in fuzz/artifacts/$target/)" >&2
+        exit 1
+    fi
+    grep -E "^stat::number_of_executed_units" "$log" || true
+    echo "smoke: $target ran ${t}s without a crash"
+done

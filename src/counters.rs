@@ -115,6 +115,8 @@ events! {
     MigrationsRetried => "migrations_retried", "Connection packets sent again after a time-out.";
     MigrationsAcked => "migrations_acked", "Migrations acknowledged by their target.";
     MigrationsFallback => "migrations_fallback", "Migrations given up after the retries: served locally.";
+    MigrationCommitsSent => "migration_commits_sent", "Commits (acknowledgements back to a target) sent.";
+    MigrationsCommitted => "migrations_committed", "Imported endpoints whose source committed the move.";
     MigrationsAborted => "migrations_aborted", "Imported endpoints dropped because their source served them after all.";
     MigrationsReceived => "migrations_received", "Endpoints imported from another node.";
     MigrationAcksSent => "migration_acks_sent", "Migration acknowledgements sent.";

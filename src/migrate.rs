@@ -20,19 +20,26 @@
 //!    exactly at `rcv_nxt`); any other keeps its connection.
 //! 3. T keeps a [`Reassembly`] per connection until all `rcv_data_len` bytes
 //!    are there, then imports the endpoint (*forward-connect* entry: owned
-//!    here, fed by F), answers with a **migration acknowledgement** (0x03)
-//!    and carries on: its segments go straight to the client, from the VIP.
+//!    here, fed by F) and answers with a **migration acknowledgement** (0x03).
+//!    It does not send the client a single segment yet.
 //! 4. On the acknowledgement S installs a **forward** entry (client IP and
-//!    port -> T), sends T the client packets it held, and drops its copy of
-//!    the endpoint. If S is not F (a chained move), S also tells F with a
-//!    *connection notice* so that F forwards to T directly.
+//!    port -> T), answers T with an acknowledgement of its own (the *commit*,
+//!    an ipos use of type 0x03 in the other direction), sends T the client
+//!    packets it held, and drops its copy of the endpoint. If S is not F (a
+//!    chained move), S also tells F with a *connection notice* so that F
+//!    forwards to T directly. On the commit T starts serving: its segments go
+//!    straight to the client, from the VIP.
 //! 5. Lost frames: S resends steps 1 and 2 after a retry interval that
-//!    doubles each time up to 8 times the first (40, 80, 160, 320, 320 ms...); T answers a repeated connection packet for an
-//!    endpoint it already owns with another acknowledgement; duplicate
-//!    acknowledgements are ignored. After the bounded retries S thaws the
-//!    endpoint, serves the connection itself, and sends T a connection notice
-//!    naming S as the owner, so that a T which did import it (every
-//!    acknowledgement lost) forgets its copy silently.
+//!    doubles each time up to 8 times the first (40, 80, 160, 320, 320 ms...);
+//!    T answers a repeated connection packet for an endpoint it already holds
+//!    with another acknowledgement, and repeats its acknowledgement on the
+//!    same schedule until the commit arrives; S answers an acknowledgement for
+//!    a connection it already forwards to T with another commit. After its
+//!    bounded retries S thaws the endpoint, serves the connection itself, and
+//!    sends T a connection notice naming S as the owner; T drops its silent
+//!    copy on that notice, or by itself after twice S's retries. Because T
+//!    says nothing before the commit, the client never hears from two owners:
+//!    no byte is sent twice, whichever frames are lost.
 //! 6. A node that receives a connection packet for a client it forwards
 //!    (the endpoint comes back, a -> b -> a) drops its forward entry first.
 //!    A SYN from a forwarded client port starts a new connection: the stale

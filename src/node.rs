@@ -184,6 +184,19 @@ struct Conn<B> {
     migration: Option<Box<Migration<B>>>,
     /// How many times the endpoint has moved (carried in the TCB's `flags_ext`).
     moves: u16,
+    /// Imported but not yet confirmed by its source: nothing is sent to the
+    /// client until the source's commit arrives.
+    commit: Option<AwaitCommit>,
+    /// The target this node gave up moving the connection to (a late
+    /// acknowledgement from it gets the abort notice again).
+    gave_up_on: Option<usize>,
+}
+
+/// A target's wait for the source's commit.
+struct AwaitCommit {
+    source: usize,
+    tries: u32,
+    next_try: Instant,
 }
 
 /// One node's data path over one port queue.
@@ -582,6 +595,8 @@ impl<P: Port> Node<P> {
                 forwarder: None,
                 migration: None,
                 moves: 0,
+                commit: None,
+                gave_up_on: None,
             };
             match self.conns.insert(key, conn) {
                 Ok(slot) => {
@@ -868,6 +883,7 @@ impl<P: Port> Node<P> {
             Err(_) => return self.counters.drop(DropReason::IposBadTcb),
         };
         let forwarder = self.id.peers.iter().position(|p| p.ip == r.forwarder_ip);
+        let source = self.id.peers.iter().position(|p| p.mac == r.source_mac);
         let conn = Conn {
             ep,
             last_active: now,
@@ -878,12 +894,20 @@ impl<P: Port> Node<P> {
             forwarder: Some(forwarder.unwrap_or(self.me)),
             migration: None,
             moves: r.tcb.flags_ext,
+            commit: source.map(|s| AwaitCommit {
+                source: s,
+                tries: 1,
+                next_try: now + self.opts.migrate_retry,
+            }),
+            gave_up_on: None,
         };
         match self.conns.insert(key, conn) {
             Ok(slot) => {
                 self.counters.inc(Event::MigrationsReceived);
                 self.send_ack(&key, r.source_mac, Protocol::Tcp);
-                self.service(now, slot);
+                if source.is_none() {
+                    self.service(now, slot);
+                }
             }
             Err(_) => self.counters.drop(DropReason::TcpTableFull),
         }
@@ -952,8 +976,8 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if conn.migration.is_some() {
-            return; // frozen while it moves
+        if conn.migration.is_some() || conn.commit.is_some() {
+            return; // frozen while it moves, or until its source commits the move
         }
         if !conn.decided {
             if let Some(target) = self.decide(now, slot) {
@@ -1064,10 +1088,40 @@ impl<P: Port> Node<P> {
                 }
                 continue;
             }
+            if let Some(w) = &c.commit {
+                if now >= w.next_try {
+                    self.await_commit(now, slot);
+                }
+                continue;
+            }
             if c.ep.poll_timeout().is_some_and(|t| t <= now) || c.ep.is_closed() {
                 self.service(now, slot);
             }
         }
+    }
+
+    /// No commit yet: acknowledge again, or, after as many tries as a source
+    /// makes (and then as many again), drop the copy silently: the source
+    /// must have served the connection itself.
+    fn await_commit(&mut self, now: Instant, slot: u32) {
+        let retry = self.opts.migrate_retry;
+        let limit = self.opts.migrate_tries * 2;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Some(w) = conn.commit.as_mut() else {
+            return;
+        };
+        if w.tries >= limit {
+            self.conns.remove(slot);
+            self.counters.inc(Event::MigrationsAborted);
+            return;
+        }
+        w.tries += 1;
+        w.next_try = now + retry * (1u32 << (w.tries - 1).min(3));
+        let to = self.id.peers[w.source].mac;
+        let flow = flow_of(&conn.ep.tuple());
+        self.send_ack(&key_of(&flow), to, Protocol::Tcp);
     }
 
     /// The target never answered: thaw the endpoint and serve it here.
@@ -1079,6 +1133,7 @@ impl<P: Port> Node<P> {
             return;
         };
         conn.decided = true;
+        conn.gave_up_on = Some(m.target);
         let flow = flow_of(&conn.ep.tuple());
         self.counters.inc(Event::MigrationsFallback);
         // Should the target have installed the endpoint after all (every
@@ -1346,10 +1401,44 @@ impl<P: Port> Node<P> {
     fn on_ack(&mut self, now: Instant, flow: Flow, src_mac: EthernetAddress) {
         let key = key_of(&flow);
         let Some(slot) = self.conns.find(&key) else {
+            // Ours no more: the target lost our commit and acknowledges again.
+            let fkey = ForwardKey {
+                client_ip: flow.src_addr,
+                client_port: flow.src_port,
+            };
+            if self
+                .forward
+                .get(&fkey)
+                .is_some_and(|e| e.target_mac == src_mac)
+            {
+                self.send_ack(&key, src_mac, Protocol::Tcp);
+                self.counters.inc(Event::MigrationCommitsSent);
+            }
             return self.counters.inc(Event::MigrationAcksDuplicate);
         };
-        let c = self.conns.get(slot).expect("slot from index");
+        let c = self.conns.get_mut(slot).expect("slot from index");
+        // The target side: our source commits the move.
+        if let Some(w) = &c.commit {
+            if self.id.peers[w.source].mac == src_mac {
+                c.commit = None;
+                self.counters.inc(Event::MigrationsCommitted);
+                return self.service(now, slot);
+            }
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
         let Some(m) = &c.migration else {
+            // A late acknowledgement from a target we gave up on: abort again.
+            if let Some(t) = c.gave_up_on.filter(|&t| self.id.peers[t].mac == src_mac) {
+                let me = self.id.ip;
+                self.send_notice(
+                    &flow,
+                    t,
+                    Notice {
+                        owner_ip: me,
+                        owner_port: flow.dst_port,
+                    },
+                );
+            }
             return self.counters.inc(Event::MigrationAcksDuplicate);
         };
         let target = self.id.peers[m.target].clone();
@@ -1372,6 +1461,9 @@ impl<P: Port> Node<P> {
         // insert is counted by the table.
         let _ = self.forward.insert(fkey, entry);
         self.counters.inc(Event::MigrationsAcked);
+        // Commit: from now on the target owns the connection and may talk.
+        self.send_ack(&key, src_mac, Protocol::Tcp);
+        self.counters.inc(Event::MigrationCommitsSent);
         if let Some(f) = conn.forwarder.filter(|&f| f != self.me && f != m.target) {
             // A chained move: the front should forward to the new owner directly.
             self.send_notice(

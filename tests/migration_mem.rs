@@ -161,8 +161,10 @@ fn duplicate_acknowledgements_are_ignored() {
     let r = f.await_responses(id, 1, secs(10));
     r[0].assert_bytes_from("b", BIG);
     assert_served_by(&f, id, B);
-    assert_eq!(dups.get(), 1);
+    // b's acknowledgement and a's commit (and a's answer to the duplicate).
+    assert!(dups.get() >= 2, "{} acknowledgement frames", dups.get());
     assert_eq!(f.ev(A, Event::IposRxAck), 2);
+    assert_eq!(f.ev(B, Event::MigrationsCommitted), 1);
     assert_eq!(f.ev(A, Event::MigrationsAcked), 1);
     assert!(f.ev(A, Event::MigrationAcksDuplicate) >= 1);
     assert_eq!(f.ev(A, Event::MigrationsRetried), 0);
@@ -367,7 +369,6 @@ fn silent_target_falls_back_to_front() {
 /// (today: b's first segments, `X-Ipos-Node: b`, then a's), nor a stall of
 /// the whole retry schedule (about 5 s).
 #[test]
-#[ignore = "protocol hazard: the target answers the client before the source commits, then the source falls back and serves the same bytes again; see report"]
 fn all_acks_lost_target_alive() {
     let mut f = Farm::new(8);
     f.warm_up();
@@ -384,16 +385,22 @@ fn all_acks_lost_target_alive() {
     let took = f.now - start;
     eprintln!("response after {took}: {}", f.summary());
     let runs = f.client.conns[id].mac_runs();
-    eprintln!("client frame source MACs (runs): {runs:?}");
     assert!(!f.client.conns[id].rst_seen(), "RST at the client");
-    assert_eq!(r[0].status, 200);
-    assert_eq!(r[0].body.len(), BIG);
-    assert_eq!(r[0].first_bad_byte(), None);
-    assert!(
-        runs.len() <= 2,
-        "the client's byte stream came from more than one owner: {runs:?}"
+    // b imported the endpoint but never got a's commit: it must not have said
+    // a word to the client. a fell back and served the request alone.
+    r[0].assert_bytes_from("a", BIG);
+    assert_eq!(
+        runs,
+        vec![MACS[A]],
+        "the client heard from more than one owner"
     );
-    assert!(took < secs(1), "response took {took}");
+    assert_eq!(f.ev(A, Event::MigrationsFallback), 1);
+    assert_eq!(f.ev(A, Event::MigrationCommitsSent), 0);
+    assert_eq!(f.ev(B, Event::MigrationsReceived), 1);
+    assert_eq!(f.ev(B, Event::MigrationsCommitted), 0);
+    assert_eq!(f.ev(B, Event::MigrationsAborted), 1, "b kept its copy");
+    assert_eq!(f.node(B).connection_count(), 0);
+    assert!(took < secs(3), "response took {took}");
     f.close_and_drain(id, secs(20));
 }
 

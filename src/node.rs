@@ -1236,9 +1236,10 @@ impl<P: Port> Node<P> {
         let mut body = [0u8; ipos_policy::advert::MAX_LEN];
         let Ok(blen) = a.emit(&mut body) else { return };
         let flow = Flow {
+            // An advert is about a node, not a connection: no destination.
             src_addr: self.id.ip,
             src_port: 0,
-            dst_addr: Ipv4Address::BROADCAST,
+            dst_addr: Ipv4Address::UNSPECIFIED,
             dst_port: 0,
         };
         let macs = MacAddrs {

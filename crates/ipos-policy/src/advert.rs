@@ -366,7 +366,7 @@ mod tests {
         0x02,                   // 2 listening sockets
         0x01,                   // 1 application
         0x00,                   // reserved
-        0x0a, 0x00, 0x00, 0x07, // node IP 10.0.0.7
+        0xc6, 0x12, 0x00, 0x07, // node IP 198.18.0.7
         0x00, 0x00, 0x01, 0x02, // sequence 258
         0x00, 0x00, 0x00, 0x2a, // established 42
         0x01, 0xf4,             // CPU 500 permille
@@ -383,7 +383,7 @@ mod tests {
     ];
 
     fn repr() -> AdvertRepr {
-        let mut r = AdvertRepr::new(Ipv4Address::new(10, 0, 0, 7), 258);
+        let mut r = AdvertRepr::new(Ipv4Address::new(198, 18, 0, 7), 258);
         r.established = 42;
         r.cpu_permille = 500;
         r.mem_avail_mib = 4096;
@@ -501,7 +501,7 @@ mod tests {
 
     #[test]
     fn lists_are_bounded() {
-        let mut r = AdvertRepr::new(Ipv4Address::new(10, 0, 0, 1), 0);
+        let mut r = AdvertRepr::new(Ipv4Address::new(198, 18, 0, 1), 0);
         for i in 0..MAX_ENTRIES as u16 {
             r.push_listening(ListenEntry { port: i, pid: 1 }).unwrap();
             r.push_app(AppEntry::default()).unwrap();

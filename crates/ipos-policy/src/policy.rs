@@ -192,10 +192,10 @@ mod tests {
     use crate::config::{PolicyConfig, Weights};
     use crate::view::apply_advert;
 
-    const LOCAL: Ipv4Address = Ipv4Address::new(10, 0, 0, 100);
-    const A: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
-    const B: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
-    const C: Ipv4Address = Ipv4Address::new(10, 0, 0, 3);
+    const LOCAL: Ipv4Address = Ipv4Address::new(198, 18, 0, 100);
+    const A: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
+    const B: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
+    const C: Ipv4Address = Ipv4Address::new(198, 18, 0, 3);
     const NOW: u64 = 10_000;
     const PORT: u16 = 80;
 
@@ -256,7 +256,7 @@ mod tests {
                 (adv(A, 50, 500, 4096, (0, 0)), NOW),
                 (adv(B, 50, 500, 4096, (0, 0)), NOW),
                 (adv(C, 90, 900, 4096, (0, 0)), NOW),
-                (idle(Ipv4Address::new(10, 0, 0, 4)), NOW),
+                (idle(Ipv4Address::new(198, 18, 0, 4)), NOW),
             ],
         );
         let d = choose(&v, &req("/img/big/x.png", Some("c")), NOW);
@@ -268,7 +268,7 @@ mod tests {
         let d = choose(&v, &req("/index.html", None), NOW);
         assert_eq!(
             (d.target, d.reason),
-            (Ipv4Address::new(10, 0, 0, 4), Reason::Load)
+            (Ipv4Address::new(198, 18, 0, 4), Reason::Load)
         );
     }
 

@@ -29,11 +29,11 @@
 //!
 //! let shared = SharedFarmView::new(FarmView::default());
 //! // The poll loop received a state advertisement:
-//! let advert = AdvertRepr::new(Ipv4Address::new(10, 0, 0, 2), 1);
+//! let advert = AdvertRepr::new(Ipv4Address::new(198, 18, 0, 2), 1);
 //! shared.try_update(|view| view.try_apply_advert(&advert, 1_000));
 //! // Data path:
 //! let view = shared.load();
-//! assert!(view.servers().get(Ipv4Address::new(10, 0, 0, 2)).is_some());
+//! assert!(view.servers().get(Ipv4Address::new(198, 18, 0, 2)).is_some());
 //! ```
 //!
 //! [`store`]: SharedFarmView::store
@@ -169,7 +169,7 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::thread;
 
-    const A: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+    const A: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
 
     /// A view in which every table encodes generation `g`.
     fn generation(g: u32) -> FarmView {

@@ -259,8 +259,8 @@ mod tests {
     use super::*;
     use crate::advert::{AppEntry, ListenEntry};
 
-    const A: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
-    const B: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+    const A: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
+    const B: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
 
     fn advert(ip: Ipv4Address, seq: u32, ports: &[(u16, u32)]) -> AdvertRepr {
         let mut r = AdvertRepr::new(ip, seq);
@@ -341,7 +341,7 @@ mod tests {
         assert!(v.is_live(A, 1000, B));
         assert!(!v.is_live(A, 1001, B));
         // The local node is always live, even without a row.
-        let local = Ipv4Address::new(10, 0, 0, 99);
+        let local = Ipv4Address::new(198, 18, 0, 99);
         assert!(v.is_live(local, 1_000_000, local));
         assert!(!v.is_live(local, 0, A));
 

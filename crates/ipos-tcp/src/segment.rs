@@ -382,8 +382,8 @@ mod tests {
         };
         let n = emit_header(&mut out, &h, &o);
         assert_eq!(&out[..n], &SYN_BYTES[..]);
-        let a = Ipv4Address::new(10, 0, 0, 1);
-        let b = Ipv4Address::new(10, 0, 0, 2);
+        let a = Ipv4Address::new(198, 18, 0, 1);
+        let b = Ipv4Address::new(198, 18, 0, 2);
         fill_checksum(a, b, &mut out[..n]);
         assert!(checksum_ok(a, b, &out[..n]));
         out[30] ^= 1;
@@ -430,14 +430,14 @@ mod tests {
 
     #[test]
     fn checksum_odd_length() {
-        let a = Ipv4Address::new(192, 168, 1, 1);
-        let b = Ipv4Address::new(192, 168, 1, 2);
+        let a = Ipv4Address::new(198, 19, 1, 1);
+        let b = Ipv4Address::new(198, 19, 1, 2);
         let mut seg = [0u8; 23];
         seg[..20].copy_from_slice(&SYN_BYTES[..20]);
         seg[12] = 0x50;
         seg[20..].copy_from_slice(b"abc");
         fill_checksum(a, b, &mut seg);
         assert!(checksum_ok(a, b, &seg));
-        assert!(!checksum_ok(b, Ipv4Address::new(1, 2, 3, 4), &seg));
+        assert!(!checksum_ok(b, Ipv4Address::new(198, 19, 1, 3), &seg));
     }
 }

@@ -158,9 +158,9 @@ pub struct Sim {
 
 pub fn client_tuple() -> FourTuple {
     FourTuple {
-        local_ip: Ipv4Address::new(10, 0, 0, 1),
+        local_ip: Ipv4Address::new(198, 18, 0, 1),
         local_port: 40000,
-        remote_ip: Ipv4Address::new(10, 0, 0, 2),
+        remote_ip: Ipv4Address::new(198, 18, 0, 2),
         remote_port: 80,
     }
 }

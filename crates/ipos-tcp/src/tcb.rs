@@ -446,7 +446,7 @@ mod tests {
             delack_timer_us: TIMER_OFF,
             syn_timer_us: TIMER_OFF,
             link_addr: [0x02, 0, 0, 0, 0, 0x01],
-            next_hop: [10, 0, 0, 254],
+            next_hop: [198, 18, 0, 254],
             flags_ext: 0xBEEF,
         }
     }
@@ -493,7 +493,7 @@ mod tests {
         0xFF, 0xFF, 0xFF, 0xFF, // 120 delack_timer_us off
         0xFF, 0xFF, 0xFF, 0xFF, // 124 syn_timer_us off
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // 128 link_addr
-        0x0A, 0x00, 0x00, 0xFE, // 134 next_hop 10.0.0.254
+        0xC6, 0x12, 0x00, 0xFE, // 134 next_hop 198.18.0.254
         0xBE, 0xEF,             // 138 flags_ext
     ];
 

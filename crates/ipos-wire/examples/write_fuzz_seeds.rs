@@ -75,16 +75,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         src: EthernetAddress([0x02, 0, 0, 0, 0, 0x01]),
     };
     let web = Flow {
-        src_addr: Ipv4Address::new(10, 0, 0, 1),
+        src_addr: Ipv4Address::new(198, 18, 0, 1),
         src_port: 49152,
-        dst_addr: Ipv4Address::new(192, 168, 1, 10),
+        dst_addr: Ipv4Address::new(198, 19, 1, 10),
         dst_port: 80,
     };
     let dns = Flow {
         dst_port: 53,
         ..web
     };
-    let server = Ipv4Address::new(10, 0, 0, 2);
+    let server = Ipv4Address::new(198, 18, 0, 2);
     let tcb: [u8; TCB_LEN] = core::array::from_fn(|i| (i * 7) as u8);
 
     let mut seeds: Vec<(&str, Vec<u8>)> = Vec::new();

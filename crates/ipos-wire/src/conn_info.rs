@@ -223,7 +223,7 @@ mod tests {
     use super::*;
 
     static UDP_BYTES: [u8; 6] = [
-        0x0a, 0x00, 0x00, 0x02, // server IP 10.0.0.2
+        0xc6, 0x12, 0x00, 0x02, // server IP 198.18.0.2
         0x1f, 0x90, // server port 8080
     ];
 
@@ -240,13 +240,13 @@ mod tests {
     #[test]
     fn deconstruct_udp() {
         let packet = Packet::new_checked(&UDP_BYTES[..]).unwrap();
-        assert_eq!(packet.server_addr(), Ipv4Address::new(10, 0, 0, 2));
+        assert_eq!(packet.server_addr(), Ipv4Address::new(198, 18, 0, 2));
         assert_eq!(packet.server_port(), 8080);
         assert_eq!(packet.tcb(), None);
         assert_eq!(
             ConnInfoRepr::parse(&packet, Protocol::Udp),
             Ok(ConnInfoRepr::Udp {
-                server_addr: Ipv4Address::new(10, 0, 0, 2),
+                server_addr: Ipv4Address::new(198, 18, 0, 2),
                 server_port: 8080
             })
         );
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(
             repr,
             ConnInfoRepr::Tcp {
-                server_addr: Ipv4Address::new(10, 0, 0, 2),
+                server_addr: Ipv4Address::new(198, 18, 0, 2),
                 server_port: 8080,
                 tcb: &t
             }
@@ -283,7 +283,7 @@ mod tests {
     fn construct() {
         let t = tcb();
         let repr = ConnInfoRepr::Tcp {
-            server_addr: Ipv4Address::new(10, 0, 0, 2),
+            server_addr: Ipv4Address::new(198, 18, 0, 2),
             server_port: 8080,
             tcb: &t,
         };
@@ -291,7 +291,7 @@ mod tests {
         repr.emit(&mut Packet::new_unchecked(&mut out[..])).unwrap();
         assert_eq!(out, tcp_bytes());
         let repr = ConnInfoRepr::Udp {
-            server_addr: Ipv4Address::new(10, 0, 0, 2),
+            server_addr: Ipv4Address::new(198, 18, 0, 2),
             server_port: 8080,
         };
         let mut out = [0u8; 6];
@@ -313,7 +313,7 @@ mod tests {
         );
         let t = tcb();
         let repr = ConnInfoRepr::Tcp {
-            server_addr: Ipv4Address::new(10, 0, 0, 2),
+            server_addr: Ipv4Address::new(198, 18, 0, 2),
             server_port: 8080,
             tcb: &t,
         };

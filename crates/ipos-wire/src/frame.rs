@@ -524,9 +524,9 @@ mod tests {
 
     fn flow() -> Flow {
         Flow {
-            src_addr: Ipv4Address::new(10, 0, 0, 1),
+            src_addr: Ipv4Address::new(198, 18, 0, 1),
             src_port: 49152,
-            dst_addr: Ipv4Address::new(192, 168, 1, 10),
+            dst_addr: Ipv4Address::new(198, 19, 1, 10),
             dst_port: 80,
         }
     }
@@ -538,7 +538,7 @@ mod tests {
         }
     }
 
-    const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+    const SERVER: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
 
     fn tcb() -> [u8; TCB_LEN] {
         core::array::from_fn(|i| i as u8)
@@ -549,18 +549,18 @@ mod tests {
         0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // destination MAC
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // source MAC
         0x00, 0x07, // ethertype 0x0007
-        0x0a, 0x00, 0x00, 0x01, // source IP 10.0.0.1 (client)
+        0xc6, 0x12, 0x00, 0x01, // source IP 198.18.0.1 (client)
         0xc0, 0x00, // source port 49152
-        0xc0, 0xa8, 0x01, 0x0a, // destination IP 192.168.1.10 (VIP)
+        0xc6, 0x13, 0x01, 0x0a, // destination IP 198.19.1.10 (VIP)
         0x00, 0x50, // destination port 80
         0x03, // type: migration acknowledgement
         0x01, // protocol: TCP
         // Checksum, computed by hand over the ipOS header only (checksum
         // field as zero), 16-bit big-endian words:
-        //   0x0a00 + 0x0001 + 0xc000 + 0xc0a8 + 0x010a + 0x0050 + 0x0301
-        //   + 0x0000 = 0x18f04; end-around carry: 0x8f04 + 0x0001 = 0x8f05;
-        //   ones' complement: !0x8f05 = 0x70fa.
-        0x70, 0xfa,
+        //   0xc612 + 0x0001 + 0xc000 + 0xc613 + 0x010a + 0x0050 + 0x0301
+        //   + 0x0000 = 0x25081; end-around carry: 0x5081 + 0x0002 = 0x5083;
+        //   ones' complement: !0x5083 = 0xaf7c.
+        0xaf, 0x7c,
     ];
 
     // UDP connection packet (FIG. 11F): 36 bytes.
@@ -568,17 +568,17 @@ mod tests {
         0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // destination MAC
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // source MAC
         0x00, 0x07, // ethertype
-        0x0a, 0x00, 0x00, 0x01, // source IP 10.0.0.1
+        0xc6, 0x12, 0x00, 0x01, // source IP 198.18.0.1
         0xc0, 0x00, // source port 49152
-        0xc0, 0xa8, 0x01, 0x0a, // destination IP 192.168.1.10
+        0xc6, 0x13, 0x01, 0x0a, // destination IP 198.19.1.10
         0x00, 0x50, // destination port 80
         0x01, // type: connection
         0x02, // protocol: UDP
         // checksum over header + the 6 bytes of connection information:
-        // 0x18f04 - 0x0301 + 0x0102 (type/proto) + 0x0a00 + 0x0002 + 0x1f90
-        // = 0x1b697 -> 0xb698 -> !0xb698 = 0x4967
-        0x49, 0x67, //
-        0x0a, 0x00, 0x00, 0x02, // server IP 10.0.0.2
+        // 0x25081 - 0x0301 + 0x0102 (type/proto) + 0xc612 + 0x0002 + 0x1f90
+        // = 0x33426 -> 0x3429 -> !0x3429 = 0xcbd6
+        0xcb, 0xd6, //
+        0xc6, 0x12, 0x00, 0x02, // server IP 198.18.0.2
         0x1f, 0x90, // server port 8080
     ];
 
@@ -588,14 +588,14 @@ mod tests {
         0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // destination MAC
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // source MAC
         0x00, 0x07, // ethertype
-        0x0a, 0x00, 0x00, 0x01, // source IP 10.0.0.1
+        0xc6, 0x12, 0x00, 0x01, // source IP 198.18.0.1
         0xc0, 0x00, // source port 49152
-        0xc0, 0xa8, 0x01, 0x0a, // destination IP 192.168.1.10
+        0xc6, 0x13, 0x01, 0x0a, // destination IP 198.19.1.10
         0x00, 0x50, // destination port 80
         0x01, // type: connection
         0x01, // protocol: TCP
-        0x58, 0x31, // checksum over header + 146 bytes of connection information
-        0x0a, 0x00, 0x00, 0x02, // server IP 10.0.0.2
+        0xda, 0xa0, // checksum over header + 146 bytes of connection information
+        0xc6, 0x12, 0x00, 0x02, // server IP 198.18.0.2
         0x1f, 0x90, // server port 8080
     ];
 
@@ -610,25 +610,25 @@ mod tests {
         0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // destination MAC
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // source MAC
         0x00, 0x07, // ethertype
-        0x0a, 0x00, 0x00, 0x01, // source IP 10.0.0.1
+        0xc6, 0x12, 0x00, 0x01, // source IP 198.18.0.1
         0xc0, 0x00, // source port 49152
-        0xc0, 0xa8, 0x01, 0x0a, // destination IP 192.168.1.10
+        0xc6, 0x13, 0x01, 0x0a, // destination IP 198.19.1.10
         0x00, 0x50, // destination port 80
         0x02, // type: data
         0x01, // protocol: TCP
-        0x71, 0xfa, // checksum, header only: as ACK_FRAME's with 0x0201 for 0x0301
+        0xb0, 0x7c, // checksum, header only: as ACK_FRAME's with 0x0201 for 0x0301
         // inner IPv4 header
         0x45, 0x00, 0x00, 0x2c, // version 4, IHL 5, total length 44
         0x00, 0x01, 0x40, 0x00, // ident 1, DF
-        0x40, 0x06, 0x6f, 0x18, // TTL 64, protocol TCP, header checksum
-        0x0a, 0x00, 0x00, 0x01, // source 10.0.0.1
-        0xc0, 0xa8, 0x01, 0x0a, // destination 192.168.1.10
+        0x40, 0x06, 0xad, 0x9a, // TTL 64, protocol TCP, header checksum
+        0xc6, 0x12, 0x00, 0x01, // source 198.18.0.1
+        0xc6, 0x13, 0x01, 0x0a, // destination 198.19.1.10
         // inner TCP header
         0xc0, 0x00, 0x00, 0x50, // ports 49152 -> 80
         0x00, 0x00, 0x00, 0x01, // seq 1
         0x00, 0x00, 0x00, 0x01, // ack 1
         0x50, 0x18, 0x04, 0x00, // data offset 5, PSH|ACK, window 1024
-        0x84, 0x5d, 0x00, 0x00, // checksum, urgent pointer
+        0xc2, 0xdf, 0x00, 0x00, // checksum, urgent pointer
         b'G', b'E', b'T', b' ', // data
     ];
 
@@ -637,22 +637,22 @@ mod tests {
         0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // destination MAC
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // source MAC
         0x00, 0x07, // ethertype
-        0x0a, 0x00, 0x00, 0x01, // source IP 10.0.0.1
+        0xc6, 0x12, 0x00, 0x01, // source IP 198.18.0.1
         0xc0, 0x00, // source port 49152
-        0xc0, 0xa8, 0x01, 0x0a, // destination IP 192.168.1.10
+        0xc6, 0x13, 0x01, 0x0a, // destination IP 198.19.1.10
         0x00, 0x35, // destination port 53
         0x02, // type: data
         0x02, // protocol: UDP
-        0x72, 0x14, // checksum, header only
+        0xb0, 0x96, // checksum, header only
         // inner IPv4 header
         0x45, 0x00, 0x00, 0x20, // version 4, IHL 5, total length 32
         0x00, 0x02, 0x40, 0x00, // ident 2, DF
-        0x40, 0x11, 0x6f, 0x18, // TTL 64, protocol UDP, header checksum
-        0x0a, 0x00, 0x00, 0x01, // source 10.0.0.1
-        0xc0, 0xa8, 0x01, 0x0a, // destination 192.168.1.10
+        0x40, 0x11, 0xad, 0x9a, // TTL 64, protocol UDP, header checksum
+        0xc6, 0x12, 0x00, 0x01, // source 198.18.0.1
+        0xc6, 0x13, 0x01, 0x0a, // destination 198.19.1.10
         // inner UDP header
         0xc0, 0x00, 0x00, 0x35, // ports 49152 -> 53
-        0x00, 0x0c, 0x95, 0x1c, // length 12, checksum
+        0x00, 0x0c, 0xd3, 0x9e, // length 12, checksum
         b'p', b'i', b'n', b'g', // data
     ];
 
@@ -661,16 +661,16 @@ mod tests {
         0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // destination MAC
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // source MAC
         0x00, 0x07, // ethertype
-        0x0a, 0x00, 0x00, 0x01, // source IP 10.0.0.1
+        0xc6, 0x12, 0x00, 0x01, // source IP 198.18.0.1
         0xc0, 0x00, // source port 49152
-        0xc0, 0xa8, 0x01, 0x0a, // destination IP 192.168.1.10
+        0xc6, 0x13, 0x01, 0x0a, // destination IP 198.19.1.10
         0x00, 0x50, // destination port 80
         0x10, // type: server-state advertisement (ipOS extension)
         0x01, // protocol byte (carried through)
         // checksum over header + body, odd body padded with a zero byte:
-        // 0x18f04 - 0x0301 + 0x1001 + 0x0102 + 0x0300 = 0x1a006 -> 0xa007
-        // -> !0xa007 = 0x5ff8
-        0x5f, 0xf8, //
+        // 0x25081 - 0x0301 + 0x1001 + 0x0102 + 0x0300 = 0x26183 -> 0x6185
+        // -> !0x6185 = 0x9e7a
+        0x9e, 0x7a, //
         0x01, 0x02, 0x03, // body
     ];
 
@@ -782,9 +782,9 @@ mod tests {
         let header = frame.message.header();
         assert_eq!(header.msg_type, MessageType::Ack);
         assert_eq!(header.protocol, Protocol::Tcp);
-        assert_eq!(header.flow.src_addr, Ipv4Address::new(10, 0, 0, 1));
+        assert_eq!(header.flow.src_addr, Ipv4Address::new(198, 18, 0, 1));
         assert_eq!(header.flow.src_port, 49152);
-        assert_eq!(header.flow.dst_addr, Ipv4Address::new(192, 168, 1, 10));
+        assert_eq!(header.flow.dst_addr, Ipv4Address::new(198, 19, 1, 10));
         assert_eq!(header.flow.dst_port, 80);
         assert_eq!(frame.buffer_len(), 30);
     }
@@ -1069,9 +1069,9 @@ mod tests {
         let mut bytes = [0u8; 33];
         bytes[12..14].copy_from_slice(&[0x00, 0x07]);
         bytes[14..28].copy_from_slice(&[
-            0x0a, 0x00, 0x00, 0x01, 0xc0, 0x00, 0xc0, 0xa8, 0x01, 0x0a, 0x00, 0x50, 0x11, 0x01,
+            0xc6, 0x12, 0x00, 0x01, 0xc0, 0x00, 0xc6, 0x13, 0x01, 0x0a, 0x00, 0x50, 0x11, 0x01,
         ]);
-        bytes[30..32].copy_from_slice(&[0x62, 0xfa]);
+        bytes[30..32].copy_from_slice(&[0xa1, 0x7c]);
         assert_eq!(crate::checksum::sum(&[&bytes[14..]]), 0xffff);
         let zero = Frame::parse(&bytes, ET).unwrap();
         let mut neg = bytes;
@@ -1150,8 +1150,8 @@ mod tests {
             (39, 0x11), // protocol UDP inside a TCP data frame
             (36, 0x20), // MF set (fragment)
             (37, 0x01), // fragment offset 1
-            (42, 0x0b), // inner source 11.0.0.1
-            (49, 0x0b), // inner destination 192.168.1.11
+            (45, 0x02), // inner source 198.18.0.2
+            (49, 0x0b), // inner destination 198.19.1.11
             (51, 0x01), // inner source port 49153
             (53, 0x51), // inner destination port 81
             (62, 0x40), // TCP data offset 4
@@ -1182,11 +1182,11 @@ mod tests {
         // TCP packet in a UDP data frame, UDP packet in a TCP data frame.
         let mut bytes = TCP_DATA_FRAME;
         bytes[27] = 0x02;
-        bytes[28..30].copy_from_slice(&[0x71, 0xf9]);
+        bytes[28..30].copy_from_slice(&[0xb0, 0x7b]);
         assert_eq!(Frame::parse(&bytes, ET), Err(Error::BadInnerPacket));
         let mut bytes = UDP_DATA_FRAME.to_vec();
         bytes[27] = 0x01;
-        bytes[28..30].copy_from_slice(&[0x72, 0x15]);
+        bytes[28..30].copy_from_slice(&[0xb0, 0x97]);
         bytes.resize(80, 0);
         assert_eq!(Frame::parse(&bytes, ET), Err(Error::BadInnerPacket));
         // Not TCP/UDP at all for the in-place builder.

@@ -384,23 +384,23 @@ mod tests {
 
     // An acknowledgement header, checksum computed by hand:
     static HEADER_BYTES: [u8; 16] = [
-        0x0a, 0x00, 0x00, 0x01, // source IP 10.0.0.1 (client)
+        0xc6, 0x12, 0x00, 0x01, // source IP 198.18.0.1 (client)
         0xc0, 0x00, // source port 49152
-        0xc0, 0xa8, 0x01, 0x0a, // destination IP 192.168.1.10 (VIP)
+        0xc6, 0x13, 0x01, 0x0a, // destination IP 198.19.1.10 (VIP)
         0x00, 0x50, // destination port 80
         0x03, // type: migration acknowledgement
         0x01, // protocol: TCP
-        // checksum 0x70fa, by hand (words, checksum field as zero):
-        //   0x0a00 + 0x0001 + 0xc000 + 0xc0a8 + 0x010a + 0x0050 + 0x0301 + 0x0000
-        //   = 0x18f04; fold: 0x8f04 + 0x1 = 0x8f05; complement: 0x70fa.
-        0x70, 0xfa,
+        // checksum 0xaf7c, by hand (words, checksum field as zero):
+        //   0xc612 + 0x0001 + 0xc000 + 0xc613 + 0x010a + 0x0050 + 0x0301 + 0x0000
+        //   = 0x25081; fold: 0x5081 + 0x2 = 0x5083; complement: 0xaf7c.
+        0xaf, 0x7c,
     ];
 
     fn flow() -> Flow {
         Flow {
-            src_addr: Ipv4Address::new(10, 0, 0, 1),
+            src_addr: Ipv4Address::new(198, 18, 0, 1),
             src_port: 49152,
-            dst_addr: Ipv4Address::new(192, 168, 1, 10),
+            dst_addr: Ipv4Address::new(198, 19, 1, 10),
             dst_port: 80,
         }
     }
@@ -408,13 +408,13 @@ mod tests {
     #[test]
     fn deconstruct() {
         let packet = Packet::new_checked(&HEADER_BYTES[..]).unwrap();
-        assert_eq!(packet.src_addr(), Ipv4Address::new(10, 0, 0, 1));
+        assert_eq!(packet.src_addr(), Ipv4Address::new(198, 18, 0, 1));
         assert_eq!(packet.src_port(), 49152);
-        assert_eq!(packet.dst_addr(), Ipv4Address::new(192, 168, 1, 10));
+        assert_eq!(packet.dst_addr(), Ipv4Address::new(198, 19, 1, 10));
         assert_eq!(packet.dst_port(), 80);
         assert_eq!(packet.msg_type(), MessageType::Ack);
         assert_eq!(packet.protocol(), Protocol::Tcp);
-        assert_eq!(packet.checksum(), 0x70fa);
+        assert_eq!(packet.checksum(), 0xaf7c);
         assert!(packet.verify_checksum(&[]));
         assert!(!packet.verify_checksum(&[0, 1]));
         assert_eq!(packet.payload(), &[] as &[u8]);

@@ -90,8 +90,8 @@ mod tests {
 
     #[test]
     fn same_pid_on_two_servers_is_two_rows() {
-        let a = Ipv4Address::new(10, 0, 0, 1);
-        let b = Ipv4Address::new(10, 0, 0, 2);
+        let a = Ipv4Address::new(198, 18, 0, 1);
+        let b = Ipv4Address::new(198, 18, 0, 2);
         let mut t = AppInfoTable::new();
         let ia = AppInfo {
             mem_required_mib: 10,

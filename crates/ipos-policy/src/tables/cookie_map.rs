@@ -66,8 +66,8 @@ mod tests {
 
     #[test]
     fn later_rule_replaces() {
-        let a = Ipv4Address::new(10, 0, 0, 1);
-        let b = Ipv4Address::new(10, 0, 0, 2);
+        let a = Ipv4Address::new(198, 18, 0, 1);
+        let b = Ipv4Address::new(198, 18, 0, 2);
         let m = CookieMap::from_rules([("c", a), ("c", b), ("d", a)]);
         assert_eq!(m.get("c"), Some(b));
         assert_eq!(m.get("d"), Some(a));

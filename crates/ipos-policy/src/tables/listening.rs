@@ -80,8 +80,8 @@ impl ListeningTable {
 mod tests {
     use super::*;
 
-    const A: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
-    const B: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+    const A: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
+    const B: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
 
     #[test]
     fn per_server_range() {

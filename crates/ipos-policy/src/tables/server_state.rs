@@ -124,12 +124,12 @@ mod tests {
     fn iterates_in_ip_order() {
         let mut t = ServerStateTable::new();
         for last in [9u8, 3, 7] {
-            t.insert(Ipv4Address::new(10, 0, 0, last), ServerState::default());
+            t.insert(Ipv4Address::new(198, 18, 0, last), ServerState::default());
         }
         let ips: Vec<_> = t.iter().map(|(ip, _)| ip.octets()[3]).collect();
         assert_eq!(ips, vec![3, 7, 9]);
         assert_eq!(t.len(), 3);
-        assert!(t.remove(Ipv4Address::new(10, 0, 0, 7)).is_some());
-        assert!(t.get(Ipv4Address::new(10, 0, 0, 7)).is_none());
+        assert!(t.remove(Ipv4Address::new(198, 18, 0, 7)).is_some());
+        assert!(t.get(Ipv4Address::new(198, 18, 0, 7)).is_none());
     }
 }

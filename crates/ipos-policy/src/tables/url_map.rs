@@ -118,9 +118,9 @@ impl UrlMap {
 mod tests {
     use super::*;
 
-    const A: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
-    const B: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
-    const C: Ipv4Address = Ipv4Address::new(10, 0, 0, 3);
+    const A: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
+    const B: Ipv4Address = Ipv4Address::new(198, 18, 0, 2);
+    const C: Ipv4Address = Ipv4Address::new(198, 18, 0, 3);
 
     #[test]
     fn longest_prefix_wins() {

@@ -3,144 +3,128 @@
 
 use std::fmt::Write as _;
 
-macro_rules! drop_reasons {
-    ($($variant:ident => $label:literal, $doc:literal;)*) => {
-        /// Why a node dropped a received frame.
+/// Defines a counter enum: one variant per counter, each with a stable
+/// snake_case label and a doc line, plus `ALL`, `COUNT` and `label()`.
+macro_rules! labelled_counters {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $label:literal, $doc:literal;)* }) => {
+        $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[repr(usize)]
-        pub enum DropReason {
+        pub enum $name {
             $(#[doc = $doc] $variant,)*
         }
 
-        impl DropReason {
-            /// Every reason, in counter order.
-            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
-            /// Number of reasons.
+        impl $name {
+            /// Every variant, in counter order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+            /// Number of variants.
             pub const COUNT: usize = Self::ALL.len();
             /// Stable snake_case label used in stats output.
             pub fn label(self) -> &'static str {
                 match self {
-                    $(DropReason::$variant => $label,)*
+                    $($name::$variant => $label,)*
                 }
             }
         }
     };
 }
 
-drop_reasons! {
-    EthTruncated => "eth_truncated", "Shorter than an Ethernet header.";
-    OtherMac => "other_mac", "Unicast to a MAC that is not ours.";
-    UnknownEthertype => "unknown_ethertype", "An EtherType the node does not handle.";
-    ArpMalformed => "arp_malformed", "An ARP packet that does not parse.";
-    ArpNotForUs => "arp_not_for_us", "An ARP request for an address we do not own, or a reply.";
-    Ipv4Malformed => "ipv4_malformed", "A bad IPv4 header or length.";
-    Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum wrong.";
-    Ipv4Fragment => "ipv4_fragment", "IPv4 fragments are not reassembled.";
-    Ipv4NotForUs => "ipv4_not_for_us", "IPv4 destination is not one of our addresses.";
-    Ipv4OtherProtocol => "ipv4_other_protocol", "IP protocol other than ICMP, TCP, UDP.";
-    UdpMalformed => "udp_malformed", "A UDP header that does not parse or has a bad checksum.";
-    UdpNoService => "udp_no_service", "UDP to a port with no service.";
-    UdpTableFull => "udp_table_full", "New UDP flow refused: the UDP flow table is full.";
-    ArpWaitFull => "arp_wait_full", "Reply dropped while its next hop's MAC was being resolved (queue full).";
-    IcmpMalformed => "icmp_malformed", "An ICMP message that does not parse or has a bad checksum.";
-    IcmpIgnored => "icmp_ignored", "ICMP other than echo request.";
-    TcpMalformed => "tcp_malformed", "A TCP header that does not parse.";
-    TcpBadChecksum => "tcp_bad_checksum", "TCP checksum wrong.";
-    TcpNoListener => "tcp_no_listener", "SYN to a port we do not serve (RST sent).";
-    TcpNoConnection => "tcp_no_connection", "Segment for no known connection (RST sent unless it was a RST).";
-    TcpRejected => "tcp_rejected", "Segment the endpoint refused as invalid.";
-    TcpTableFull => "tcp_table_full", "SYN refused: the local connection table is full.";
-    IposTruncated => "ipos_truncated", "ipOS frame shorter than its kind needs.";
-    IposBadChecksum => "ipos_bad_checksum", "ipOS checksum wrong.";
-    IposUnknownType => "ipos_unknown_type", "ipOS type value unknown.";
-    IposUnknownProtocol => "ipos_unknown_protocol", "ipOS protocol value unknown.";
-    IposBadInner => "ipos_bad_inner", "ipOS data frame whose inner packet is invalid or does not match.";
-    IposBadLength => "ipos_bad_length", "ipOS frame length inconsistent.";
-    IposUnexpected => "ipos_unexpected", "A valid ipOS frame this node has no use for (no such connection or role).";
-    TxNoBuffer => "tx_no_buffer", "A reply could not be sent: no free packet buffer.";
-    IposUnknownSender => "ipos_unknown_sender", "A valid ipOS frame from a MAC that is not a farm node's.";
-    IposBadTcb => "ipos_bad_tcb", "Connection packet whose TCB does not parse or import.";
-    MigrationHoldFull => "migration_hold_full", "Client packet for a migrating endpoint beyond the hold limit.";
-    PendingFull => "pending_full", "Incoming migration refused: too many migrations in progress.";
-    BadChunk => "bad_chunk", "Carried request chunk out of range.";
-    AdvertMalformed => "advert_malformed", "Server-state advertisement that does not parse.";
-    NoticeMalformed => "notice_malformed", "Connection notice that does not parse or names no known node.";
-    ForwardNoTarget => "forward_no_target", "Data frame for a connection this node neither owns nor forwards.";
+labelled_counters! {
+    /// Why a node dropped a received frame.
+    DropReason {
+        EthTruncated => "eth_truncated", "Shorter than an Ethernet header.";
+        OtherMac => "other_mac", "Unicast to a MAC that is not ours.";
+        UnknownEthertype => "unknown_ethertype", "An EtherType the node does not handle.";
+        ArpMalformed => "arp_malformed", "An ARP packet that does not parse.";
+        ArpNotForUs => "arp_not_for_us", "An ARP request for an address we do not own, or a reply.";
+        Ipv4Malformed => "ipv4_malformed", "A bad IPv4 header or length.";
+        Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum wrong.";
+        Ipv4Fragment => "ipv4_fragment", "IPv4 fragments are not reassembled.";
+        Ipv4NotForUs => "ipv4_not_for_us", "IPv4 destination is not one of our addresses.";
+        Ipv4OtherProtocol => "ipv4_other_protocol", "IP protocol other than ICMP, TCP, UDP.";
+        UdpMalformed => "udp_malformed", "A UDP header that does not parse or has a bad checksum.";
+        UdpNoService => "udp_no_service", "UDP to a port with no service.";
+        UdpTableFull => "udp_table_full", "New UDP flow refused: the UDP flow table is full.";
+        ArpWaitFull => "arp_wait_full", "Reply dropped while its next hop's MAC was being resolved (queue full).";
+        IcmpMalformed => "icmp_malformed", "An ICMP message that does not parse or has a bad checksum.";
+        IcmpIgnored => "icmp_ignored", "ICMP other than echo request.";
+        TcpMalformed => "tcp_malformed", "A TCP header that does not parse.";
+        TcpBadChecksum => "tcp_bad_checksum", "TCP checksum wrong.";
+        TcpNoListener => "tcp_no_listener", "SYN to a port we do not serve (RST sent).";
+        TcpNoConnection => "tcp_no_connection", "Segment for no known connection (RST sent unless it was a RST).";
+        TcpRejected => "tcp_rejected", "Segment the endpoint refused as invalid.";
+        TcpTableFull => "tcp_table_full", "SYN refused: the local connection table is full.";
+        IposTruncated => "ipos_truncated", "ipOS frame shorter than its kind needs.";
+        IposBadChecksum => "ipos_bad_checksum", "ipOS checksum wrong.";
+        IposUnknownType => "ipos_unknown_type", "ipOS type value unknown.";
+        IposUnknownProtocol => "ipos_unknown_protocol", "ipOS protocol value unknown.";
+        IposBadInner => "ipos_bad_inner", "ipOS data frame whose inner packet is invalid or does not match.";
+        IposBadLength => "ipos_bad_length", "ipOS frame length inconsistent.";
+        IposUnexpected => "ipos_unexpected", "A valid ipOS frame this node has no use for (no such connection or role).";
+        TxNoBuffer => "tx_no_buffer", "A reply could not be sent: no free packet buffer.";
+        IposUnknownSender => "ipos_unknown_sender", "A valid ipOS frame from a MAC that is not a farm node's.";
+        IposBadTcb => "ipos_bad_tcb", "Connection packet whose TCB does not parse or import.";
+        MigrationHoldFull => "migration_hold_full", "Client packet for a migrating endpoint beyond the hold limit.";
+        PendingFull => "pending_full", "Incoming migration refused: too many migrations in progress.";
+        BadChunk => "bad_chunk", "Carried request chunk out of range.";
+        AdvertMalformed => "advert_malformed", "Server-state advertisement that does not parse.";
+        NoticeMalformed => "notice_malformed", "Connection notice that does not parse or names no known node.";
+        ForwardNoTarget => "forward_no_target", "Data frame for a connection this node neither owns nor forwards.";
+    }
 }
 
-macro_rules! events {
-    ($($variant:ident => $label:literal, $doc:literal;)*) => {
-        /// Things a node counts besides drops.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        #[repr(usize)]
-        pub enum Event {
-            $(#[doc = $doc] $variant,)*
-        }
-
-        impl Event {
-            /// Every event, in counter order.
-            pub const ALL: &'static [Event] = &[$(Event::$variant,)*];
-            /// Number of events.
-            pub const COUNT: usize = Self::ALL.len();
-            /// Stable snake_case label used in stats output.
-            pub fn label(self) -> &'static str {
-                match self {
-                    $(Event::$variant => $label,)*
-                }
-            }
-        }
-    };
-}
-
-events! {
-    RxFrames => "rx_frames", "Frames received.";
-    TxFrames => "tx_frames", "Frames handed to the port for sending.";
-    ArpReplies => "arp_replies", "ARP replies sent.";
-    IcmpEchoReplies => "icmp_echo_replies", "ICMP echo replies sent.";
-    TcpAccepted => "tcp_accepted", "TCP connections accepted.";
-    TcpClosed => "tcp_closed", "TCP connections that ended and were removed.";
-    TcpSegmentsIn => "tcp_segments_in", "TCP segments given to an endpoint.";
-    TcpSegmentsOut => "tcp_segments_out", "TCP segments sent by endpoints.";
-    TcpResetsSent => "tcp_resets_sent", "RSTs sent for segments without a connection.";
-    IposRxConnection => "ipos_rx_connection", "Valid ipOS connection packets received.";
-    IposRxData => "ipos_rx_data", "Valid ipOS data frames received.";
-    IposRxAck => "ipos_rx_ack", "Valid ipOS migration acknowledgements received.";
-    IposRxExtension => "ipos_rx_extension", "Valid ipOS extension frames received.";
-    DecisionLocal => "decision_local", "Requests the policy kept on this node.";
-    DecisionUrl => "decision_url", "Requests routed by the URL map.";
-    DecisionCookie => "decision_cookie", "Requests routed by the cookie map.";
-    DecisionLoad => "decision_load", "Requests routed by server load.";
-    MigrationsStarted => "migrations_started", "Endpoint migrations this node started.";
-    MigrationsSent => "migrations_sent", "Connection packets sent (first tries and retries).";
-    MigrationsRetried => "migrations_retried", "Connection packets sent again after a time-out.";
-    MigrationsAcked => "migrations_acked", "Migrations acknowledged by their target.";
-    MigrationsFallback => "migrations_fallback", "Migrations given up after the retries: served locally.";
-    MigrationCommitsSent => "migration_commits_sent", "Commits (acknowledgements back to a target) sent.";
-    MigrationsCommitted => "migrations_committed", "Imported endpoints whose source committed the move.";
-    MigrationsAborted => "migrations_aborted", "Imported endpoints dropped because their source served them after all.";
-    MigrationsReceived => "migrations_received", "Endpoints imported from another node.";
-    MigrationAcksSent => "migration_acks_sent", "Migration acknowledgements sent.";
-    MigrationAcksDuplicate => "migration_acks_duplicate", "Acknowledgements for migrations already done (ignored).";
-    MigrationChunksSent => "migration_chunks_sent", "Carried request chunks sent.";
-    MigrationsRefused => "migrations_refused", "Migrations not started (forward table full, state not migratable).";
-    PacketsForwarded => "packets_forwarded", "Client packets forwarded to their endpoint's owner.";
-    PacketsHeld => "packets_held", "Client packets held while their endpoint was migrating.";
-    ForwardClosed => "forward_closed", "Forward entries removed on the owner's close notice.";
-    ForwardMoved => "forward_moved", "Forward entries moved to a new owner (chained migration).";
-    ForwardExpired => "forward_expired", "Forward entries removed after the idle time-out.";
-    NoticesSent => "notices_sent", "Connection notices sent to forwarders.";
-    UdpEchoed => "udp_echoed", "UDP datagrams echoed.";
-    UdpMigrationsStarted => "udp_migrations_started", "UDP flows this node started to move.";
-    UdpMigrationsAcked => "udp_migrations_acked", "UDP flow moves acknowledged.";
-    UdpMigrationsReceived => "udp_migrations_received", "UDP flows taken over from a front.";
-    UdpMigrationsFallback => "udp_migrations_fallback", "UDP flow moves given up: served locally.";
-    UdpForwarded => "udp_forwarded", "UDP datagrams forwarded to their flow's owner.";
-    UdpHeld => "udp_held", "UDP datagrams held while their flow was moving.";
-    UdpFlowsExpired => "udp_flows_expired", "UDP flow entries removed after the idle time-out.";
-    ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a client's MAC.";
-    ConnIdleClosed => "conn_idle_closed", "TCP connections aborted after the idle time-out.";
-    AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
-    AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
+labelled_counters! {
+    /// Things a node counts besides drops.
+    Event {
+        RxFrames => "rx_frames", "Frames received.";
+        TxFrames => "tx_frames", "Frames handed to the port for sending.";
+        ArpReplies => "arp_replies", "ARP replies sent.";
+        IcmpEchoReplies => "icmp_echo_replies", "ICMP echo replies sent.";
+        TcpAccepted => "tcp_accepted", "TCP connections accepted.";
+        TcpClosed => "tcp_closed", "TCP connections that ended and were removed.";
+        TcpSegmentsIn => "tcp_segments_in", "TCP segments given to an endpoint.";
+        TcpSegmentsOut => "tcp_segments_out", "TCP segments sent by endpoints.";
+        TcpResetsSent => "tcp_resets_sent", "RSTs sent for segments without a connection.";
+        IposRxConnection => "ipos_rx_connection", "Valid ipOS connection packets received.";
+        IposRxData => "ipos_rx_data", "Valid ipOS data frames received.";
+        IposRxAck => "ipos_rx_ack", "Valid ipOS migration acknowledgements received.";
+        IposRxExtension => "ipos_rx_extension", "Valid ipOS extension frames received.";
+        DecisionLocal => "decision_local", "Requests the policy kept on this node.";
+        DecisionUrl => "decision_url", "Requests routed by the URL map.";
+        DecisionCookie => "decision_cookie", "Requests routed by the cookie map.";
+        DecisionLoad => "decision_load", "Requests routed by server load.";
+        MigrationsStarted => "migrations_started", "Endpoint migrations this node started.";
+        MigrationsSent => "migrations_sent", "Connection packets sent (first tries and retries).";
+        MigrationsRetried => "migrations_retried", "Connection packets sent again after a time-out.";
+        MigrationsAcked => "migrations_acked", "Migrations acknowledged by their target.";
+        MigrationsFallback => "migrations_fallback", "Migrations given up after the retries: served locally.";
+        MigrationCommitsSent => "migration_commits_sent", "Commits (acknowledgements back to a target) sent.";
+        MigrationsCommitted => "migrations_committed", "Imported endpoints whose source committed the move.";
+        MigrationsAborted => "migrations_aborted", "Imported endpoints dropped because their source served them after all.";
+        MigrationsReceived => "migrations_received", "Endpoints imported from another node.";
+        MigrationAcksSent => "migration_acks_sent", "Migration acknowledgements sent.";
+        MigrationAcksDuplicate => "migration_acks_duplicate", "Acknowledgements for migrations already done (ignored).";
+        MigrationChunksSent => "migration_chunks_sent", "Carried request chunks sent.";
+        MigrationsRefused => "migrations_refused", "Migrations not started (forward table full, state not migratable).";
+        PacketsForwarded => "packets_forwarded", "Client packets forwarded to their endpoint's owner.";
+        PacketsHeld => "packets_held", "Client packets held while their endpoint was migrating.";
+        ForwardClosed => "forward_closed", "Forward entries removed on the owner's close notice.";
+        ForwardMoved => "forward_moved", "Forward entries moved to a new owner (chained migration).";
+        ForwardExpired => "forward_expired", "Forward entries removed as stale: idle too long, or the client port opened a new connection.";
+        NoticesSent => "notices_sent", "Connection notices sent to forwarders.";
+        UdpEchoed => "udp_echoed", "UDP datagrams echoed.";
+        UdpMigrationsStarted => "udp_migrations_started", "UDP flows this node started to move.";
+        UdpMigrationsAcked => "udp_migrations_acked", "UDP flow moves acknowledged.";
+        UdpMigrationsReceived => "udp_migrations_received", "UDP flows taken over from a front.";
+        UdpMigrationsFallback => "udp_migrations_fallback", "UDP flow moves given up: served locally.";
+        UdpForwarded => "udp_forwarded", "UDP datagrams forwarded to their flow's owner.";
+        UdpHeld => "udp_held", "UDP datagrams held while their flow was moving.";
+        UdpFlowsExpired => "udp_flows_expired", "UDP flow entries removed after the idle time-out.";
+        ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a client's MAC.";
+        ConnIdleClosed => "conn_idle_closed", "TCP connections aborted after the idle time-out.";
+        AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
+        AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
+    }
 }
 
 /// Per-node counters. Owned by one poll loop; copied out for reporting.

@@ -186,8 +186,6 @@ pub struct Reassembly {
     pub forwarder_ip: Ipv4Address,
     /// The sender of the connection packet (source MAC), acknowledged on completion.
     pub source_mac: EthernetAddress,
-    /// The sender's address (ipOS acks go to it).
-    pub source_ip: Ipv4Address,
     /// When the first connection packet arrived.
     pub started: Instant,
     base: u32,
@@ -198,12 +196,7 @@ pub struct Reassembly {
 
 impl Reassembly {
     /// Starts reassembly for `tcb`; None when it carries too many bytes.
-    pub fn new(
-        tcb: Tcb,
-        source_mac: EthernetAddress,
-        source_ip: Ipv4Address,
-        now: Instant,
-    ) -> Option<Reassembly> {
+    pub fn new(tcb: Tcb, source_mac: EthernetAddress, now: Instant) -> Option<Reassembly> {
         let len = tcb.rcv_data_len as usize;
         if len > MAX_CARRIED {
             return None;
@@ -216,7 +209,6 @@ impl Reassembly {
             forwarder_ip: Ipv4Address::new(nh[0], nh[1], nh[2], nh[3]),
             tcb,
             source_mac,
-            source_ip,
             started: now,
             data: vec![0; len],
             have: 0,
@@ -313,7 +305,6 @@ mod tests {
         let mut r = Reassembly::new(
             tcb_with(5000u32.wrapping_add(len as u32), len as u32),
             EthernetAddress([2, 0, 0, 0, 0, 1]),
-            Ipv4Address::new(198, 18, 0, 11),
             Instant::from_millis(0),
         )
         .unwrap();
@@ -334,7 +325,6 @@ mod tests {
         assert!(Reassembly::new(
             tcb_with(0, (MAX_CARRIED + 1) as u32),
             EthernetAddress([2, 0, 0, 0, 0, 1]),
-            Ipv4Address::new(198, 18, 0, 11),
             Instant::from_millis(0)
         )
         .is_none());

@@ -91,7 +91,8 @@ pub struct NodeOptions {
     pub timer_scan: Duration,
     /// Whether this node moves connections at all (targets always accept).
     pub migration: bool,
-    /// Time before the first connection packet retry (doubling after each).
+    /// Time before the first connection packet retry; it doubles after each
+    /// try, up to 8 times this.
     pub migrate_retry: Duration,
     /// Connection packets sent before the source serves the connection itself.
     pub migrate_tries: u32,
@@ -192,6 +193,13 @@ struct Conn<B> {
     gave_up_on: Option<usize>,
 }
 
+/// A peer's addresses, copied out of [`Peer`] where a frame is built.
+#[derive(Clone, Copy)]
+struct PeerAddr {
+    mac: EthernetAddress,
+    ip: Ipv4Address,
+}
+
 /// A target's wait for the source's commit.
 struct AwaitCommit {
     source: usize,
@@ -233,14 +241,14 @@ enum Via {
     /// Straight from the wire: IPv4 at offset 14.
     Wire,
     /// Inside an ipOS data frame from another node: IPv4 at offset 30.
-    Frame(EthernetAddress),
+    Frame,
 }
 
 impl Via {
     fn offset(self) -> usize {
         match self {
             Via::Wire => ETH_LEN,
-            Via::Frame(_) => DATA_HEAD,
+            Via::Frame => DATA_HEAD,
         }
     }
 }
@@ -296,6 +304,14 @@ impl<P: Port> Node<P> {
         }
     }
 
+    fn peer(&self, i: usize) -> PeerAddr {
+        let p = &self.id.peers[i];
+        PeerAddr {
+            mac: p.mac,
+            ip: p.ip,
+        }
+    }
+
     /// The node's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -334,11 +350,6 @@ impl<P: Port> Node<P> {
     /// The policy's current view of the farm.
     pub fn view(&self) -> &FarmView {
         &self.view
-    }
-
-    /// Earliest time at which [`Node::poll`] has timer work (for simulations).
-    pub fn next_deadline(&self) -> Instant {
-        self.next_scan
     }
 
     /// One iteration of the poll loop; returns the number of frames received.
@@ -510,7 +521,7 @@ impl<P: Port> Node<P> {
             client_port: sport,
         };
         if !self.forward.is_empty() {
-            if let Some(entry) = self.forward.get(&fkey).copied() {
+            if let Some(entry) = self.forward.lookup(&fkey, now) {
                 if tcp.syn() && !tcp.ack() {
                     // A forwarded connection never sends a SYN again: the client
                     // reuses the port for a new connection. The old entry is stale
@@ -518,7 +529,6 @@ impl<P: Port> Node<P> {
                     self.forward.remove(&fkey);
                     self.counters.inc(Event::ForwardExpired);
                 } else if entry.target_port == dport {
-                    self.forward.lookup(&fkey, now);
                     return self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
                 }
             }
@@ -551,7 +561,7 @@ impl<P: Port> Node<P> {
             }
             return self.service(now, slot);
         }
-        if let Via::Frame(_) = via {
+        if let Via::Frame = via {
             // Carried request bytes of an incoming migration?
             if let Some(r) = self.pending.get_mut(&key) {
                 let seq = tcp.seq_number().0 as u32;
@@ -731,10 +741,9 @@ impl<P: Port> Node<P> {
         }
         let tuple = conn.ep.tuple();
         let imported = conn.forwarder.is_some();
-        let cookie_name = self.view.cookie_name().to_string();
         let info = RequestInfo {
             path: head.path().unwrap_or("/"),
-            cookie_value: head.cookie(&cookie_name),
+            cookie_value: head.cookie(self.view.cookie_name()),
             service_port: tuple.local_port,
             local_ip: self.id.ip,
             spread_key: spread_key(tuple.remote_ip, tuple.remote_port),
@@ -812,7 +821,7 @@ impl<P: Port> Node<P> {
         let target = m.target;
         let tcb = m.tcb;
         let tuple = conn.ep.tuple();
-        let peer = self.id.peers[target].clone();
+        let peer = self.peer(target);
         let macs = MacAddrs {
             dst: peer.mac,
             src: self.id.mac,
@@ -1209,25 +1218,21 @@ impl<P: Port> Node<P> {
         a.cpu_permille = cpu.min(1000);
         a.mem_avail_mib = self.opts.mem_avail_mib;
         a.bw_avail_mbps = self.opts.bw_avail_mbps;
-        for &port in self.id.service_ports.iter().take(ipos_policy::MAX_ENTRIES) {
-            let _ = a.push_listening(ListenEntry {
-                port,
-                pid: HTTP_PID,
-            });
-        }
-        let _ = a.push_app(AppEntry {
-            pid: HTTP_PID,
-            mem_mib: 16,
-            cpu_permille: 1,
-        });
-        if let Some(port) = self.id.udp_echo_port {
-            let _ = a.push_listening(ListenEntry {
-                port,
-                pid: UDP_ECHO_PID,
-            });
+        // The built-in services: (process, memory it needs in MiB, its ports).
+        let services = [
+            (HTTP_PID, 16, &self.id.service_ports[..]),
+            (UDP_ECHO_PID, 1, self.id.udp_echo_port.as_slice()),
+        ];
+        for (pid, mem_mib, ports) in services {
+            if ports.is_empty() {
+                continue;
+            }
+            for &port in ports {
+                let _ = a.push_listening(ListenEntry { port, pid });
+            }
             let _ = a.push_app(AppEntry {
-                pid: UDP_ECHO_PID,
-                mem_mib: 1,
+                pid,
+                mem_mib,
                 cpu_permille: 1,
             });
         }
@@ -1292,7 +1297,7 @@ impl<P: Port> Node<P> {
                 if len < buf.len() && buf.set_len(len).is_err() {
                     return self.counters.drop(DropReason::IposBadLength);
                 }
-                self.handle_tcp(now, buf, Via::Frame(src_mac));
+                self.handle_tcp(now, buf, Via::Frame);
             }
             Message::Ack { flow, protocol } => {
                 self.counters.inc(Event::IposRxAck);
@@ -1342,7 +1347,7 @@ impl<P: Port> Node<P> {
                 if len < buf.len() && buf.set_len(len).is_err() {
                     return self.counters.drop(DropReason::IposBadLength);
                 }
-                self.handle_udp(now, buf, Via::Frame(src_mac));
+                self.handle_udp(now, buf, Via::Frame);
             }
         }
     }
@@ -1387,7 +1392,7 @@ impl<P: Port> Node<P> {
             Ok(t) => t,
             Err(_) => return self.counters.drop(DropReason::IposBadTcb),
         };
-        let Some(r) = Reassembly::new(tcb, src_mac, Ipv4Address::UNSPECIFIED, now) else {
+        let Some(r) = Reassembly::new(tcb, src_mac, now) else {
             return self.counters.drop(DropReason::IposBadTcb);
         };
         if r.is_complete() {
@@ -1442,7 +1447,8 @@ impl<P: Port> Node<P> {
             }
             return self.counters.inc(Event::MigrationAcksDuplicate);
         };
-        let target = self.id.peers[m.target].clone();
+        let t = m.target;
+        let target = self.peer(t);
         if target.mac != src_mac {
             return self.counters.drop(DropReason::IposUnexpected);
         }
@@ -1532,7 +1538,7 @@ impl<P: Port> Node<P> {
             }
             None => {}
         }
-        if let Via::Frame(_) = via {
+        if let Via::Frame = via {
             return self.counters.drop(DropReason::ForwardNoTarget);
         }
         if self.udp_flows.len() >= self.opts.max_udp_flows {
@@ -1587,7 +1593,7 @@ impl<P: Port> Node<P> {
     fn echo_udp(&mut self, mut buf: P::Buf, via: Via) {
         let peer_mac = match via {
             Via::Wire => EthernetAddress::from_bytes(&buf.data()[6..12]),
-            Via::Frame(_) => {
+            Via::Frame => {
                 if buf.adj(DATA_HEAD - ETH_LEN).is_err() {
                     return self.counters.drop(DropReason::UdpMalformed);
                 }
@@ -1686,7 +1692,8 @@ impl<P: Port> Node<P> {
         };
         *tries += 1;
         *next_try = now + retry * (1u32 << (*tries - 1).min(3));
-        let peer = self.id.peers[*target].clone();
+        let t = *target;
+        let peer = self.peer(t);
         let flow = Flow {
             src_addr: key.client_ip,
             src_port: key.client_port,
@@ -1799,7 +1806,7 @@ impl<P: Port> Node<P> {
         }
         self.udp_moving = self.udp_moving.saturating_sub(1);
         self.counters.inc(Event::UdpMigrationsAcked);
-        let p = self.id.peers[target].clone();
+        let p = self.peer(target);
         let entry = ForwardEntry {
             target_ip: p.ip,
             target_port: flow.dst_port,
@@ -1848,7 +1855,13 @@ impl<P: Port> Node<P> {
             self.forward.remove(&fkey);
             return self.counters.inc(Event::ForwardClosed);
         }
-        let Some(p) = self.id.peers.iter().find(|p| p.ip == n.owner_ip).cloned() else {
+        let Some(p) = self
+            .id
+            .peers
+            .iter()
+            .position(|p| p.ip == n.owner_ip)
+            .map(|i| self.peer(i))
+        else {
             return self.counters.drop(DropReason::NoticeMalformed);
         };
         if p.ip == self.id.ip {

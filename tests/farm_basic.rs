@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{can_run_farm, root, Farm};
+use common::{can_run_farm, Farm};
 use std::process::Command;
 use std::time::Duration;
 
@@ -99,7 +99,6 @@ fn malformed_ipos_frames_are_counted_by_reason() {
         &["ping", "-c", "1", "-W", "2", "198.18.0.11"],
     );
     assert!(out.status.success(), "first ping failed");
-    let script = root().join("tests/ipos_frames.py");
     let kinds = [
         ("truncated", "drop.ipos_truncated"),
         ("bad_checksum", "drop.ipos_bad_checksum"),
@@ -109,14 +108,10 @@ fn malformed_ipos_frames_are_counted_by_reason() {
         ("bad_length", "drop.ipos_truncated"),
         ("unexpected_ack", "drop.ipos_unknown_sender"),
     ];
-    let mut args = vec!["python3", script.to_str().unwrap(), "eth0", NODE_A_MAC, "5"];
+    let mut args = vec!["eth0", NODE_A_MAC, "5"];
     args.extend(kinds.iter().map(|k| k.0));
-    let out = farm.client(Duration::from_secs(20), &args);
-    assert!(
-        out.status.success(),
-        "sender failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, text) = farm.client_script(Duration::from_secs(20), "ipos_frames.py", &args);
+    assert!(ok, "sender failed: {text}");
     let mut expected = std::collections::HashMap::new();
     for (_, counter) in kinds {
         *expected.entry(counter).or_insert(0u64) += 5;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{can_run_farm, root, run_bounded, Farm};
+use common::{can_run_farm, run_bounded, Farm};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -154,25 +154,12 @@ fn cookie_and_load_spread_300_connections() {
         20,
     );
     assert_eq!(node_header(&headers), "c", "cookie IPOSID=c: {headers}");
-    let script = root().join("tests/http_client.py");
-    let out = farm.client(
+    let (ok, text) = farm.client_script(
         Duration::from_secs(200),
-        &[
-            "python3",
-            script.to_str().unwrap(),
-            "198.18.0.100",
-            "80",
-            "300",
-            "1000000",
-            "180",
-        ],
+        "http_client.py",
+        &["198.18.0.100", "80", "300", "1000000", "180"],
     );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "client failed: {text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(ok, "client failed: {text}");
     eprintln!("{text}");
     assert!(text.contains("ok=300 failed=0"), "{text}");
     for n in ["'a'", "'b'", "'c'"] {
@@ -222,21 +209,12 @@ fn migrations_survive_5pct_loss_of_ipos_frames() {
         assert_eq!(sha, want, "transfer {i} {path} corrupt");
         assert_eq!(node_header(&headers), &path[1..2], "transfer {i}");
     }
-    let script = root().join("tests/http_client.py");
-    let out = farm.client(
+    let (ok, text) = farm.client_script(
         Duration::from_secs(200),
-        &[
-            "python3",
-            script.to_str().unwrap(),
-            "198.18.0.100",
-            "80",
-            "60",
-            "1000000",
-            "180",
-        ],
+        "http_client.py",
+        &["198.18.0.100", "80", "60", "1000000", "180"],
     );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.contains("ok=60 failed=0"), "{text}");
+    assert!(ok && text.contains("ok=60 failed=0"), "{text}");
     let list = farm.in_farm(
         Duration::from_secs(10),
         &["nft", "list", "table", "bridge", "ipos_lossy"],
@@ -263,25 +241,12 @@ fn udp_flows_to_the_vip_move_and_are_answered_by_their_owner() {
     }
     let farm = Farm::up("d", 3, &[]);
     std::thread::sleep(Duration::from_millis(1500)); // adverts
-    let script = root().join("tests/udp_client.py");
-    let out = farm.client(
+    let (ok, text) = farm.client_script(
         Duration::from_secs(60),
-        &[
-            "python3",
-            script.to_str().unwrap(),
-            "198.18.0.100",
-            "7",
-            "12",
-            "20",
-            "40",
-        ],
+        "udp_client.py",
+        &["198.18.0.100", "7", "12", "20", "40"],
     );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        text.contains("ok=240 failed=0"),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(ok && text.contains("ok=240 failed=0"), "{text}");
     let a = farm.wait_stats("a", Duration::from_secs(5), |s| {
         s.get("udp_forwarded").copied().unwrap_or(0) > 0
     });

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{can_run_farm, root, run_bounded, Farm};
+use common::{can_run_farm, run_bounded, Farm};
 use std::collections::HashMap;
 use std::fs::File;
 use std::process::{Child, Command, Stdio};
@@ -166,12 +166,10 @@ fn settled_stats(farm: &Farm, node: &str, accepted: u64) -> HashMap<String, u64>
 /// Runs tests/http_client.py: `conns` concurrent connections, each fetching
 /// `/bytes/{n}` from `ip`; returns (success, summary line + errors).
 fn concurrent_fetch(farm: &Farm, ip: &str, conns: u32, n: u64, timeout: u64) -> (bool, String) {
-    let script = root().join("tests/http_client.py");
-    let out = farm.client(
+    let (ok, text) = farm.client_script(
         Duration::from_secs(timeout + 15),
+        "http_client.py",
         &[
-            "python3",
-            script.to_str().unwrap(),
             ip,
             "80",
             &conns.to_string(),
@@ -180,12 +178,7 @@ fn concurrent_fetch(farm: &Farm, ip: &str, conns: u32, n: u64, timeout: u64) -> 
             "a",
         ],
     );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ok = out.status.success()
+    let ok = ok
         && text
             .lines()
             .next()

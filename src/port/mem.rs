@@ -152,7 +152,6 @@ struct SwitchInner {
     filter: Option<fn(&[u8]) -> bool>,
     held: Option<(usize, MemBuf)>,
     dropped: u64,
-    delivered: u64,
     hook: Option<Hook>,
     /// Frames the hook put on hold: (sending port, frame).
     hooked: Vec<(usize, MemBuf)>,
@@ -177,7 +176,6 @@ impl SwitchInner {
     }
 
     fn deliver_to(&mut self, idx: usize, frame: MemBuf) {
-        self.delivered += 1;
         self.stations[idx].inbox.push_back(frame);
     }
 
@@ -272,7 +270,6 @@ impl MemSwitch {
                 filter: None,
                 held: None,
                 dropped: 0,
-                delivered: 0,
                 hook: None,
                 hooked: Vec::new(),
                 delayed: Vec::new(),
@@ -307,11 +304,6 @@ impl MemSwitch {
     /// Frames dropped by impairment so far.
     pub fn dropped(&self) -> u64 {
         self.inner.borrow().dropped
-    }
-
-    /// Frames delivered so far.
-    pub fn delivered(&self) -> u64 {
-        self.inner.borrow().delivered
     }
 
     /// Releases a frame held back for reordering.

@@ -83,6 +83,21 @@ impl Farm {
         )
     }
 
+    /// Runs `python3 tests/<script> args...` in the client namespace, bounded
+    /// by `timeout`; returns whether it exited 0, and its stdout then stderr.
+    pub fn client_script(&self, timeout: Duration, script: &str, args: &[&str]) -> (bool, String) {
+        let path = root().join("tests").join(script);
+        let mut argv = vec!["python3", path.to_str().expect("utf-8 path")];
+        argv.extend_from_slice(args);
+        let out = self.client(timeout, &argv);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// Runs a command in the farm namespace, bounded by `timeout`.
     pub fn in_farm(&self, timeout: Duration, args: &[&str]) -> Output {
         run_bounded(

@@ -1102,10 +1102,16 @@ impl Endpoint {
 
     /// Forget all SACK information (what an imported endpoint starts with).
     fn sb_clear(&mut self) {
+        self.cold.sb_len = 0;
+        self.reset_loss_marks(self.snd_una);
+    }
+
+    /// Restart loss detection from `snd_una`: no retransmission marked, no
+    /// early-retransmit or loss-probe timer, retransmissions marked up to `rxt_mark`.
+    fn reset_loss_marks(&mut self, rxt_mark: u32) {
         let c = &mut *self.cold;
-        c.sb_len = 0;
         c.high_rxt = self.snd_una;
-        c.rxt_mark = self.snd_una;
+        c.rxt_mark = rxt_mark;
         c.lost_floor = self.snd_una;
         c.early_at = NONE_AT;
         c.early_kind = EARLY_NONE;
@@ -1521,14 +1527,7 @@ impl Endpoint {
                 if self.backoff >= 2 {
                     self.cold.sb_len = 0;
                 }
-                let c = &mut *self.cold;
-                c.high_rxt = self.snd_una;
-                c.rxt_mark = self.snd_max;
-                c.lost_floor = self.snd_una;
-                c.early_at = NONE_AT;
-                c.early_kind = EARLY_NONE;
-                c.tlp_now = false;
-                c.tlp_out = false;
+                self.reset_loss_marks(self.snd_max);
             }
         }
     }

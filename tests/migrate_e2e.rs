@@ -247,10 +247,22 @@ fn udp_flows_to_the_vip_move_and_are_answered_by_their_owner() {
         &["198.18.0.100", "7", "12", "20", "40"],
     );
     assert!(ok && text.contains("ok=240 failed=0"), "{text}");
-    let a = farm.wait_stats("a", Duration::from_secs(5), |s| {
-        s.get("udp_forwarded").copied().unwrap_or(0) > 0
-    });
-    let (b, c) = (farm.stats("b"), farm.stats("c"));
+    // The stats files are rewritten every second, each node on its own clock:
+    // wait until the three agree, then read them together.
+    let get = |s: &std::collections::HashMap<String, u64>, k: &str| s.get(k).copied().unwrap_or(0);
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let (a, b, c) = loop {
+        let (a, b, c) = (farm.stats("a"), farm.stats("b"), farm.stats("c"));
+        let echoed = get(&a, "udp_echoed") + get(&b, "udp_echoed") + get(&c, "udp_echoed");
+        let settled = echoed >= 240
+            && get(&a, "udp_migrations_acked")
+                == get(&b, "udp_migrations_received") + get(&c, "udp_migrations_received")
+            && get(&a, "udp_forwarded") == get(&b, "udp_echoed") + get(&c, "udp_echoed");
+        if settled || std::time::Instant::now() > end {
+            break (a, b, c);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let moved = a["udp_migrations_acked"];
     assert!(moved >= 1, "no UDP flow moved: {a:?}");
     assert_eq!(

@@ -33,7 +33,38 @@
 //!   endpoint that continues byte-exactly; its TSval clock continues from the exporter's.
 //!   The SACK scoreboard and the loss-probe / reorder timer are not carried (the importer
 //!   starts without them, which is always safe); [`Endpoint::forget_sack`] puts the exporter
-//!   in exactly that state.
+//!   in exactly that state. The TCB's node-owned `moves` field counts how many times the
+//!   connection has moved (the node's business; the endpoint exports 0).
+//!
+//! # Addresses: one 4-tuple type
+//!
+//! A connection's addresses are an [`ipos_wire::Flow`], re-exported here as [`Flow`]: the
+//! type the ipOS header carries, and the one key for the node's tables. **An endpoint's
+//! flow is named in the direction its peer sends**: `src_addr` / `src_port` are the peer
+//! (remote), `dst_addr` / `dst_port` this endpoint (local). A server endpoint's flow is
+//! therefore the flow of the client's packets (client -> VIP). [`Endpoint::accept`] takes
+//! the SYN's flow; [`Endpoint::connect`] takes the flow the server will answer on (src =
+//! server, dst = us); [`Endpoint::import`] takes the exporter's [`Endpoint::flow`]. The
+//! segments an endpoint writes travel on `flow.reversed()`
+//! ([`Flow::reversed`](ipos_wire::Flow::reversed)).
+//!
+//! # Writing TCP headers outside an endpoint
+//!
+//! The endpoint's own header writer is public for segments that belong to no endpoint
+//! (a node's RSTs, rebuilt client segments): fill a [`TcpHeader`] and [`TcpOptions`]
+//! (`Default` = none), [`write_header`] it, put the payload after it and call
+//! [`fill_checksum`] over the whole segment. See [`write_header`] for a bare RST.
+//!
+//! # Layout
+//!
+//! The endpoint is one `impl Endpoint` per concern, one file each under `src/endpoint/`:
+//! `mod.rs` (state, constructors), `input.rs` (segment arrival, RFC 9293 / 5961 / 7323
+//! checks), `ack.rs` (ACKs, RTT, NewReno), `sack.rs` (RFC 6675 scoreboard, loss probes),
+//! `reassembly.rs` (received data, out-of-order ranges, FIN), `timers.rs`, `output.rs`
+//! (`poll_transmit`, options, window), `app.rs` (application side) and `migrate.rs`
+//! (`export` / `import`). Next to it: `segment.rs` (parse / write TCP segments),
+//! [`tcb`] (the TCB codec), `ring.rs` (buffers), `seq.rs` (wrapping sequence comparisons)
+//! and [`sim`].
 #![forbid(unsafe_code)]
 
 mod endpoint;
@@ -43,8 +74,12 @@ mod seq;
 pub mod sim;
 pub mod tcb;
 
-pub use endpoint::{Config, Counters, Endpoint, FourTuple, State};
-pub use segment::{checksum_ok, tcp_checksum, Segment, SegmentError, ACK, FIN, PSH, RST, SYN};
+pub use endpoint::{Config, Counters, Endpoint, State};
+pub use ipos_wire::Flow;
+pub use segment::{
+    checksum_ok, fill_checksum, tcp_checksum, write_header, Segment, SegmentError, TcpHeader,
+    TcpOptions, ACK, FIN, PSH, RST, SYN,
+};
 pub use smoltcp::time::{Duration, Instant};
 pub use smoltcp::wire::Ipv4Address;
 pub use tcb::{Tcb, TcbError, TCB_LEN};

@@ -1,5 +1,9 @@
 //! TCP segment parsing and emission (RFC 9293 section 3.1, options from RFC 7323 and RFC 2018).
 //!
+//! The writer ([`TcpHeader`], [`TcpOptions`], [`write_header`], [`fill_checksum`]) is
+//! public: it is the one the endpoint uses, and the node uses it for the bare segments it
+//! writes itself (RSTs, rebuilt client segments).
+//!
 //! Parsing never panics: every length is checked before it is read. Unknown options are
 //! skipped; SACK blocks (RFC 2018, at most 4 fit in the option space) are returned as-is
 //! for the endpoint to validate against its send sequence space.
@@ -186,20 +190,34 @@ impl<'a> Segment<'a> {
     }
 }
 
-/// Options to put in an emitted header.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct EmitOpts {
+/// The TCP options [`write_header`] writes after the fixed header. `Default` is none:
+/// a bare 20-byte header.
+///
+/// Written in this order and layout (every option 4-byte aligned, NOPs for padding):
+/// MSS (kind 2); SACK-permitted (kind 4) and timestamps (kind 8, RFC 7323) sharing one
+/// 12-byte slot; window scale (kind 3, after a NOP); then SACK blocks (kind 5, RFC 2018)
+/// after two NOPs. The TCP option space is 40 bytes: the caller keeps the combination
+/// within it (the endpoint's own segments always are: at most 20 bytes on a SYN, at most
+/// 3 SACK blocks next to a timestamp, 4 without).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Maximum segment size (SYN only).
     pub mss: Option<u16>,
+    /// Window-scale shift (SYN only).
     pub wscale: Option<u8>,
+    /// SACK-permitted (SYN only).
     pub sack_permitted: bool,
+    /// `(TSval, TSecr)`.
     pub timestamp: Option<(u32, u32)>,
-    /// SACK blocks to send (first `sack_n`), emitted as NOP NOP SACK after the other options.
+    /// SACK blocks `(left edge, right edge)`; the first `sack_n` are written.
     pub sack: [(u32, u32); 4],
+    /// Number of valid entries in `sack` (0..=4; larger values count as 4).
     pub sack_n: u8,
 }
 
-impl EmitOpts {
-    pub(crate) fn len(&self) -> usize {
+impl TcpOptions {
+    /// Bytes the options take after the 20-byte fixed header (a multiple of 4).
+    pub fn len(&self) -> usize {
         let mut n = 0;
         if self.mss.is_some() {
             n += 4;
@@ -210,27 +228,81 @@ impl EmitOpts {
         if self.wscale.is_some() {
             n += 4;
         }
-        if self.sack_n > 0 {
-            n += 4 + 8 * usize::from(self.sack_n);
+        let sack_n = self.sack_blocks();
+        if sack_n > 0 {
+            n += 4 + 8 * sack_n;
         }
         n
     }
+
+    /// True when there is no option: the header is 20 bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sack_blocks(&self) -> usize {
+        usize::from(self.sack_n.min(4))
+    }
 }
 
-/// Header fields of an emitted segment.
-pub(crate) struct EmitHeader {
+/// The fixed fields of a TCP header (RFC 9293 section 3.1) that [`write_header`] writes.
+/// The data offset follows from the options, the checksum is filled in afterwards by
+/// [`fill_checksum`], and the urgent pointer is always zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpHeader {
+    /// Source port.
     pub src_port: u16,
+    /// Destination port.
     pub dst_port: u16,
+    /// Sequence number.
     pub seq: u32,
+    /// Acknowledgment number (meaningful with [`ACK`]; write 0 otherwise).
     pub ack: u32,
+    /// Control bits: an OR of [`FIN`], [`SYN`], [`RST`], [`PSH`], [`ACK`].
     pub flags: u8,
+    /// Window field, as sent (already scaled down by the sender's shift).
     pub window: u16,
 }
 
-/// Write header and options into `out` (which must hold `HEADER_LEN + opts.len()` bytes)
-/// and return the header length. The checksum field is left zero.
-pub(crate) fn emit_header(out: &mut [u8], h: &EmitHeader, opts: &EmitOpts) -> usize {
+/// Write the TCP header `h` with options `opts` at the start of `out` and return the
+/// header length, `20 + opts.len()`. The checksum field is left zero: put the payload
+/// right after the header, then call [`fill_checksum`] over the whole segment.
+///
+/// # Panics
+///
+/// If `out` is shorter than `20 + opts.len()`.
+///
+/// # Example
+///
+/// A bare RST|ACK, as a node sends to refuse a segment for a connection it does not
+/// know (RFC 9293 section 3.10.7.1: `seq` = the segment's ACK field, `ack` = its
+/// sequence number plus its length):
+///
+/// ```
+/// use ipos_tcp::{checksum_ok, fill_checksum, write_header, Ipv4Address, TcpHeader, TcpOptions};
+/// use ipos_tcp::{ACK, RST};
+///
+/// let vip = Ipv4Address::new(198, 19, 1, 10);
+/// let client = Ipv4Address::new(198, 18, 0, 1);
+/// let h = TcpHeader {
+///     src_port: 80,
+///     dst_port: 49152,
+///     seq: 0,
+///     ack: 1001,
+///     flags: RST | ACK,
+///     window: 0,
+/// };
+/// let mut seg = [0u8; 20];
+/// let n = write_header(&mut seg, &h, &TcpOptions::default());
+/// assert_eq!(n, 20);
+/// fill_checksum(vip, client, &mut seg[..n]);
+/// assert!(checksum_ok(vip, client, &seg));
+/// assert_eq!(seg[12], 5 << 4); // data offset: 5 words, no options
+/// assert_eq!(seg[13], RST | ACK);
+/// ```
+pub fn write_header(out: &mut [u8], h: &TcpHeader, opts: &TcpOptions) -> usize {
     let hlen = HEADER_LEN + opts.len();
+    debug_assert!(hlen <= 60, "TCP options exceed 40 bytes");
     out[0..2].copy_from_slice(&h.src_port.to_be_bytes());
     out[2..4].copy_from_slice(&h.dst_port.to_be_bytes());
     out[4..8].copy_from_slice(&h.seq.to_be_bytes());
@@ -271,11 +343,11 @@ pub(crate) fn emit_header(out: &mut [u8], h: &EmitHeader, opts: &EmitOpts) -> us
         out[i..i + 4].copy_from_slice(&[1, 3, 3, ws]);
         i += 4;
     }
-    if opts.sack_n > 0 {
-        let n = usize::from(opts.sack_n);
-        out[i..i + 4].copy_from_slice(&[1, 1, 5, (2 + 8 * n) as u8]);
+    let sack_n = opts.sack_blocks();
+    if sack_n > 0 {
+        out[i..i + 4].copy_from_slice(&[1, 1, 5, (2 + 8 * sack_n) as u8]);
         i += 4;
-        for &(l, r) in &opts.sack[..n] {
+        for &(l, r) in &opts.sack[..sack_n] {
             out[i..i + 4].copy_from_slice(&l.to_be_bytes());
             out[i + 4..i + 8].copy_from_slice(&r.to_be_bytes());
             i += 8;
@@ -314,8 +386,20 @@ pub fn tcp_checksum(src: Ipv4Address, dst: Ipv4Address, seg: &[u8]) -> u16 {
     !(acc as u16)
 }
 
-/// Fill in the checksum field of a complete segment in place.
-pub(crate) fn fill_checksum(src: Ipv4Address, dst: Ipv4Address, seg: &mut [u8]) {
+/// Fill in the checksum field of a complete TCP segment (header, options, payload) in
+/// place: the one's-complement sum over the IPv4 pseudo-header (`src`, `dst`, protocol 6,
+/// the segment's length) and the segment with its checksum field zeroed (RFC 9293
+/// section 3.1). `src` / `dst` are the addresses of the IPv4 packet that will carry it.
+/// Afterwards [`checksum_ok`]`(src, dst, seg)` holds.
+///
+/// # Panics
+///
+/// If `seg` is shorter than the 20-byte TCP header.
+pub fn fill_checksum(src: Ipv4Address, dst: Ipv4Address, seg: &mut [u8]) {
+    assert!(
+        seg.len() >= HEADER_LEN,
+        "a TCP segment is at least 20 bytes"
+    );
     seg[16] = 0;
     seg[17] = 0;
     let c = tcp_checksum(src, dst, seg);
@@ -365,7 +449,7 @@ mod tests {
     #[test]
     fn emit_roundtrip_and_checksum() {
         let mut out = [0u8; 64];
-        let h = EmitHeader {
+        let h = TcpHeader {
             src_port: 40000,
             dst_port: 80,
             seq: 0x01020304,
@@ -373,14 +457,14 @@ mod tests {
             flags: SYN,
             window: 64240,
         };
-        let o = EmitOpts {
+        let o = TcpOptions {
             mss: Some(1460),
             wscale: Some(7),
             sack_permitted: true,
             timestamp: Some((0x11223344, 0)),
-            ..EmitOpts::default()
+            ..TcpOptions::default()
         };
-        let n = emit_header(&mut out, &h, &o);
+        let n = write_header(&mut out, &h, &o);
         assert_eq!(&out[..n], &SYN_BYTES[..]);
         let a = Ipv4Address::new(198, 18, 0, 1);
         let b = Ipv4Address::new(198, 18, 0, 2);
@@ -388,6 +472,47 @@ mod tests {
         assert!(checksum_ok(a, b, &out[..n]));
         out[30] ^= 1;
         assert!(!checksum_ok(a, b, &out[..n]));
+    }
+
+    #[test]
+    fn bare_rst_header_vector() {
+        // RST|ACK from the VIP 198.19.1.10:80 to the client 198.18.0.1:49152.
+        #[rustfmt::skip]
+        let expect: [u8; 20] = [
+            0x00, 0x50, 0xc0, 0x00, // ports 80 -> 49152
+            0x01, 0x02, 0x03, 0x04, // seq
+            0x0a, 0x0b, 0x0c, 0x0d, // ack
+            0x50, 0x14, 0x00, 0x00, // doff 5, RST|ACK, window 0
+            // checksum 0x4831, by hand: pseudo-header words 0xc613 + 0x010a + 0xc612
+            // + 0x0001 + 0x0006 (protocol) + 0x0014 (length 20), header words 0x0050
+            // + 0xc000 + 0x0102 + 0x0304 + 0x0a0b + 0x0c0d + 0x5014 = 0x2b7cc;
+            // fold: 0xb7cc + 0x2 = 0xb7ce; complement: 0x4831. Urgent pointer 0.
+            0x48, 0x31, 0x00, 0x00,
+        ];
+        let h = TcpHeader {
+            src_port: 80,
+            dst_port: 49152,
+            seq: 0x0102_0304,
+            ack: 0x0a0b_0c0d,
+            flags: RST | ACK,
+            window: 0,
+        };
+        let opts = TcpOptions::default();
+        assert!(opts.is_empty());
+        let mut out = [0xa5u8; 20];
+        assert_eq!(write_header(&mut out, &h, &opts), HEADER_LEN);
+        let vip = Ipv4Address::new(198, 19, 1, 10);
+        let client = Ipv4Address::new(198, 18, 0, 1);
+        fill_checksum(vip, client, &mut out);
+        assert_eq!(out, expect);
+        assert!(checksum_ok(vip, client, &out));
+        let p = Segment::parse(&out).unwrap();
+        assert_eq!((p.src_port, p.dst_port), (80, 49152));
+        assert_eq!(
+            (p.seq, p.ack, p.flags, p.window),
+            (0x0102_0304, 0x0a0b_0c0d, RST | ACK, 0)
+        );
+        assert!(p.payload.is_empty());
     }
 
     #[test]

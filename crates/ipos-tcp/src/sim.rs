@@ -3,12 +3,15 @@
 //! and panics on protocol bugs (bad checksum, an endpoint that never stops emitting,
 //! a timer that never advances).
 
-use crate::segment::{emit_header, fill_checksum, EmitHeader, EmitOpts};
-use crate::{checksum_ok, Config, Duration, Endpoint, FourTuple, Instant, Ipv4Address};
+use crate::{
+    checksum_ok, fill_checksum, write_header, Config, Duration, Endpoint, Flow, Instant,
+    Ipv4Address, TcpHeader, TcpOptions,
+};
 
-/// Hand-craft a segment as sent by the owner of `from` (for tests of odd inputs).
+/// Hand-craft a segment travelling on `flow`, from `flow.src` to `flow.dst` (for tests
+/// of odd inputs). A segment for endpoint `ep` travels on `ep.flow()`.
 pub fn craft(
-    from: FourTuple,
+    flow: Flow,
     seq: u32,
     ack: u32,
     flags: u8,
@@ -16,29 +19,29 @@ pub fn craft(
     timestamp: Option<(u32, u32)>,
     payload: &[u8],
 ) -> Vec<u8> {
-    let opts = EmitOpts {
+    let opts = TcpOptions {
         timestamp,
-        ..EmitOpts::default()
+        ..TcpOptions::default()
     };
     let mut out = vec![0u8; 20 + opts.len() + payload.len()];
-    let h = EmitHeader {
-        src_port: from.local_port,
-        dst_port: from.remote_port,
+    let h = TcpHeader {
+        src_port: flow.src_port,
+        dst_port: flow.dst_port,
         seq,
         ack,
         flags,
         window,
     };
-    let n = emit_header(&mut out, &h, &opts);
+    let n = write_header(&mut out, &h, &opts);
     out[n..].copy_from_slice(payload);
-    fill_checksum(from.local_ip, from.remote_ip, &mut out);
+    fill_checksum(flow.src_addr, flow.dst_addr, &mut out);
     out
 }
 
 /// Like [`craft`] (an ACK without payload), with SACK blocks: up to 3 with a timestamp,
 /// 4 without; extra blocks are left out.
 pub fn craft_sack(
-    from: FourTuple,
+    flow: Flow,
     seq: u32,
     ack: u32,
     window: u16,
@@ -47,23 +50,23 @@ pub fn craft_sack(
 ) -> Vec<u8> {
     // 40 bytes of options: 3 blocks fit next to a timestamp, 4 without.
     let n = blocks.len().min(if timestamp.is_some() { 3 } else { 4 });
-    let mut opts = EmitOpts {
+    let mut opts = TcpOptions {
         timestamp,
         sack_n: n as u8,
-        ..EmitOpts::default()
+        ..TcpOptions::default()
     };
     opts.sack[..n].copy_from_slice(&blocks[..n]);
     let mut out = vec![0u8; 20 + opts.len()];
-    let h = EmitHeader {
-        src_port: from.local_port,
-        dst_port: from.remote_port,
+    let h = TcpHeader {
+        src_port: flow.src_port,
+        dst_port: flow.dst_port,
         seq,
         ack,
         flags: crate::ACK,
         window,
     };
-    emit_header(&mut out, &h, &opts);
-    fill_checksum(from.local_ip, from.remote_ip, &mut out);
+    write_header(&mut out, &h, &opts);
+    fill_checksum(flow.src_addr, flow.dst_addr, &mut out);
     out
 }
 
@@ -156,13 +159,21 @@ pub struct Sim {
     next_id: u64,
 }
 
-pub fn client_tuple() -> FourTuple {
-    FourTuple {
-        local_ip: Ipv4Address::new(198, 18, 0, 1),
-        local_port: 40000,
-        remote_ip: Ipv4Address::new(198, 18, 0, 2),
-        remote_port: 80,
+/// The server endpoint's flow, which is also the flow of every segment the client
+/// sends: client 198.18.0.1:40000 -> server 198.18.0.2:80.
+pub fn server_flow() -> Flow {
+    Flow {
+        src_addr: Ipv4Address::new(198, 18, 0, 1),
+        src_port: 40000,
+        dst_addr: Ipv4Address::new(198, 18, 0, 2),
+        dst_port: 80,
     }
+}
+
+/// The client endpoint's flow, which is also the flow of every segment the server
+/// sends: [`server_flow`] reversed.
+pub fn client_flow() -> Flow {
+    server_flow().reversed()
 }
 
 /// A byte pattern that does not repeat with a short period.
@@ -198,11 +209,11 @@ impl Sim {
     pub fn new(ccfg: &Config, scfg: &Config, link: LinkConfig, seed: u64) -> Sim {
         let mut rng = XorShift::new(seed);
         let now = Instant::from_millis(1_000 + rng.below(1_000_000) as i64);
-        let ct = client_tuple();
-        let mut client = Endpoint::connect(ccfg, ct, rng.next_u64() as u32, now);
+        let cf = client_flow();
+        let mut client = Endpoint::connect(ccfg, cf, rng.next_u64() as u32, now);
         let mut buf = vec![0u8; link.seg_buf];
         let n = client.poll_transmit(now, &mut buf).expect("client SYN");
-        let server = Endpoint::accept(scfg, ct.reversed(), &buf[..n], rng.next_u64() as u32, now)
+        let server = Endpoint::accept(scfg, cf.reversed(), &buf[..n], rng.next_u64() as u32, now)
             .expect("server accepts SYN");
         Sim {
             now,
@@ -296,7 +307,8 @@ impl Sim {
             loop {
                 let now = self.local_now(from_server);
                 let ep = self.endpoint(from_server);
-                let tuple = ep.tuple();
+                // What an endpoint writes travels on its flow reversed: dst -> src.
+                let flow = ep.flow();
                 let out = ep.poll_transmit(now, &mut buf);
                 if from_server {
                     if let Some(t) = self.twin.as_mut() {
@@ -321,7 +333,7 @@ impl Sim {
                 assert!(n <= buf.len());
                 let seg = &buf[..n];
                 assert!(
-                    checksum_ok(tuple.local_ip, tuple.remote_ip, seg),
+                    checksum_ok(flow.dst_addr, flow.src_addr, seg),
                     "bad checksum"
                 );
                 self.send(!from_server, seg.to_vec());

@@ -47,7 +47,7 @@
 //! | 124 | 4 | `syn_timer_us` | SYN-RECEIVED give-up timer, same encoding |
 //! | 128 | 6 | `link_addr` | node-owned: client or next-hop MAC address |
 //! | 134 | 4 | `next_hop` | node-owned: next-hop IPv4 address |
-//! | 138 | 2 | `flags_ext` | node-owned flags (reserved for the node) |
+//! | 138 | 2 | `moves` | node-owned: the number of times the connection has moved (formerly `flags_ext`); the node increments it on every move and refuses a move beyond its limit. The endpoint exports 0 and ignores it on import |
 //!
 //! Out-of-order data held by the exporter is deliberately not carried: it was never
 //! acknowledged, so the peer retransmits it.
@@ -165,7 +165,10 @@ pub struct Tcb {
     pub syn_timer_us: u32,
     pub link_addr: [u8; 6],
     pub next_hop: [u8; 4],
-    pub flags_ext: u16,
+    /// Node-owned (offset 138): how many times the connection has moved. The node
+    /// increments it on every move and refuses a move beyond its limit; the endpoint
+    /// exports 0 and ignores it on import.
+    pub moves: u16,
 }
 
 pub(crate) fn state_code(s: State) -> u8 {
@@ -288,7 +291,7 @@ impl Tcb {
         w.u32(self.syn_timer_us);
         w.put(&self.link_addr);
         w.put(&self.next_hop);
-        w.u16(self.flags_ext);
+        w.u16(self.moves);
         debug_assert_eq!(w.i, TCB_LEN);
     }
 
@@ -357,7 +360,7 @@ impl Tcb {
             syn_timer_us: r.u32(),
             link_addr: r.take(),
             next_hop: r.take(),
-            flags_ext: r.u16(),
+            moves: r.u16(),
         };
         t.validate()?;
         Ok(t)
@@ -447,7 +450,7 @@ mod tests {
             syn_timer_us: TIMER_OFF,
             link_addr: [0x02, 0, 0, 0, 0, 0x01],
             next_hop: [198, 18, 0, 254],
-            flags_ext: 0xBEEF,
+            moves: 0xBEEF,
         }
     }
 
@@ -494,7 +497,7 @@ mod tests {
         0xFF, 0xFF, 0xFF, 0xFF, // 124 syn_timer_us off
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // 128 link_addr
         0xC6, 0x12, 0x00, 0xFE, // 134 next_hop 198.18.0.254
-        0xBE, 0xEF,             // 138 flags_ext
+        0xBE, 0xEF,             // 138 moves
     ];
 
     #[test]

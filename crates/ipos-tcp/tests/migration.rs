@@ -119,7 +119,7 @@ fn migrate(s: &mut Sim, cfg: &Config, skew_us: i64, gap: Duration) {
     let (a, b) = s.server.unconsumed();
     let rcv = [a, b].concat();
     assert!(!rcv.is_empty(), "unconsumed request data must travel");
-    let tuple = s.server.tuple();
+    let flow = s.server.flow();
     // Down time: the old endpoint is gone, the new one does not exist yet.
     s.server_down = true;
     let end = s.now + gap;
@@ -127,7 +127,7 @@ fn migrate(s: &mut Sim, cfg: &Config, skew_us: i64, gap: Duration) {
     s.server_skew_us += skew_us;
     let parsed = Tcb::parse(&wire).expect("valid TCB");
     assert_eq!(parsed, tcb);
-    let new = Endpoint::import(cfg, &parsed, tuple, &snd, &rcv, s.server_now()).expect("import");
+    let new = Endpoint::import(cfg, &parsed, flow, &snd, &rcv, s.server_now()).expect("import");
     // Dropping the old endpoint: replace it.
     s.server = new;
     s.server_down = false;

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ipos_tcp::sim::{client_tuple, craft, LinkConfig, Sim};
+use ipos_tcp::sim::{client_flow, craft, server_flow, LinkConfig, Sim};
 use ipos_tcp::{
     Config, Duration, Endpoint, Instant, Segment, SegmentError, State, ACK, FIN, PSH, RST, SYN,
 };
@@ -48,7 +48,7 @@ fn server_view(sim: &Sim) -> (u32, u32, u32) {
 fn rst_exactly_at_rcv_nxt_resets() {
     let mut sim = established();
     let (rn, sn, tr) = server_view(&sim);
-    let rst = craft(client_tuple(), rn, sn, RST | ACK, 0, Some((tr + 1, 0)), b"");
+    let rst = craft(server_flow(), rn, sn, RST | ACK, 0, Some((tr + 1, 0)), b"");
     sim.server.on_segment(sim.now, &rst).unwrap();
     assert_eq!(sim.server.state(), State::Closed);
     assert!(sim.server.is_closed());
@@ -60,7 +60,7 @@ fn rst_exactly_at_rcv_nxt_resets() {
 fn rst_in_window_but_not_exact_gets_challenge_ack() {
     let mut sim = established();
     let (rn, sn, _) = server_view(&sim);
-    let rst = craft(client_tuple(), rn.wrapping_add(1000), sn, RST, 0, None, b"");
+    let rst = craft(server_flow(), rn.wrapping_add(1000), sn, RST, 0, None, b"");
     sim.server.on_segment(sim.now, &rst).unwrap();
     assert_eq!(sim.server.state(), State::Established);
     let out = drain(&mut sim.server, sim.now);
@@ -71,7 +71,7 @@ fn rst_in_window_but_not_exact_gets_challenge_ack() {
     assert_eq!(s.seq, sn);
     assert_eq!(sim.server.counters().challenge_acks, 1);
     // The peer's answer to the challenge ACK (an RST at exactly rcv_nxt) then resets.
-    let rst = craft(client_tuple(), rn, 0, RST, 0, None, b"");
+    let rst = craft(server_flow(), rn, 0, RST, 0, None, b"");
     sim.server.on_segment(sim.now, &rst).unwrap();
     assert_eq!(sim.server.state(), State::Closed);
 }
@@ -81,7 +81,7 @@ fn rst_outside_window_is_ignored() {
     let mut sim = established();
     let (rn, sn, _) = server_view(&sim);
     for seq in [rn.wrapping_sub(1), rn.wrapping_add(10_000_000)] {
-        let rst = craft(client_tuple(), seq, sn, RST, 0, None, b"");
+        let rst = craft(server_flow(), seq, sn, RST, 0, None, b"");
         sim.server.on_segment(sim.now, &rst).unwrap();
         assert_eq!(sim.server.state(), State::Established);
         assert!(drain(&mut sim.server, sim.now).is_empty());
@@ -94,7 +94,7 @@ fn syn_in_established_gets_challenge_ack() {
     let (rn, sn, tr) = server_view(&sim);
     // In window and out of window: both answered with a challenge ACK, never a reset.
     for seq in [rn.wrapping_add(5), rn.wrapping_add(77_777_777)] {
-        let syn = craft(client_tuple(), seq, 0, SYN, 1000, Some((tr + 5, 0)), b"");
+        let syn = craft(server_flow(), seq, 0, SYN, 1000, Some((tr + 5, 0)), b"");
         sim.server.on_segment(sim.now, &syn).unwrap();
         assert_eq!(sim.server.state(), State::Established);
         let out = drain(&mut sim.server, sim.now);
@@ -110,7 +110,7 @@ fn ack_of_unsent_data_is_challenged_and_segment_dropped() {
     let mut sim = established();
     let (rn, sn, tr) = server_view(&sim);
     let bad = craft(
-        client_tuple(),
+        server_flow(),
         rn,
         sn.wrapping_add(5000),
         ACK | PSH,
@@ -129,7 +129,7 @@ fn ack_of_unsent_data_is_challenged_and_segment_dropped() {
     assert_eq!(out.len(), 1);
     // A valid segment is accepted afterwards.
     let good = craft(
-        client_tuple(),
+        server_flow(),
         rn,
         sn,
         ACK | PSH,
@@ -146,7 +146,7 @@ fn paws_drops_old_timestamp_and_acks() {
     let mut sim = established();
     let (rn, sn, tr) = server_view(&sim);
     let old = craft(
-        client_tuple(),
+        server_flow(),
         rn,
         sn,
         ACK | PSH,
@@ -161,7 +161,7 @@ fn paws_drops_old_timestamp_and_acks() {
     assert_eq!(out.len(), 1, "PAWS drop is answered with an ACK");
     // Timestamps near the 2^31 wrap still compare correctly.
     let new = craft(
-        client_tuple(),
+        server_flow(),
         rn,
         sn,
         ACK | PSH,
@@ -184,7 +184,7 @@ fn ts_recent_not_updated_by_segment_beyond_last_ack_sent() {
     let mut sim = established();
     let (rn, sn, tr) = server_view(&sim);
     let ooo = craft(
-        client_tuple(),
+        server_flow(),
         rn.wrapping_add(100),
         sn,
         ACK,
@@ -210,20 +210,20 @@ fn malformed_segments_are_errors_and_change_nothing() {
         Err(SegmentError::Truncated)
     );
     let (rn, sn, tr) = server_view(&sim);
-    let mut seg = craft(client_tuple(), rn, sn, ACK, 1000, Some((tr, 0)), b"x");
+    let mut seg = craft(server_flow(), rn, sn, ACK, 1000, Some((tr, 0)), b"x");
     seg[12] = 0x20; // data offset 2 words
     assert_eq!(
         sim.server.on_segment(now, &seg),
         Err(SegmentError::BadHeaderLength)
     );
-    let mut seg = craft(client_tuple(), rn, sn, ACK, 1000, Some((tr, 0)), b"x");
+    let mut seg = craft(server_flow(), rn, sn, ACK, 1000, Some((tr, 0)), b"x");
     seg[23] = 0xff; // timestamp option length runs past the header
     assert_eq!(
         sim.server.on_segment(now, &seg),
         Err(SegmentError::BadOption)
     );
-    let mut other = client_tuple();
-    other.local_port = 1;
+    let mut other = server_flow();
+    other.src_port = 1;
     let seg = craft(other, rn, sn, ACK, 1000, Some((tr, 0)), b"x");
     assert_eq!(
         sim.server.on_segment(now, &seg),
@@ -240,15 +240,7 @@ fn random_bytes_never_panic() {
     let mut rng = ipos_tcp::sim::XorShift::new(42);
     let (rn, sn, tr) = server_view(&sim);
     for i in 0..20_000u32 {
-        let mut seg = craft(
-            client_tuple(),
-            rn,
-            sn,
-            ACK,
-            1000,
-            Some((tr, 0)),
-            b"abcdefgh",
-        );
+        let mut seg = craft(server_flow(), rn, sn, ACK, 1000, Some((tr, 0)), b"abcdefgh");
         let len = rng.below(seg.len() as u64 + 1) as usize;
         seg.truncate(len);
         for _ in 0..rng.below(4) {
@@ -271,13 +263,13 @@ fn delayed_ack_rules() {
     let now = sim.now;
     let full = vec![7u8; 1448];
     // One full segment: ACK delayed by 40 ms.
-    let s1 = craft(client_tuple(), rn, sn, ACK, 1000, Some((tr, 0)), &full);
+    let s1 = craft(server_flow(), rn, sn, ACK, 1000, Some((tr, 0)), &full);
     sim.server.on_segment(now, &s1).unwrap();
     assert!(drain(&mut sim.server, now).is_empty());
     assert_eq!(sim.server.poll_timeout(), Some(now + ms(40)));
     // Second full segment: ACK at once.
     let s2 = craft(
-        client_tuple(),
+        server_flow(),
         rn.wrapping_add(1448),
         sn,
         ACK,
@@ -292,7 +284,7 @@ fn delayed_ack_rules() {
     assert_eq!(sim.server.poll_timeout(), None);
     // A small segment: delayed, then sent when the timer fires.
     let s3 = craft(
-        client_tuple(),
+        server_flow(),
         rn.wrapping_add(2896),
         sn,
         ACK,
@@ -307,7 +299,7 @@ fn delayed_ack_rules() {
     // Out-of-order: immediate duplicate ACK; the gap fill: immediate ACK.
     let base = rn.wrapping_add(2897);
     let s5 = craft(
-        client_tuple(),
+        server_flow(),
         base.wrapping_add(10),
         sn,
         ACK,
@@ -319,7 +311,7 @@ fn delayed_ack_rules() {
     let out = drain(&mut sim.server, now + ms(41));
     assert_eq!(Segment::parse(&out[0]).unwrap().ack, base);
     let s4 = craft(
-        client_tuple(),
+        server_flow(),
         base,
         sn,
         ACK,
@@ -453,7 +445,7 @@ fn syn_received_times_out() {
 #[test]
 fn simultaneous_open() {
     let cfg = Config::default();
-    let t = client_tuple();
+    let t = client_flow();
     let now = Instant::from_millis(5000);
     let mut a = Endpoint::connect(&cfg, t, 1000, now);
     let mut b = Endpoint::connect(&cfg, t.reversed(), 90_000, now);
@@ -484,10 +476,10 @@ fn options_only_if_peer_offers_them() {
         window_scale: 0,
         ..Config::default()
     };
-    let t = client_tuple();
+    let t = client_flow();
     let now = Instant::from_millis(1);
     // A client SYN without options (we craft one: MSS only is omitted too).
-    let syn = craft(t, 5555, 0, SYN, 8192, None, b"");
+    let syn = craft(t.reversed(), 5555, 0, SYN, 8192, None, b"");
     let mut server = Endpoint::accept(&Config::default(), t.reversed(), &syn, 777, now).unwrap();
     let out = drain(&mut server, now);
     let sa = Segment::parse(&out[0]).unwrap();
@@ -508,7 +500,7 @@ fn options_only_if_peer_offers_them() {
         "no SACK-permitted unless the SYN offered it"
     );
     // Default peer MSS 536 applies: a large write goes out in 536-byte segments.
-    let ack = craft(t, 5556, 778, ACK, 8192, None, b"");
+    let ack = craft(t.reversed(), 5556, 778, ACK, 8192, None, b"");
     server.on_segment(now, &ack).unwrap();
     assert_eq!(server.state(), State::Established);
     server.send_slice(&[1u8; 3000]);
@@ -537,7 +529,7 @@ fn fin_with_data_and_out_of_order_fin() {
     let now = sim.now;
     // FIN arrives before the data in front of it.
     let fin = craft(
-        client_tuple(),
+        server_flow(),
         rn.wrapping_add(5),
         sn,
         ACK | FIN,
@@ -548,7 +540,7 @@ fn fin_with_data_and_out_of_order_fin() {
     sim.server.on_segment(now, &fin).unwrap();
     assert!(!sim.server.peer_fin_received());
     assert_eq!(sim.server.state(), State::Established);
-    let hello = craft(client_tuple(), rn, sn, ACK, 1000, Some((tr, 0)), b"hello");
+    let hello = craft(server_flow(), rn, sn, ACK, 1000, Some((tr, 0)), b"hello");
     sim.server.on_segment(now, &hello).unwrap();
     assert!(sim.server.peer_fin_received());
     assert_eq!(sim.server.state(), State::CloseWait);
@@ -563,7 +555,7 @@ fn fin_with_data_and_out_of_order_fin() {
 #[test]
 fn random_bytes_never_panic_in_handshake_states() {
     let cfg = Config::default();
-    let t = client_tuple();
+    let t = client_flow();
     let now = Instant::from_millis(10);
     let mut rng = ipos_tcp::sim::XorShift::new(7);
     let mut client = Endpoint::connect(&cfg, t, 100, now);

@@ -4,7 +4,9 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use ipos_tcp::sim::{client_tuple, craft, craft_sack, pattern, LinkConfig, Sim, XorShift};
+use ipos_tcp::sim::{
+    client_flow, craft, craft_sack, pattern, server_flow, LinkConfig, Sim, XorShift,
+};
 use ipos_tcp::{Config, Duration, Segment, State, ACK};
 
 fn ms(n: u64) -> Duration {
@@ -207,7 +209,7 @@ fn crafted_arrivals(timestamps: bool, idx: &[u32]) -> (u32, Vec<Vec<u8>>) {
     };
     let mut sim = established_with(&cfg, &cfg);
     let t = sim.client.export(sim.now);
-    let from = client_tuple().reversed();
+    let from = client_flow();
     let mut acks = Vec::new();
     for &i in idx {
         let ts = timestamps.then_some((t.ts_recent.wrapping_add(1), t.ts_clock));
@@ -263,8 +265,8 @@ fn sack_blocks_case(timestamps: bool) {
     assert_eq!(hlen, expect_hlen);
     assert_eq!(&raw[hlen - 28..hlen - 24], &[1, 1, 5, 26]);
     assert!(ipos_tcp::checksum_ok(
-        client_tuple().local_ip,
-        client_tuple().remote_ip,
+        server_flow().src_addr,
+        server_flow().dst_addr,
         raw
     ));
 }
@@ -394,7 +396,7 @@ fn garbage_sack_blocks_never_panic_and_transfer_completes() {
             }
             let ts = Some((t.ts_recent, 0));
             let seg = craft_sack(
-                client_tuple(),
+                server_flow(),
                 t.rcv_nxt,
                 t.snd_una,
                 (t.snd_wnd >> t.snd_wscale) as u16,

@@ -103,7 +103,7 @@ fn run_case(seed: u64, timestamps: bool, handshake_first: bool, ops: &[Op], expo
     let snd = [a, b].concat();
     let (a, b) = sim.server.unconsumed();
     let rcv = [a, b].concat();
-    let twin = Endpoint::import(&cfg, &parsed, sim.server.tuple(), &snd, &rcv, now)
+    let twin = Endpoint::import(&cfg, &parsed, sim.server.flow(), &snd, &rcv, now)
         .expect("import of an exported TCB");
     assert_eq!(twin.state(), sim.server.state());
     assert_eq!(twin.poll_timeout(), sim.server.poll_timeout());
@@ -181,7 +181,7 @@ fn twin_detects_divergence() {
     tcb.ts_clock = tcb.ts_clock.wrapping_add(1); // a one-millisecond clock error
     let (a, b) = sim.server.unacked_and_unsent();
     let snd = [a, b].concat();
-    let twin = Endpoint::import(&cfg, &tcb, sim.server.tuple(), &snd, &[], now).unwrap();
+    let twin = Endpoint::import(&cfg, &tcb, sim.server.flow(), &snd, &[], now).unwrap();
     sim.twin = Some(twin);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.pump()));
     assert!(r.is_err(), "differing TSval must be detected");

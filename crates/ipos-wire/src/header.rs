@@ -161,6 +161,19 @@ pub struct Flow {
     pub dst_port: u16,
 }
 
+impl Flow {
+    /// The same connection in the other direction: source and destination
+    /// swapped (the flow of the replies).
+    pub const fn reversed(&self) -> Flow {
+        Flow {
+            src_addr: self.dst_addr,
+            src_port: self.dst_port,
+            dst_addr: self.src_addr,
+            dst_port: self.src_port,
+        }
+    }
+}
+
 /// A read/write view of an ipOS header at the start of a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -475,6 +488,25 @@ mod tests {
         let repr = HeaderRepr::parse(&Packet::new_unchecked(&bytes[..])).unwrap();
         assert_eq!(repr.msg_type, MessageType::ServerState);
         assert_eq!(repr.protocol, Protocol::Unknown(0x06));
+    }
+
+    #[test]
+    fn reversed_swaps_source_and_destination() {
+        let f = flow();
+        let r = f.reversed();
+        assert_eq!(r.src_addr, Ipv4Address::new(198, 19, 1, 10));
+        assert_eq!(r.src_port, 80);
+        assert_eq!(r.dst_addr, Ipv4Address::new(198, 18, 0, 1));
+        assert_eq!(r.dst_port, 49152);
+        assert_eq!(r.reversed(), f);
+        const R: Flow = Flow {
+            src_addr: Ipv4Address::new(198, 18, 0, 1),
+            src_port: 1,
+            dst_addr: Ipv4Address::new(198, 18, 0, 2),
+            dst_port: 2,
+        }
+        .reversed();
+        assert_eq!((R.src_port, R.dst_port), (2, 1));
     }
 
     #[test]

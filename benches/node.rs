@@ -28,16 +28,18 @@
 //! real `iposd` on a DPDK device.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ipos::config::{test_farm_toml, FarmConfig};
 use ipos::counters::{DropReason, Event};
-use ipos::node::{Node, NodeIdentity, NodeOptions, Peer};
+use ipos::node::{Node, NodeIdentity, NodeOptions};
 use ipos::port::mem::{MemPort, MemSwitch};
 use ipos::port::{PacketBuf, Port, BURST};
 use ipos_policy::PolicyConfig;
-use ipos_tcp::{Endpoint, FourTuple, State};
+use ipos_tcp::{Endpoint, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Address, Ipv4Packet,
 };
+use std::path::Path;
 
 const A: usize = 0;
 const B: usize = 1;
@@ -59,23 +61,13 @@ const CLIENT_IP: Ipv4Address = Ipv4Address::new(198, 18, 0, 1);
 const CLIENT_PORT: u16 = 40001;
 const ETHERTYPE_IPOS: u16 = ipos_wire::DEFAULT_ETHERTYPE;
 
+/// Node `n` of the `nodes`-node test farm (the farm `scripts/farm` writes), without UDP echo.
 fn identity(n: usize, nodes: usize) -> NodeIdentity {
-    NodeIdentity {
-        name: NAMES[n].to_string(),
-        mac: MACS[n],
-        ip: IPS[n],
-        vip: (n == A).then_some(VIP),
-        service_ports: vec![SERVICE_PORT],
-        ethertype: ETHERTYPE_IPOS,
-        udp_echo_port: None,
-        peers: (0..nodes)
-            .map(|i| Peer {
-                name: NAMES[i].to_string(),
-                mac: MACS[i],
-                ip: IPS[i],
-            })
-            .collect(),
-    }
+    let farm = FarmConfig::parse(&test_farm_toml(nodes), Path::new("test-farm.toml"))
+        .expect("test farm file");
+    let mut id = farm.identity(NAMES[n]).expect("node of the test farm");
+    id.udp_echo_port = None;
+    id
 }
 
 /// Ethernet + IPv4 header around `payload` (protocol `proto`), checksums filled.
@@ -88,23 +80,15 @@ fn ipv4_frame(
     payload: &[u8],
 ) -> Vec<u8> {
     let mut f = vec![0u8; 14 + 20 + payload.len()];
-    f[0..6].copy_from_slice(dst_mac.as_bytes());
-    f[6..12].copy_from_slice(src_mac.as_bytes());
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    {
-        let mut ip = Ipv4Packet::new_unchecked(&mut f[14..34]);
-        ip.set_version(4);
-        ip.set_header_len(20);
-        ip.set_total_len((20 + payload.len()) as u16);
-        ip.set_ident(7);
-        ip.clear_flags();
-        ip.set_dont_frag(true);
-        ip.set_hop_limit(64);
-        ip.set_next_header(proto);
-        ip.set_src_addr(src);
-        ip.set_dst_addr(dst);
-        ip.fill_checksum();
-    }
+    ipos_wire::emit_ethernet_header(&mut f, dst_mac, src_mac, 0x0800).expect("room");
+    let ip = ipos_wire::Ipv4Header {
+        src,
+        dst,
+        protocol: proto,
+        payload_len: payload.len(),
+        ident: 7,
+    };
+    ipos_wire::emit_ipv4_header(&mut f[14..], &ip).expect("room");
     f[34..].copy_from_slice(payload);
     f
 }
@@ -128,18 +112,19 @@ fn icmp_echo(dst_mac: EthernetAddress, dst: Ipv4Address) -> Vec<u8> {
 /// PSH when it carries data), checksum filled.
 fn client_segment(seq: u32, ack: u32, payload_len: usize) -> Vec<u8> {
     let mut tcp = vec![0u8; 20 + payload_len];
-    tcp[0..2].copy_from_slice(&CLIENT_PORT.to_be_bytes());
-    tcp[2..4].copy_from_slice(&SERVICE_PORT.to_be_bytes());
-    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
-    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = ipos_tcp::ACK | if payload_len > 0 { ipos_tcp::PSH } else { 0 };
-    tcp[14..16].copy_from_slice(&1024u16.to_be_bytes());
+    let h = ipos_tcp::TcpHeader {
+        src_port: CLIENT_PORT,
+        dst_port: SERVICE_PORT,
+        seq,
+        ack,
+        flags: ipos_tcp::ACK | if payload_len > 0 { ipos_tcp::PSH } else { 0 },
+        window: 1024,
+    };
+    ipos_tcp::write_header(&mut tcp, &h, &ipos_tcp::TcpOptions::default());
     for (i, b) in tcp[20..].iter_mut().enumerate() {
         *b = (i % 251) as u8;
     }
-    let sum = ipos_tcp::tcp_checksum(CLIENT_IP, VIP, &tcp);
-    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+    ipos_tcp::fill_checksum(CLIENT_IP, VIP, &mut tcp);
     ipv4_frame(MACS[A], CLIENT_MAC, CLIENT_IP, VIP, IpProtocol::Tcp, &tcp)
 }
 
@@ -361,15 +346,15 @@ fn migrated_farm() -> (Vec<Node<MemPort>>, Client, Instant) {
         .map(|n| Node::new(switch.port(MACS[n]), identity(n, 3), opts.clone()))
         .collect();
     let mut now = Instant::from_millis(1_000);
-    let tuple = FourTuple {
-        local_ip: CLIENT_IP,
-        local_port: CLIENT_PORT,
-        remote_ip: VIP,
-        remote_port: SERVICE_PORT,
+    let flow = ipos_wire::Flow {
+        src_addr: VIP,
+        src_port: SERVICE_PORT,
+        dst_addr: CLIENT_IP,
+        dst_port: CLIENT_PORT,
     };
     let mut client = Client {
         port: switch.port(CLIENT_MAC),
-        ep: Endpoint::connect(&ipos_tcp::Config::default(), tuple, 0x0bad_cafe, now),
+        ep: Endpoint::connect(&ipos_tcp::Config::default(), flow, 0x0bad_cafe, now),
         received: Vec::new(),
         buf: vec![0; 2048],
         unsent: Vec::new(),

@@ -17,9 +17,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use ipos_policy::{
     apply_advert, choose, AdvertRepr, AppEntry, FarmView, ListenEntry, PolicyConfig, RequestInfo,
 };
-use ipos_tcp::{Config, Endpoint, FourTuple, Instant, Tcb};
+use ipos_tcp::{Config, Endpoint, Instant, Tcb};
 use ipos_wire::{emit_data_header, Frame, MacAddrs, Message, DATA_HEADROOM, DEFAULT_ETHERTYPE};
-use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Address, Ipv4Packet};
+use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Address};
 use std::time::Duration;
 
 const ET: u16 = DEFAULT_ETHERTYPE;
@@ -45,28 +45,24 @@ fn macs() -> MacAddrs {
 fn client_packet_with_headroom() -> Vec<u8> {
     let mut buf = vec![0u8; DATA_HEADROOM + INNER_LEN];
     let p = &mut buf[DATA_HEADROOM..];
-    {
-        let mut ip = Ipv4Packet::new_unchecked(&mut p[..20]);
-        ip.set_version(4);
-        ip.set_header_len(20);
-        ip.set_total_len(INNER_LEN as u16);
-        ip.set_ident(1);
-        ip.clear_flags();
-        ip.set_dont_frag(true);
-        ip.set_hop_limit(64);
-        ip.set_next_header(IpProtocol::Tcp);
-        ip.set_src_addr(CLIENT);
-        ip.set_dst_addr(VIP);
-        ip.fill_checksum();
-    }
+    let ip = ipos_wire::Ipv4Header {
+        src: CLIENT,
+        dst: VIP,
+        protocol: IpProtocol::Tcp,
+        payload_len: INNER_LEN - 20,
+        ident: 1,
+    };
+    ipos_wire::emit_ipv4_header(p, &ip).expect("room");
     let tcp = &mut p[20..];
-    tcp[0..2].copy_from_slice(&40001u16.to_be_bytes());
-    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
-    tcp[4..8].copy_from_slice(&0x1000_0000u32.to_be_bytes());
-    tcp[8..12].copy_from_slice(&0x2000_0000u32.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = ipos_tcp::ACK | ipos_tcp::PSH;
-    tcp[14..16].copy_from_slice(&502u16.to_be_bytes());
+    let h = ipos_tcp::TcpHeader {
+        src_port: 40001,
+        dst_port: 80,
+        seq: 0x1000_0000,
+        ack: 0x2000_0000,
+        flags: ipos_tcp::ACK | ipos_tcp::PSH,
+        window: 502,
+    };
+    ipos_tcp::write_header(tcp, &h, &ipos_tcp::TcpOptions::default());
     for (i, b) in tcp[20..].iter_mut().enumerate() {
         *b = (i % 251) as u8;
     }
@@ -103,23 +99,23 @@ fn bench_wire(c: &mut Criterion) {
 fn established_tcb() -> Tcb {
     let cfg = Config::default();
     let now = Instant::from_millis(1_000);
-    let ctuple = FourTuple {
-        local_ip: CLIENT,
-        local_port: 40001,
-        remote_ip: VIP,
-        remote_port: 80,
+    let client_flow = ipos_wire::Flow {
+        src_addr: VIP,
+        src_port: 80,
+        dst_addr: CLIENT,
+        dst_port: 40001,
     };
-    let stuple = FourTuple {
-        local_ip: VIP,
-        local_port: 80,
-        remote_ip: CLIENT,
-        remote_port: 40001,
+    let server_flow = ipos_wire::Flow {
+        src_addr: CLIENT,
+        src_port: 40001,
+        dst_addr: VIP,
+        dst_port: 80,
     };
     let mut buf = [0u8; 2048];
-    let mut client = Endpoint::connect(&cfg, ctuple, 0x1234_5678, now);
+    let mut client = Endpoint::connect(&cfg, client_flow, 0x1234_5678, now);
     let n = client.poll_transmit(now, &mut buf).expect("SYN");
     let mut server =
-        Endpoint::accept(&cfg, stuple, &buf[..n], 0x8765_4321, now).expect("SYN accepted");
+        Endpoint::accept(&cfg, server_flow, &buf[..n], 0x8765_4321, now).expect("SYN accepted");
     let n = server.poll_transmit(now, &mut buf).expect("SYN-ACK");
     client.on_segment(now, &buf[..n]).expect("SYN-ACK accepted");
     let n = client.poll_transmit(now, &mut buf).expect("ACK");

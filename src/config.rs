@@ -20,6 +20,7 @@
 //! ip = "198.18.0.11"
 //! ```
 
+use crate::node::{NodeIdentity, NodeOptions, Peer};
 use serde::Deserialize;
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
 use std::fmt;
@@ -144,12 +145,14 @@ pub struct TcpSpec {
 }
 
 impl Default for TcpSpec {
+    /// The endpoint's and the node's own defaults.
     fn default() -> Self {
+        let tcp = ipos_tcp::Config::default();
         TcpSpec {
-            mss: 1460,
-            rcv_buf: 256 * 1024,
-            snd_buf: 256 * 1024,
-            max_connections: 16384,
+            mss: tcp.mss,
+            rcv_buf: tcp.rcv_buf,
+            snd_buf: tcp.snd_buf,
+            max_connections: NodeOptions::default().max_connections,
         }
     }
 }
@@ -412,6 +415,74 @@ impl FarmConfig {
     pub fn node(&self, name: &str) -> Option<&NodeSpec> {
         self.nodes.iter().find(|n| n.name == name)
     }
+
+    /// Who node `name` is: its addresses, the VIP when it fronts it, the
+    /// farm's services and EtherType, and every member of the farm.
+    pub fn identity(&self, name: &str) -> Option<NodeIdentity> {
+        let spec = self.node(name)?;
+        Some(NodeIdentity {
+            name: spec.name.clone(),
+            mac: spec.mac,
+            ip: spec.ip,
+            vip: self
+                .vip
+                .as_ref()
+                .filter(|v| v.front == spec.name)
+                .map(|v| v.ip),
+            service_ports: self.service_ports.clone(),
+            ethertype: self.ethertype,
+            udp_echo_port: self.udp_echo_port,
+            peers: self
+                .nodes
+                .iter()
+                .map(|n| Peer {
+                    name: n.name.clone(),
+                    mac: n.mac,
+                    ip: n.ip,
+                })
+                .collect(),
+        })
+    }
+
+    /// The node options this file sets (TCP buffers and MSS, the connection
+    /// table limit, the policy); everything else keeps its default.
+    pub fn node_options(&self) -> NodeOptions {
+        let mut o = NodeOptions::default();
+        o.tcp.mss = self.tcp.mss;
+        o.tcp.rcv_buf = self.tcp.rcv_buf;
+        o.tcp.snd_buf = self.tcp.snd_buf;
+        o.max_connections = self.tcp.max_connections;
+        o.policy = self.policy_config();
+        o.migration = self.policy.migration;
+        o
+    }
+}
+
+/// The farm file of the test farm of `nodes` nodes (1 to 8), as
+/// `scripts/farm up --nodes N` writes it: nodes a, b, c... with MACs
+/// 02:00:c6:12:00:0b... and addresses 198.18.0.11..., the VIP 198.18.0.100
+/// fronted by a, `/b/` -> b (and so on) and the `IPOSID` cookie. The
+/// in-memory tests and the benches run this same farm.
+pub fn test_farm_toml(nodes: usize) -> String {
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let n = nodes.clamp(1, names.len());
+    let mut s = String::from(
+        "ethertype = 0x0007\nservice_ports = [80]\n\n[vip]\nip = \"198.18.0.100\"\nfront = \"a\"\n\n[policy]\ncookie = \"IPOSID\"\nurl = [\n",
+    );
+    for name in &names[1..n] {
+        s.push_str(&format!(
+            "    {{ prefix = \"/{name}/\", node = \"{name}\" }},\n"
+        ));
+    }
+    s.push_str("]\n");
+    for (i, name) in names[..n].iter().enumerate() {
+        s.push_str(&format!(
+            "\n[[nodes]]\nname = \"{name}\"\nmac = \"02:00:c6:12:00:{:02x}\"\nip = \"198.18.0.{}\"\n",
+            11 + i,
+            11 + i
+        ));
+    }
+    s
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -496,6 +567,23 @@ url = [{ prefix = "/b/", node = "b" }]
         assert_eq!(e.field, "policy.url[0].node");
         let e = parse("service_ports = [80]").unwrap_err();
         assert_eq!(e.field, "nodes");
+    }
+
+    #[test]
+    fn test_farm_identity_and_options() {
+        let c = parse(&test_farm_toml(3)).unwrap();
+        let a = c.identity("a").unwrap();
+        assert_eq!(a.vip, Some(Ipv4Address::new(198, 18, 0, 100)));
+        assert_eq!(a.peers.len(), 3);
+        let b = c.identity("b").unwrap();
+        assert_eq!(b.vip, None);
+        assert_eq!(b.mac, EthernetAddress([2, 0, 0xc6, 0x12, 0, 0x0c]));
+        assert_eq!(b.ip, Ipv4Address::new(198, 18, 0, 12));
+        assert!(c.identity("z").is_none());
+        let o = c.node_options();
+        assert_eq!(o.policy.url_rules.len(), 2);
+        assert_eq!(o.tcp.mss, ipos_tcp::Config::default().mss);
+        assert_eq!(o.max_connections, NodeOptions::default().max_connections);
     }
 
     #[test]

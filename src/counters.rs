@@ -58,7 +58,7 @@ labelled_counters! {
         IposBadChecksum => "ipos_bad_checksum", "ipOS checksum wrong.";
         IposUnknownType => "ipos_unknown_type", "ipOS type value unknown.";
         IposUnknownProtocol => "ipos_unknown_protocol", "ipOS protocol value unknown.";
-        IposBadInner => "ipos_bad_inner", "ipOS data frame whose inner packet is invalid or does not match.";
+        IposBadInner => "ipos_bad_inner", "ipOS data frame whose inner packet is invalid, does not match the header, or has a bad IPv4 header checksum.";
         IposBadLength => "ipos_bad_length", "ipOS frame length inconsistent.";
         IposUnexpected => "ipos_unexpected", "A valid ipOS frame this node has no use for (no such connection or role).";
         TxNoBuffer => "tx_no_buffer", "A reply could not be sent: no free packet buffer.";
@@ -106,6 +106,7 @@ labelled_counters! {
         MigrationAcksDuplicate => "migration_acks_duplicate", "Acknowledgements for migrations already done (ignored).";
         MigrationChunksSent => "migration_chunks_sent", "Carried request chunks sent.";
         MigrationsRefused => "migrations_refused", "Migrations not started (forward table full, state not migratable).";
+        MigrationsForwardFull => "migrations_forward_full", "Acknowledged moves abandoned because the forward table was full: served here, the target told to drop its copy.";
         PacketsForwarded => "packets_forwarded", "Client packets forwarded to their endpoint's owner.";
         PacketsHeld => "packets_held", "Client packets held while their endpoint was migrating.";
         ForwardClosed => "forward_closed", "Forward entries removed on the owner's close notice.";
@@ -124,6 +125,21 @@ labelled_counters! {
         ConnIdleClosed => "conn_idle_closed", "TCP connections aborted after the idle time-out.";
         AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
         AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
+    }
+}
+
+impl From<&ipos_wire::Error> for DropReason {
+    /// The drop counter of a frame the wire parser refused.
+    fn from(e: &ipos_wire::Error) -> DropReason {
+        use ipos_wire::Error as E;
+        match e {
+            E::Truncated => DropReason::IposTruncated,
+            E::BadChecksum => DropReason::IposBadChecksum,
+            E::UnknownType(_) => DropReason::IposUnknownType,
+            E::UnknownProtocol(_) => DropReason::IposUnknownProtocol,
+            E::BadInnerPacket => DropReason::IposBadInner,
+            E::BadLength | E::WrongEtherType => DropReason::IposBadLength,
+        }
     }
 }
 

@@ -8,12 +8,14 @@
 //! Layers, from the wire up: [`port`] (DPDK and in-memory ports), the
 //! `ipos-wire` crate (frame formats), the `ipos-tcp` crate (the TCP endpoint
 //! and its 140-byte TCB), the `ipos-http` crate (the built-in service),
-//! [`tables`] (FIG. 12), [`node`] (the poll loop), [`config`] (the farm file).
+//! [`tables`] (FIG. 12 and the node's own), [`node`] (the poll loop, in rooms
+//! along a packet's path), [`migration`] (the protocol and its roles),
+//! [`config`] (the farm file), [`counters`].
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod counters;
-pub mod migrate;
+pub mod migration;
 pub mod node;
 pub mod port;
 pub mod tables;

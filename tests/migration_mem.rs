@@ -558,19 +558,49 @@ fn load_choice_spreads_connections() {
     assert_eq!(f.ev(A, Event::DecisionUrl), 0);
     assert_eq!(f.ev(B, Event::MigrationsReceived), served[B] as u64);
     assert_eq!(f.ev(C, Event::MigrationsReceived), served[C] as u64);
-    for &id in &ids {
-        f.client.close(id);
-    }
-    let ok = f.run_until(secs(10), |f| {
-        f.client
-            .conns
-            .iter()
-            .all(|c| c.ep.state() == ipos_tcp::State::Closed)
-            && f.nodes.iter().all(|n| n.connection_count() == 0)
-    });
-    assert!(ok, "not drained; {}", f.summary());
+    f.close_all_and_drain(&ids, secs(10));
     assert_eq!(f.node(A).forward_count(), 0);
     assert_eq!(f.ev(A, Event::ForwardClosed), moved);
+}
+
+/// The forward table fills between a move's start and its acknowledgement:
+/// the source keeps that connection and serves it itself (counted), the
+/// target drops its copy, and neither client sees a reset.
+#[test]
+fn forward_table_full_at_the_acknowledgement_keeps_the_connection_here() {
+    let mut f = Farm::with_options(23, |_| ipos::node::NodeOptions {
+        max_forward: 1,
+        ..options()
+    });
+    f.warm_up();
+    // Both requests reach a in one burst: both moves start while the forward
+    // table is still empty; the second acknowledgement finds it full.
+    let first = f.request(43001, &get("/b/bytes/30000"));
+    let second = f.request(43002, &get("/b/bytes/40000"));
+    let ok = f.run_until(secs(10), |f| {
+        f.responses(first).len() == 1 && f.responses(second).len() == 1
+    });
+    assert!(ok, "responses missing; {}", f.summary());
+    assert_eq!(f.ev(A, Event::MigrationsStarted), 2, "{}", f.summary());
+    assert_eq!(f.ev(A, Event::MigrationsAcked), 1);
+    assert_eq!(f.ev(A, Event::MigrationsForwardFull), 1);
+    assert_eq!(f.ev(A, Event::MigrationsFallback), 0);
+    let (moved, kept, moved_len, kept_len) = match f.responses(first)[0].header("X-Ipos-Node") {
+        Some("b") => (first, second, 30000, 40000),
+        _ => (second, first, 40000, 30000),
+    };
+    f.responses(moved)[0].assert_bytes_from("b", moved_len);
+    assert_served_by(&f, moved, B);
+    f.responses(kept)[0].assert_bytes_from("a", kept_len);
+    assert_only_from(&f, kept, A);
+    assert_eq!(f.ev(B, Event::MigrationsReceived), 2);
+    assert_eq!(f.ev(B, Event::MigrationsAborted), 1, "b dropped its copy");
+    f.close_all_and_drain(&[first, second], secs(10));
+    assert_eq!(f.node(A).forward_count(), 0);
+    for n in 0..3 {
+        assert_eq!(f.ev(n, Event::TcpResetsSent), 0);
+    }
+    assert_eq!(f.client.stats.rst_in, 0);
 }
 
 /// The checker itself: a wrong byte or a short body is seen.

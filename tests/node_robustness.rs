@@ -2,13 +2,15 @@
 //! unexpected frames (mutations of every kind it understands) never panics,
 //! counts every frame, and still answers afterwards.
 
+use ipos::config::{test_farm_toml, FarmConfig};
 use ipos::counters::{DropReason, Event};
-use ipos::node::{Node, NodeIdentity, NodeOptions, Peer};
+use ipos::node::{Node, NodeOptions};
 use ipos::port::mem::MemSwitch;
 use ipos::port::PacketBuf;
 use ipos_wire::{ExtensionKind, Flow, MacAddrs, Protocol};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Address, Ipv4Packet, TcpPacket};
+use smoltcp::wire::{EthernetAddress, Ipv4Address};
+use std::path::Path;
 
 const A_MAC: EthernetAddress = EthernetAddress([2, 0, 0xc6, 0x12, 0, 0x0b]);
 const B_MAC: EthernetAddress = EthernetAddress([2, 0, 0xc6, 0x12, 0, 0x0c]);
@@ -32,25 +34,23 @@ impl Rng {
 }
 
 fn eth(dst: EthernetAddress, src: EthernetAddress, ty: u16, body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + body.len());
-    f.extend_from_slice(dst.as_bytes());
-    f.extend_from_slice(src.as_bytes());
-    f.extend_from_slice(&ty.to_be_bytes());
-    f.extend_from_slice(body);
+    let mut f = vec![0u8; 14 + body.len()];
+    ipos_wire::emit_ethernet_header(&mut f, dst, src, ty).expect("room");
+    f[14..].copy_from_slice(body);
     f
 }
 
 fn ipv4(src: Ipv4Address, dst: Ipv4Address, proto: u8, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0u8; 20 + payload.len()];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
-    p[6] = 0x40;
-    p[8] = 64;
-    p[9] = proto;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
+    let h = ipos_wire::Ipv4Header {
+        src,
+        dst,
+        protocol: proto.into(),
+        payload_len: payload.len(),
+        ident: 0,
+    };
+    ipos_wire::emit_ipv4_header(&mut p, &h).expect("room");
     p[20..].copy_from_slice(payload);
-    Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
     p
 }
 
@@ -63,15 +63,17 @@ fn tcp_seg(
     payload: &[u8],
 ) -> Vec<u8> {
     let mut t = vec![0u8; 20 + payload.len()];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[4..8].copy_from_slice(&1000u32.to_be_bytes());
-    t[12] = 5 << 4;
-    t[13] = flags;
-    t[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    let h = ipos_tcp::TcpHeader {
+        src_port: sport,
+        dst_port: dport,
+        seq: 1000,
+        ack: 0,
+        flags,
+        window: 65535,
+    };
+    ipos_tcp::write_header(&mut t, &h, &ipos_tcp::TcpOptions::default());
     t[20..].copy_from_slice(payload);
-    TcpPacket::new_unchecked(&mut t[..])
-        .fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
+    ipos_tcp::fill_checksum(src, dst, &mut t);
     ipv4(src, dst, 6, &t)
 }
 
@@ -121,14 +123,8 @@ fn templates() -> Vec<Vec<u8>> {
         dst_addr: VIP,
         dst_port: 80,
     };
-    let tuple = ipos_tcp::FourTuple {
-        local_ip: VIP,
-        local_port: 80,
-        remote_ip: CLIENT_IP,
-        remote_port: 40002,
-    };
     let now = Instant::from_millis(0);
-    let tcb = ipos_tcp::Endpoint::connect(&ipos_tcp::Config::default(), tuple, 7, now)
+    let tcb = ipos_tcp::Endpoint::connect(&ipos_tcp::Config::default(), flow, 7, now)
         .export(now)
         .to_bytes();
     for src in [B_MAC, CLIENT_MAC] {
@@ -148,7 +144,7 @@ fn templates() -> Vec<Vec<u8>> {
             et,
             &macs,
             &flow,
-            ExtensionKind::ConnectionClosed,
+            ExtensionKind::ConnectionNotice,
             Protocol::Tcp,
             &[198, 18, 0, 12, 0, 80],
         )
@@ -207,31 +203,12 @@ fn random_and_mutated_frames_never_break_a_node() {
     let switch = MemSwitch::new(1);
     let port = switch.port(A_MAC);
     let client = switch.port(CLIENT_MAC);
-    let peers = vec![
-        Peer {
-            name: "a".into(),
-            mac: A_MAC,
-            ip: A_IP,
-        },
-        Peer {
-            name: "b".into(),
-            mac: B_MAC,
-            ip: B_IP,
-        },
-    ];
-    let id = NodeIdentity {
-        name: "a".into(),
-        mac: A_MAC,
-        ip: A_IP,
-        vip: Some(VIP),
-        service_ports: vec![80],
-        ethertype: ipos_wire::DEFAULT_ETHERTYPE,
-        udp_echo_port: Some(7),
-        peers,
-    };
+    let farm = FarmConfig::parse(&test_farm_toml(2), Path::new("test-farm.toml")).unwrap();
+    let id = farm.identity("a").unwrap();
+    assert_eq!(id.udp_echo_port, Some(7));
     let opts = NodeOptions {
         max_connections: 256,
-        ..NodeOptions::default()
+        ..farm.node_options()
     };
     let mut node = Node::new(port, id, opts);
     let templates = templates();

@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use ipos_tcp::{Config, Endpoint, FourTuple, Instant, Ipv4Address, Tcb};
+use ipos_tcp::{Config, Endpoint, Instant, Ipv4Address, Tcb};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,16 +14,16 @@ fuzz_target!(|data: &[u8]| {
     let bytes = tcb.to_bytes();
     let again = Tcb::parse(&bytes).expect("an emitted TCB parses");
     assert_eq!(again.to_bytes(), bytes);
-    let tuple = FourTuple {
-        local_ip: Ipv4Address::new(198, 18, 0, 100),
-        local_port: 80,
-        remote_ip: Ipv4Address::new(198, 18, 0, 1),
-        remote_port: 40000,
+    let flow = ipos_tcp::Flow {
+        src_addr: Ipv4Address::new(198, 18, 0, 1),
+        src_port: 40000,
+        dst_addr: Ipv4Address::new(198, 18, 0, 100),
+        dst_port: 80,
     };
     let snd = vec![7u8; (tcb.snd_data_len as usize).min(1 << 16)];
     let rcv = vec![9u8; (tcb.rcv_data_len as usize).min(1 << 16)];
     let now = Instant::from_millis(1000);
-    if let Ok(mut ep) = Endpoint::import(&Config::default(), &tcb, tuple, &snd, &rcv, now) {
+    if let Ok(mut ep) = Endpoint::import(&Config::default(), &tcb, flow, &snd, &rcv, now) {
         let mut out = [0u8; 1600];
         for _ in 0..8 {
             if ep.poll_transmit(now, &mut out).is_none() {

@@ -3,25 +3,25 @@
 
 #![no_main]
 
-use ipos_tcp::{Config, Endpoint, FourTuple, Instant, Ipv4Address};
+use ipos_tcp::{Config, Endpoint, Instant, Ipv4Address};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let tuple = FourTuple {
-        local_ip: Ipv4Address::new(198, 18, 0, 100),
-        local_port: 80,
-        remote_ip: Ipv4Address::new(198, 18, 0, 1),
-        remote_port: 40000,
+    let flow = ipos_tcp::Flow {
+        src_addr: Ipv4Address::new(198, 18, 0, 1),
+        src_port: 40000,
+        dst_addr: Ipv4Address::new(198, 18, 0, 100),
+        dst_port: 80,
     };
     let now = Instant::from_millis(5);
     let cfg = Config::default();
     let mut out = [0u8; 1600];
     // As a SYN to a listener.
-    if let Ok(mut ep) = Endpoint::accept(&cfg, tuple, data, 1, now) {
+    if let Ok(mut ep) = Endpoint::accept(&cfg, flow, data, 1, now) {
         let _ = ep.poll_transmit(now, &mut out);
     }
     // Split in segments and fed to an active opener.
-    let mut ep = Endpoint::connect(&cfg, tuple, 1, now);
+    let mut ep = Endpoint::connect(&cfg, flow, 1, now);
     let _ = ep.poll_transmit(now, &mut out);
     for chunk in data.split(|&b| b == 0xA5).take(16) {
         let _ = ep.on_segment(now, chunk);

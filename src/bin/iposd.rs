@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use ipos::config::FarmConfig;
-use ipos::node::{Node, NodeIdentity, NodeOptions, Peer};
+use ipos::node::Node;
 use ipos::port::dpdk::{self, DpdkPort, Mempool, PortConfig};
 use ipos::port::Port;
 use smoltcp::time::{Duration, Instant};
@@ -20,12 +20,12 @@ use std::sync::Arc;
 const AFTER_HELP: &str = "\
 EAL options come first, then `--`, then iposd options. A test node on a tap device:
 
-  iposd --no-huge -m 256 --no-pci --file-prefix=ipos-a \\
-        --vdev=net_tap0,iface=ipos-a,mac=02:00:c6:12:00:0b -- \\
-        --config farm.toml --node a --idle-backoff-us 50
+  iposd --no-huge -m 160 --no-pci --file-prefix=ipos-a \\
+        --vdev=net_tap0,iface=tap-a,mac=02:00:c6:12:00:0b -- \\
+        --config farm.toml --node a --idle-backoff-us 100
 
 On a real NIC: bind it to vfio-pci (dpdk-devbind.py -b vfio-pci 0000:01:00.0), reserve
-hugepages (dpdk-hugepages.py -p 2M --setup 1G), and give the EAL the cores and the
+hugepages (dpdk-hugepages.py -p 2M --setup 2G), and give the EAL the cores and the
 device: iposd -l 2 -a 0000:01:00.0 -- --config farm.toml --node a
 
 Logging: RUST_LOG=debug|info|warn (default info). SIGINT/SIGTERM stop the node cleanly,
@@ -119,36 +119,9 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
             spec.mac
         );
     }
-    let vip = farm
-        .vip
-        .as_ref()
-        .filter(|v| v.front == spec.name)
-        .map(|v| v.ip);
-    let id = NodeIdentity {
-        name: spec.name.clone(),
-        mac: spec.mac,
-        ip: spec.ip,
-        vip,
-        service_ports: farm.service_ports.clone(),
-        ethertype: farm.ethertype,
-        udp_echo_port: farm.udp_echo_port,
-        peers: farm
-            .nodes
-            .iter()
-            .map(|n| Peer {
-                name: n.name.clone(),
-                mac: n.mac,
-                ip: n.ip,
-            })
-            .collect(),
-    };
-    let mut nopts = NodeOptions::default();
-    nopts.tcp.mss = farm.tcp.mss;
-    nopts.tcp.rcv_buf = farm.tcp.rcv_buf;
-    nopts.tcp.snd_buf = farm.tcp.snd_buf;
-    nopts.max_connections = farm.tcp.max_connections;
-    nopts.policy = farm.policy_config();
-    nopts.migration = farm.policy.migration;
+    let id = farm.identity(&spec.name).expect("the node exists");
+    let vip = id.vip;
+    let nopts = farm.node_options();
     log::info!(
         "node {} up: port {} ({}), mac {}, ip {}{}, service ports {:?}, ethertype {:#06x}",
         spec.name,

@@ -7,11 +7,11 @@
 //! moved on), or after an idle timeout; the table has a size limit and counts
 //! the inserts it refused.
 
-use hashbrown::HashMap;
+use ipos_wire::Flow;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
 
-use super::TableFull;
+use super::{BoundedMap, TableFull};
 
 /// Key: the client's address and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,6 +20,16 @@ pub struct ForwardKey {
     pub client_ip: Ipv4Address,
     /// Client port.
     pub client_port: u16,
+}
+
+impl ForwardKey {
+    /// The key of a connection or UDP flow: its client's address and port.
+    pub const fn of(flow: &Flow) -> ForwardKey {
+        ForwardKey {
+            client_ip: flow.src_addr,
+            client_port: flow.src_port,
+        }
+    }
 }
 
 /// Where to forward.
@@ -37,19 +47,14 @@ pub struct ForwardEntry {
 
 /// The forward table of one node.
 pub struct ForwardTable {
-    map: HashMap<ForwardKey, ForwardEntry>,
-    limit: usize,
-    /// Inserts refused because the table was full.
-    pub full_refusals: u64,
+    map: BoundedMap<ForwardKey, ForwardEntry>,
 }
 
 impl ForwardTable {
     /// An empty table of at most `limit` entries.
     pub fn new(limit: usize) -> Self {
         ForwardTable {
-            map: HashMap::with_capacity(limit.min(4096)),
-            limit,
-            full_refusals: 0,
+            map: BoundedMap::new(limit),
         }
     }
 
@@ -61,6 +66,16 @@ impl ForwardTable {
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// True when a new client would be refused.
+    pub fn is_full(&self) -> bool {
+        self.map.is_full()
+    }
+
+    /// Inserts refused because the table was full.
+    pub fn full_refusals(&self) -> u64 {
+        self.map.full_refusals()
     }
 
     /// Looks a client up and marks the entry used.
@@ -77,12 +92,7 @@ impl ForwardTable {
 
     /// Installs or replaces an entry.
     pub fn insert(&mut self, key: ForwardKey, entry: ForwardEntry) -> Result<(), TableFull> {
-        if !self.map.contains_key(&key) && self.map.len() >= self.limit {
-            self.full_refusals += 1;
-            return Err(TableFull);
-        }
-        self.map.insert(key, entry);
-        Ok(())
+        self.map.insert(key, entry).map(|_| ())
     }
 
     /// Removes a client's entry.
@@ -92,9 +102,7 @@ impl ForwardTable {
 
     /// Removes entries idle for longer than `idle`; returns how many.
     pub fn expire(&mut self, now: Instant, idle: Duration) -> usize {
-        let before = self.map.len();
-        self.map.retain(|_, e| now < e.last_used + idle);
-        before - self.map.len()
+        self.map.retain(|_, e| now < e.last_used + idle)
     }
 }
 
@@ -124,7 +132,7 @@ mod tests {
         t.insert(key(1), entry(0)).unwrap();
         t.insert(key(2), entry(0)).unwrap();
         assert_eq!(t.insert(key(3), entry(0)), Err(TableFull));
-        assert_eq!(t.full_refusals, 1);
+        assert_eq!(t.full_refusals(), 1);
         // Replacing an existing key is not refused.
         t.insert(key(2), entry(5)).unwrap();
         assert!(t.lookup(&key(1), Instant::from_millis(1000)).is_some());

@@ -1,14 +1,25 @@
-//! The tables of FIG. 12 that live on a node's data path.
+//! Every table a node keeps on its data path, each with its limit and a
+//! counter of the inserts it refused when full.
 //!
-//! Hot tables (local / forward-connect / temporary connections, forward) are
-//! owned by one poll loop each: plain `hashbrown` maps that no other thread
-//! touches, so lookups take no lock. Each has a size limit and counts the
-//! inserts it refused. The read-mostly tables (server state, listening
-//! sockets, application information, URL map, cookie map) are snapshots in
-//! the `ipos-policy` crate.
+//! | table | key | value | file |
+//! |---|---|---|---|
+//! | connections (FIG. 12 local / forward-connect / temporary) | client IP, port, endpoint IP, port ([`Flow`](ipos_wire::Flow)) | the endpoint and its phase | [`connections`] |
+//! | forward (FIG. 12) | client IP, port | owner's IP, port, MAC | [`forward`] |
+//! | pending incoming moves | [`Flow`](ipos_wire::Flow) | the TCB and the carried bytes so far | [`bounded`] (in the node) |
+//! | UDP flows | client IP, port | the flow's role | [`bounded`] (in the node) |
+//! | ARP cache and replies waiting for a MAC | IPv4 address | MAC | [`arp`] |
+//!
+//! They are owned by one poll loop each: plain `hashbrown` maps that no other
+//! thread touches, so lookups take no lock. The read-mostly tables (server
+//! state, listening sockets, application information, URL map, cookie map)
+//! are snapshots in the `ipos-policy` crate.
 
+pub mod arp;
+pub mod bounded;
+pub mod connections;
 pub mod forward;
-pub mod local;
 
+pub use arp::ArpCache;
+pub use bounded::{BoundedMap, TableFull};
+pub use connections::ConnectionTable;
 pub use forward::{ForwardEntry, ForwardKey, ForwardTable};
-pub use local::{ConnKey, LocalTable, TableFull};

@@ -9,13 +9,15 @@
 //! checksum) before feeding it to the endpoint.
 #![allow(dead_code)]
 
-use ipos::node::{Node, NodeIdentity, NodeOptions, Peer};
+use ipos::config::{test_farm_toml, FarmConfig};
+use ipos::node::{Node, NodeIdentity, NodeOptions};
 use ipos::port::mem::{MemPort, MemSwitch};
 use ipos::port::{PacketBuf, Port};
 use ipos_policy::PolicyConfig;
-use ipos_tcp::{Endpoint, FourTuple, State};
+use ipos_tcp::{Endpoint, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Address, Ipv4Packet};
+use std::path::Path;
 
 /// Node indices in [`Farm::nodes`] (and switch port indices).
 pub const A: usize = 0;
@@ -77,32 +79,26 @@ pub fn policy(url_rules: &[(&str, usize)]) -> PolicyConfig {
     }
 }
 
-/// Options of a test node: `/b/` -> b, `/c/` -> c, adverts every 20 ms.
+/// The farm file of the test farm (the one `scripts/farm` writes).
+pub fn farm_config() -> FarmConfig {
+    FarmConfig::parse(&test_farm_toml(3), Path::new("test-farm.toml")).expect("test farm file")
+}
+
+/// Options of a test node: the farm file's (`/b/` -> b, `/c/` -> c), adverts every 20 ms.
 pub fn options() -> NodeOptions {
     NodeOptions {
-        policy: policy(&[("/b/", B), ("/c/", C)]),
         advert_interval: Duration::from_millis(20),
-        ..NodeOptions::default()
+        ..farm_config().node_options()
     }
 }
 
+/// Node `n` of the test farm, without the UDP echo service.
 pub fn identity(n: usize) -> NodeIdentity {
-    NodeIdentity {
-        name: NAMES[n].to_string(),
-        mac: MACS[n],
-        ip: IPS[n],
-        vip: (n == A).then_some(VIP),
-        service_ports: vec![SERVICE_PORT],
-        ethertype: ETHERTYPE_IPOS,
-        udp_echo_port: None,
-        peers: (0..3)
-            .map(|i| Peer {
-                name: NAMES[i].to_string(),
-                mac: MACS[i],
-                ip: IPS[i],
-            })
-            .collect(),
-    }
+    let mut id = farm_config()
+        .identity(NAMES[n])
+        .expect("node of the test farm");
+    id.udp_echo_port = None;
+    id
 }
 
 /// A tiny seeded PRNG (splitmix64) for client ISNs and test schedules.
@@ -209,15 +205,15 @@ impl Client {
 
     /// Opens a connection from `local_port` to VIP:80; returns its index.
     pub fn connect(&mut self, now: Instant, local_port: u16) -> usize {
-        let tuple = FourTuple {
-            local_ip: CLIENT_IP,
-            local_port,
-            remote_ip: VIP,
-            remote_port: SERVICE_PORT,
+        let flow = ipos_wire::Flow {
+            src_addr: VIP,
+            src_port: SERVICE_PORT,
+            dst_addr: CLIENT_IP,
+            dst_port: local_port,
         };
         let iss = self.rng.next_u64() as u32;
         self.conns.push(ClientConn {
-            ep: Endpoint::connect(&self.cfg, tuple, iss, now),
+            ep: Endpoint::connect(&self.cfg, flow, iss, now),
             received: Vec::new(),
             frames: Vec::new(),
             unsent: Vec::new(),
@@ -283,8 +279,8 @@ impl Client {
             self.stats.rst_in += 1;
         }
         let Some(c) = self.conns.iter_mut().find(|c| {
-            let t = c.ep.tuple();
-            t.local_port == dport && t.remote_port == sport && c.ep.state() != State::Closed
+            let t = c.ep.flow();
+            t.dst_port == dport && t.src_port == sport && c.ep.state() != State::Closed
         }) else {
             self.stats.unknown_connection += 1;
             return;
@@ -324,30 +320,19 @@ impl Client {
                 break;
             };
             c.segments_out += 1;
-            let tuple = c.ep.tuple();
+            let flow = c.ep.flow();
             self.ident = self.ident.wrapping_add(1);
             let mut frame = MemBufWriter::new(14 + 20 + n);
             let d = frame.bytes_mut();
-            d[0..6].copy_from_slice(MACS[A].as_bytes());
-            d[6..12].copy_from_slice(CLIENT_MAC.as_bytes());
-            d[12..14].copy_from_slice(&[0x08, 0x00]);
-            {
-                let mut ip = Ipv4Packet::new_unchecked(&mut d[14..34]);
-                ip.set_version(4);
-                ip.set_header_len(20);
-                ip.set_dscp(0);
-                ip.set_ecn(0);
-                ip.set_total_len((20 + n) as u16);
-                ip.set_ident(self.ident);
-                ip.clear_flags();
-                ip.set_dont_frag(true);
-                ip.set_frag_offset(0);
-                ip.set_hop_limit(64);
-                ip.set_next_header(IpProtocol::Tcp);
-                ip.set_src_addr(tuple.local_ip);
-                ip.set_dst_addr(tuple.remote_ip);
-                ip.fill_checksum();
-            }
+            ipos_wire::emit_ethernet_header(d, MACS[A], CLIENT_MAC, 0x0800).expect("room");
+            let ip = ipos_wire::Ipv4Header {
+                src: flow.dst_addr,
+                dst: flow.src_addr,
+                protocol: IpProtocol::Tcp,
+                payload_len: n,
+                ident: self.ident,
+            };
+            ipos_wire::emit_ipv4_header(&mut d[14..], &ip).expect("room");
             d[34..34 + n].copy_from_slice(&self.buf[..n]);
             let buf = frame.into_buf(&mut self.port);
             self.port.send(buf);
@@ -606,6 +591,19 @@ impl Farm {
             self.client.conns[id].ep.state(),
             self.summary()
         );
+    }
+
+    /// Closes connections `ids` and runs until every client endpoint is
+    /// closed and no node holds a connection.
+    pub fn close_all_and_drain(&mut self, ids: &[usize], limit: Duration) {
+        for &id in ids {
+            self.client.close(id);
+        }
+        let ok = self.run_until(limit, |f| {
+            f.client.conns.iter().all(|c| c.ep.state() == State::Closed)
+                && f.nodes.iter().all(|n| n.connection_count() == 0)
+        });
+        assert!(ok, "not drained; {}", self.summary());
     }
 
     /// Every node's non-zero counters, for failure messages.

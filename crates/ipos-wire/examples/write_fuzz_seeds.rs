@@ -117,11 +117,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         et,
         &macs,
         &web,
-        ExtensionKind::ConnectionClosed,
+        ExtensionKind::ConnectionNotice,
         Protocol::Tcp,
         &[],
     )?;
-    seeds.push(("ext_connection_closed", buf[..n].to_vec()));
+    seeds.push(("ext_connection_notice", buf[..n].to_vec()));
     let get = b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n";
     seeds.push(("tcp_data", data_frame(&macs, &inner(&web, true, get), 0)));
     seeds.push((

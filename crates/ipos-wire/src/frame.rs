@@ -37,7 +37,7 @@ use crate::conn_info::{self, ConnInfoRepr, TCB_LEN, TCP_CONN_INFO_LEN, UDP_CONN_
 use crate::error::{Error, Result};
 use crate::header::{self, Flow, HeaderRepr, MessageType, Protocol, HEADER_LEN};
 use crate::inner::{inner_protocol, parse_inner, MIN_TCP_PACKET_LEN, MIN_UDP_PACKET_LEN};
-use smoltcp::wire::{EthernetAddress, EthernetFrame, EthernetProtocol, Ipv4Address};
+use smoltcp::wire::{EthernetAddress, EthernetFrame, Ipv4Address};
 
 /// Length of the Ethernet header (FIG. 11A).
 pub const ETHERNET_HEADER_LEN: usize = 14;
@@ -71,8 +71,9 @@ pub struct MacAddrs {
 pub enum ExtensionKind {
     /// 0x10: server-state advertisement between nodes.
     ServerState,
-    /// 0x11: connection-closed notice (the target tells the forwarder).
-    ConnectionClosed,
+    /// 0x11: connection notice: a connection moved on, closed, or was kept
+    /// by its source (see the node's `migration` module).
+    ConnectionNotice,
 }
 
 impl ExtensionKind {
@@ -80,7 +81,7 @@ impl ExtensionKind {
     pub const fn msg_type(self) -> MessageType {
         match self {
             ExtensionKind::ServerState => MessageType::ServerState,
-            ExtensionKind::ConnectionClosed => MessageType::ConnectionClosed,
+            ExtensionKind::ConnectionNotice => MessageType::ConnectionNotice,
         }
     }
 
@@ -88,7 +89,7 @@ impl ExtensionKind {
     pub const fn from_msg_type(msg_type: MessageType) -> Option<ExtensionKind> {
         match msg_type {
             MessageType::ServerState => Some(ExtensionKind::ServerState),
-            MessageType::ConnectionClosed => Some(ExtensionKind::ConnectionClosed),
+            MessageType::ConnectionNotice => Some(ExtensionKind::ConnectionNotice),
             _ => None,
         }
     }
@@ -384,10 +385,8 @@ impl<'a> Frame<'a> {
 }
 
 fn emit_ethernet(eth: &mut [u8], ethertype: u16, macs: &MacAddrs) {
-    let mut frame = EthernetFrame::new_unchecked(eth);
-    frame.set_dst_addr(macs.dst);
-    frame.set_src_addr(macs.src);
-    frame.set_ethertype(EthernetProtocol::from(ethertype));
+    // `eth` is the first 14 bytes of a buffer already checked to be long enough.
+    let _ = crate::headers::emit_ethernet_header(eth, macs.dst, macs.src, ethertype);
 }
 
 /// Write a TCP connection packet (FIG. 11E); returns 176.
@@ -871,14 +870,14 @@ mod tests {
             ET,
             &macs(),
             &flow(),
-            ExtensionKind::ConnectionClosed,
+            ExtensionKind::ConnectionNotice,
             Protocol::Unknown(0),
             &[],
         )
         .unwrap();
         assert_eq!(n, 30);
         let frame = Frame::parse(&bytes[..n], ET).unwrap();
-        assert_eq!(frame.message.msg_type(), MessageType::ConnectionClosed);
+        assert_eq!(frame.message.msg_type(), MessageType::ConnectionNotice);
         assert_eq!(frame.message.protocol(), Protocol::Unknown(0));
     }
 

@@ -12,7 +12,7 @@
 //!   the service port;
 //! * type: [`MessageType`]: 0x01 connection, 0x02 data, 0x03 migration
 //!   acknowledgement (FIG. 11B), and the ipOS *extensions* 0x10 server-state
-//!   advertisement and 0x11 connection-closed notice (ours, not in the seeds);
+//!   advertisement and 0x11 connection notice (ours, not in the seeds);
 //! * protocol: [`Protocol`]: 0x01 TCP, 0x02 UDP;
 //! * checksum: see below.
 //!
@@ -73,9 +73,9 @@ pub enum MessageType {
     Ack,
     /// 0x10, ipOS extension: server-state advertisement between nodes.
     ServerState,
-    /// 0x11, ipOS extension: connection-closed notice (the target tells the
-    /// forwarder that a migrated connection ended).
-    ConnectionClosed,
+    /// 0x11, ipOS extension: connection notice (a migrated connection moved
+    /// on, closed, or was kept by its source).
+    ConnectionNotice,
     /// Any other value.
     Unknown(u8),
 }
@@ -85,7 +85,7 @@ impl MessageType {
     pub const fn is_extension(self) -> bool {
         matches!(
             self,
-            MessageType::ServerState | MessageType::ConnectionClosed
+            MessageType::ServerState | MessageType::ConnectionNotice
         )
     }
 }
@@ -97,7 +97,7 @@ impl From<u8> for MessageType {
             0x02 => MessageType::Data,
             0x03 => MessageType::Ack,
             0x10 => MessageType::ServerState,
-            0x11 => MessageType::ConnectionClosed,
+            0x11 => MessageType::ConnectionNotice,
             other => MessageType::Unknown(other),
         }
     }
@@ -110,7 +110,7 @@ impl From<MessageType> for u8 {
             MessageType::Data => 0x02,
             MessageType::Ack => 0x03,
             MessageType::ServerState => 0x10,
-            MessageType::ConnectionClosed => 0x11,
+            MessageType::ConnectionNotice => 0x11,
             MessageType::Unknown(other) => other,
         }
     }

@@ -12,6 +12,7 @@
 //! * [`conn_info`]: the body of connection packets (server IP, port, TCB).
 //! * [`inner`]: checks on the client IPv4 packet a data frame carries.
 //! * [`frame`]: whole frames: [`Frame::parse`], [`Frame::emit`] and builders.
+//! * [`headers`]: the plain Ethernet and IPv4 header writers all of ipos uses.
 //! * [`checksum`]: the RFC 1071 Internet checksum over several slices.
 //! * [`error`]: [`Error`], one variant per drop reason.
 //!
@@ -23,7 +24,7 @@
 //! | 0x02 | data packet | FIG. 11B |
 //! | 0x03 | migration acknowledgement | FIG. 11B |
 //! | 0x10 | server-state advertisement | ipOS extension (ours) |
-//! | 0x11 | connection-closed notice (target tells forwarder) | ipOS extension (ours) |
+//! | 0x11 | connection notice: moved, closed, or kept (owner tells forwarder, source tells target) | ipOS extension (ours) |
 //!
 //! Protocol values: 0x01 TCP, 0x02 UDP.
 //!
@@ -50,6 +51,7 @@ pub mod error;
 pub mod ethertype;
 pub mod frame;
 pub mod header;
+pub mod headers;
 pub mod inner;
 
 pub use conn_info::{ConnInfoRepr, Packet as ConnInfoPacket, TCB_LEN};
@@ -60,6 +62,7 @@ pub use frame::{
     ExtensionKind, Frame, MacAddrs, Message, DATA_HEADROOM,
 };
 pub use header::{Flow, HeaderRepr, MessageType, Packet as HeaderPacket, Protocol, HEADER_LEN};
+pub use headers::{emit_ethernet_header, emit_ipv4_header, Ipv4Header};
 
 #[cfg(test)]
 pub(crate) mod test_util;

@@ -94,7 +94,7 @@ fn owned() -> impl Strategy<Value = Owned> {
             .prop_map(|(f, tcp)| Owned::Ack(f, if tcp { Protocol::Tcp } else { Protocol::Udp })),
         (flow(), any::<bool>(), any::<u8>(), payload()).prop_map(|(f, closed, p, b)| {
             let kind = if closed {
-                ExtensionKind::ConnectionClosed
+                ExtensionKind::ConnectionNotice
             } else {
                 ExtensionKind::ServerState
             };

@@ -1,52 +1,30 @@
-//! The local connection table: client IP, client port, endpoint IP,
-//! endpoint port -> the connection endpoint owned by this node.
+//! The connection table (FIG. 12's local, forward-connect and temporary
+//! tables in one): client IP, client port, endpoint IP, endpoint port -> the
+//! connection endpoint this node holds, whatever its phase (served here,
+//! fed by a forwarder, being moved away, waiting for a commit).
 //!
 //! Endpoints live in a slab (a `Vec` of slots reused through a free list), so
 //! an entry's reference is a small index and inserting or removing allocates
 //! nothing once the slab has grown to its working size.
 
+use super::TableFull;
 use hashbrown::HashMap;
-use smoltcp::wire::Ipv4Address;
+use ipos_wire::Flow;
 
-/// The table key: the connection's 4-tuple as FIG. 12 orders it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnKey {
-    /// Client address.
-    pub client_ip: Ipv4Address,
-    /// Client port.
-    pub client_port: u16,
-    /// Endpoint address (the address the client connected to).
-    pub endpoint_ip: Ipv4Address,
-    /// Endpoint port.
-    pub endpoint_port: u16,
-}
-
-/// An insert refused because the table is at its limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TableFull;
-
-impl core::fmt::Display for TableFull {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("table full")
-    }
-}
-
-impl std::error::Error for TableFull {}
-
-/// Map from [`ConnKey`] to a slab slot holding a `T`.
-pub struct LocalTable<T> {
-    index: HashMap<ConnKey, u32>,
-    slots: Vec<Option<(ConnKey, T)>>,
+/// Map from a connection's [`Flow`] (client -> endpoint) to a slab slot holding a `T`.
+pub struct ConnectionTable<T> {
+    index: HashMap<Flow, u32>,
+    slots: Vec<Option<(Flow, T)>>,
     free: Vec<u32>,
     limit: usize,
     /// Inserts refused because the table was full.
     pub full_refusals: u64,
 }
 
-impl<T> LocalTable<T> {
+impl<T> ConnectionTable<T> {
     /// An empty table holding at most `limit` entries.
     pub fn new(limit: usize) -> Self {
-        LocalTable {
+        ConnectionTable {
             index: HashMap::with_capacity(limit.min(4096)),
             slots: Vec::new(),
             free: Vec::new(),
@@ -65,14 +43,19 @@ impl<T> LocalTable<T> {
         self.index.is_empty()
     }
 
+    /// True when an insert would be refused.
+    pub fn is_full(&self) -> bool {
+        self.index.len() >= self.limit
+    }
+
     /// The slot of `key`.
-    pub fn find(&self, key: &ConnKey) -> Option<u32> {
+    pub fn find(&self, key: &Flow) -> Option<u32> {
         self.index.get(key).copied()
     }
 
     /// Inserts a new entry; the caller checked that `key` is absent.
-    pub fn insert(&mut self, key: ConnKey, value: T) -> Result<u32, TableFull> {
-        if self.index.len() >= self.limit {
+    pub fn insert(&mut self, key: Flow, value: T) -> Result<u32, TableFull> {
+        if self.is_full() {
             self.full_refusals += 1;
             return Err(TableFull);
         }
@@ -112,24 +95,33 @@ impl<T> LocalTable<T> {
     pub fn slot_count(&self) -> u32 {
         self.slots.len() as u32
     }
+
+    /// Every entry, with its slot.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|(_, v)| (i as u32, v)))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smoltcp::wire::Ipv4Address;
 
-    fn key(p: u16) -> ConnKey {
-        ConnKey {
-            client_ip: Ipv4Address::new(198, 18, 0, 1),
-            client_port: p,
-            endpoint_ip: Ipv4Address::new(198, 18, 0, 11),
-            endpoint_port: 80,
+    fn key(p: u16) -> Flow {
+        Flow {
+            src_addr: Ipv4Address::new(198, 18, 0, 1),
+            src_port: p,
+            dst_addr: Ipv4Address::new(198, 18, 0, 11),
+            dst_port: 80,
         }
     }
 
     #[test]
     fn insert_find_remove_reuse() {
-        let mut t = LocalTable::new(2);
+        let mut t = ConnectionTable::new(2);
         let a = t.insert(key(1), "a").unwrap();
         let b = t.insert(key(2), "b").unwrap();
         assert_eq!(t.find(&key(1)), Some(a));

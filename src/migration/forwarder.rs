@@ -1,0 +1,104 @@
+//! The forwarder role: the node that receives a client's packets for an
+//! endpoint that lives elsewhere (FIG. 12's forward table).
+//!
+//! Every such packet is wrapped in an ipOS data frame to the owner, in the
+//! same buffer (the 30-byte ipOS head goes into the headroom). The owner's
+//! notices keep the entry right: a move points it at the new owner, a close
+//! removes it. A plain SYN from the client port ends a stale entry (a new
+//! connection reuses the port after a lost close notice).
+
+use crate::counters::{DropReason, Event};
+use crate::migration::Notice;
+use crate::node::Node;
+use crate::port::{PacketBuf, Port};
+use crate::tables::{ForwardEntry, ForwardKey};
+use ipos_wire::{Flow, DATA_HEADROOM};
+use smoltcp::time::Instant;
+use smoltcp::wire::EthernetAddress;
+
+impl<P: Port> Node<P> {
+    /// The forward entry a client TCP packet of `flow` follows, if any
+    /// (marked used). `syn_only` packets end the entry instead.
+    pub(crate) fn forward_entry_for(
+        &mut self,
+        now: Instant,
+        flow: &Flow,
+        syn_only: bool,
+    ) -> Option<ForwardEntry> {
+        if self.forward.is_empty() {
+            return None;
+        }
+        let fkey = ForwardKey::of(flow);
+        let entry = self.forward.lookup(&fkey, now)?;
+        if syn_only {
+            // A forwarded connection never sends a SYN again: the client
+            // reuses the port for a new connection. The old entry is stale
+            // (its close notice was lost).
+            self.forward.remove(&fkey);
+            self.counters.inc(Event::ForwardExpired);
+            return None;
+        }
+        (entry.target_port == flow.dst_port).then_some(entry)
+    }
+
+    /// Wraps a client packet (IPv4 header at `off`) in an ipOS data frame to
+    /// the endpoint's owner, in the same buffer, counting `ev`.
+    pub(crate) fn forward_packet(
+        &mut self,
+        mut buf: P::Buf,
+        off: usize,
+        entry: &ForwardEntry,
+        ev: Event,
+    ) {
+        if off < DATA_HEADROOM && buf.prepend(DATA_HEADROOM - off).is_err() {
+            return self.counters.drop(DropReason::TxNoBuffer);
+        }
+        let macs = self.macs_to(entry.target_mac);
+        match ipos_wire::emit_data_header(buf.data_mut(), self.id.ethertype, &macs) {
+            Ok(len) => {
+                if len < buf.len() && buf.set_len(len).is_err() {
+                    return self.counters.drop(DropReason::TxNoBuffer);
+                }
+                self.counters.inc(ev);
+                self.transmit(buf);
+            }
+            Err(e) => self.counters.drop(DropReason::from(&e)),
+        }
+    }
+
+    /// A connection notice: for a forwarder, the owner moved it or closed it;
+    /// for a target, its source kept it.
+    pub(crate) fn on_notice(&mut self, flow: Flow, n: Notice, src_mac: EthernetAddress) {
+        let fkey = ForwardKey::of(&flow);
+        let Some(e) = self.forward.get(&fkey).copied() else {
+            // Not a forwarder of it: maybe a source that gave up on moving it here.
+            if !self.on_abort(&flow, n.owner_ip, src_mac) {
+                self.counters.drop(DropReason::IposUnexpected);
+            }
+            return;
+        };
+        if n.is_closed() {
+            if e.target_mac != src_mac {
+                return self.counters.drop(DropReason::IposUnexpected);
+            }
+            self.forward.remove(&fkey);
+            return self.counters.inc(Event::ForwardClosed);
+        }
+        let Some(p) = self.peers.by_ip(n.owner_ip).map(|p| self.peers.addr(p)) else {
+            return self.counters.drop(DropReason::NoticeMalformed);
+        };
+        if p.ip == self.id.ip {
+            return self.counters.drop(DropReason::NoticeMalformed);
+        }
+        let _ = self.forward.insert(
+            fkey,
+            ForwardEntry {
+                target_ip: p.ip,
+                target_port: n.owner_port,
+                target_mac: p.mac,
+                last_used: e.last_used,
+            },
+        );
+        self.counters.inc(Event::ForwardMoved);
+    }
+}

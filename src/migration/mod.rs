@@ -1,0 +1,85 @@
+//! Endpoint migration: the protocol, and one file per role.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | [`source`] | the node that moves an endpoint away: the policy's decision, the connection packet and the carried bytes, the acknowledgement, the commit, the fall-back |
+//! | [`target`] | the node that receives it: reassembly of the carried bytes, import, acknowledgement, the wait for the commit |
+//! | [`forwarder`] | the node that receives the client's packets for an endpoint that lives elsewhere: the forward entry, data frames, notices |
+//! | [`udp`] | the same roles for UDP flows |
+//! | [`retry`] | the one retry / back-off schedule every role uses |
+//! | [`carried`] | the bytes a move carries: rebuilt client segments and their reassembly (no I/O) |
+//! | [`notice`] | the connection notice extension (no I/O) |
+//!
+//! The role files are `impl Node` blocks: each role reads and writes the
+//! node's tables directly, on the node's poll loop.
+//!
+//! # Protocol (source S, target T, front/forwarder F; S = F on a first move)
+//!
+//! 1. S freezes the endpoint (it stops sending on it and holds every client
+//!    packet that arrives meanwhile: the connection is in the *temporary*
+//!    state), exports its TCB and sends T a **TCP connection packet**
+//!    (type 0x01/0x01): server IP and port = T's, the 140-byte TCB. In the
+//!    TCB's node-owned fields, `link_addr` is the client's next-hop MAC and
+//!    `next_hop` the IPv4 address of F, the node that receives the client's
+//!    packets and will forward them.
+//! 2. Bytes S received but its application did not consume (the request
+//!    head, typically) travel as **TCP data frames** (0x02/0x01) right after
+//!    the connection packet: each holds a client IPv4/TCP packet rebuilt by S
+//!    (client -> VIP, `seq` = the byte's sequence number, ACK|PSH, valid
+//!    checksums), cut into [`CHUNK`]-byte pieces at fixed offsets from
+//!    `rcv_nxt - rcv_data_len`. Sent-but-unacknowledged data is never
+//!    carried: S migrates only established endpoints whose send buffer is
+//!    empty and whose peer has not closed its side (so the carried bytes end
+//!    exactly at `rcv_nxt`); any other keeps its connection.
+//! 3. T keeps a [`Reassembly`] per connection until all `rcv_data_len` bytes
+//!    are there, then imports the endpoint (*forward-connect* entry: owned
+//!    here, fed by F) and answers with a **migration acknowledgement** (0x03).
+//!    It does not send the client a single segment yet.
+//! 4. On the acknowledgement S installs a **forward** entry (client IP and
+//!    port -> T), answers T with an acknowledgement of its own (the *commit*,
+//!    an ipos use of type 0x03 in the other direction), sends T the client
+//!    packets it held, and drops its copy of the endpoint. If S is not F (a
+//!    chained move), S also tells F with a *connection notice* so that F
+//!    forwards to T directly. On the commit T starts serving: its segments go
+//!    straight to the client, from the VIP.
+//! 5. Lost frames: S resends steps 1 and 2 after a retry interval that
+//!    doubles each time up to 8 times the first (40, 80, 160, 320, 320 ms...);
+//!    T answers a repeated connection packet for an endpoint it already holds
+//!    with another acknowledgement, and repeats its acknowledgement on the
+//!    same schedule until the commit arrives; S answers an acknowledgement for
+//!    a connection it already forwards to T with another commit. After its
+//!    bounded retries S thaws the endpoint, serves the connection itself, and
+//!    sends T a connection notice naming S as the owner; T drops its silent
+//!    copy on that notice, or by itself after twice S's retries. Because T
+//!    says nothing before the commit, the client never hears from two owners:
+//!    no byte is sent twice, whichever frames are lost.
+//! 6. A node that receives a connection packet for a client it forwards
+//!    (the endpoint comes back, a -> b -> a) drops its forward entry first.
+//!    A SYN from a forwarded client port starts a new connection: the stale
+//!    entry (its close notice was lost) is removed.
+//! 7. End: when T's endpoint closes, T sends F a connection notice with owner
+//!    0.0.0.0:0 and F removes its forward entry; idle forward entries expire.
+//!
+//! The connection notice's format is in [`notice`].
+
+pub mod carried;
+pub mod forwarder;
+pub mod notice;
+pub mod retry;
+pub mod source;
+pub mod target;
+pub mod udp;
+
+pub use carried::{chunk_count, emit_request_segment, ChunkError, Reassembly};
+pub use notice::{Notice, NOTICE_LEN};
+pub use retry::Retry;
+
+/// Moves one connection may make (a -> b -> c is two); a node holding an
+/// endpoint that has moved this often keeps it, whatever its policy says.
+pub const MAX_MOVES: u16 = 2;
+/// Payload bytes per rebuilt request segment.
+pub const CHUNK: usize = 1400;
+/// Most chunks a migration carries (so at most 89 600 unconsumed bytes).
+pub const MAX_CHUNKS: usize = 64;
+/// Most unconsumed bytes a migration carries; more keeps the connection local.
+pub const MAX_CARRIED: usize = CHUNK * MAX_CHUNKS;

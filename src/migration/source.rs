@@ -1,0 +1,335 @@
+//! The source role: the node that moves an endpoint away.
+//!
+//! Once a connection's request head is in, the policy says where it should
+//! live ([`Node::decide`]); if elsewhere, the source freezes the endpoint,
+//! exports its TCB into a connection packet, sends the unconsumed request
+//! bytes after it as rebuilt client segments, and holds the client packets
+//! that arrive meanwhile. On the target's acknowledgement it installs the
+//! forward entry, commits, and forwards what it held; after its retries, or
+//! when the forward entry cannot be installed, it keeps the connection and
+//! tells the target to drop its copy.
+
+use super::{Retry, CHUNK, MAX_CARRIED, MAX_MOVES};
+use crate::counters::{DropReason, Event};
+use crate::node::{Node, Origin, PeerId, Phase};
+use crate::port::{PacketBuf, Port};
+use crate::tables::{ForwardEntry, ForwardKey};
+use ipos_policy::{Reason, RequestInfo};
+use ipos_tcp::{State, Tcb};
+use ipos_wire::{Flow, DATA_HEADROOM, TCB_LEN};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Packet};
+
+/// A move in progress at its source (FIG. 12's *temporary* entry).
+pub(crate) struct Export<B> {
+    pub target: PeerId,
+    /// The TCB as sent (the same bytes on every retry).
+    pub tcb: [u8; TCB_LEN],
+    pub retry: Retry,
+    /// Client packets that arrived meanwhile, with the offset of their IPv4 header.
+    pub held: Vec<(B, usize)>,
+}
+
+impl<P: Port> Node<P> {
+    /// Asks the policy where a connection awaiting its request head should
+    /// live. Returns the target when it is not here; the connection is
+    /// `Serving` unless its head is still incomplete.
+    pub(crate) fn decide(&mut self, now: Instant, slot: u32) -> Option<PeerId> {
+        let conn = self.conns.get_mut(slot)?;
+        let head = match ipos_http::peek_request(conn.ep.recv_slice()) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                // Wait for the rest of the head, unless it can never come.
+                if conn.ep.recv_available() >= self.service.max_head_bytes()
+                    || conn.ep.peer_fin_received()
+                {
+                    conn.phase = Phase::Serving;
+                }
+                return None;
+            }
+            Err(_) => {
+                conn.phase = Phase::Serving;
+                return None;
+            }
+        };
+        conn.phase = Phase::Serving;
+        if conn.moves >= MAX_MOVES {
+            // Enough: policies that disagree must not bounce a connection forever.
+            self.counters.inc(Event::DecisionLocal);
+            return None;
+        }
+        let flow = conn.ep.flow();
+        let imported = conn.origin.is_imported();
+        let info = RequestInfo {
+            path: head.path().unwrap_or("/"),
+            cookie_value: head.cookie(self.view.cookie_name()),
+            service_port: flow.dst_port,
+            local_ip: self.id.ip,
+            spread_key: spread_key(flow.src_addr, flow.src_port),
+        };
+        let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
+        // A target moves a connection on only for an explicit rule (URL or
+        // cookie), never for load: that could bounce it between nodes.
+        let stay = d.target == self.id.ip
+            || (imported && !matches!(d.reason, Reason::Url | Reason::Cookie));
+        let target = if stay {
+            None
+        } else {
+            self.peers.by_ip(d.target)
+        };
+        self.counters.inc(match (target, d.reason) {
+            (None, _) | (_, Reason::Local) => Event::DecisionLocal,
+            (_, Reason::Url) => Event::DecisionUrl,
+            (_, Reason::Cookie) => Event::DecisionCookie,
+            (_, Reason::Load) => Event::DecisionLoad,
+        });
+        target
+    }
+
+    /// Freezes a connection and sends its endpoint to `target`; false (and
+    /// counted) when the connection cannot move now.
+    pub(crate) fn start_migration(&mut self, now: Instant, slot: u32, target: PeerId) -> bool {
+        let forward_full = self.forward.is_full();
+        let hold = self.opts.hold_limit;
+        let me = self.peers.me();
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return false;
+        };
+        let (a, b) = conn.ep.unconsumed();
+        let carried = a.len() + b.len();
+        let (s1, s2) = conn.ep.unacked_and_unsent();
+        if forward_full
+            || conn.ep.state() != State::Established
+            || conn.ep.peer_fin_received()
+            || !s1.is_empty()
+            || !s2.is_empty()
+            || carried > MAX_CARRIED
+        {
+            self.counters.inc(Event::MigrationsRefused);
+            return false;
+        }
+        let mut tcb: Tcb = conn.ep.export(now);
+        tcb.link_addr = conn.peer_mac.0;
+        tcb.moves = conn.moves.saturating_add(1);
+        let forwarder = match conn.origin {
+            Origin::Imported { forwarder } => forwarder,
+            Origin::Accepted => me,
+        };
+        tcb.next_hop = self.peers.ip(forwarder).octets();
+        conn.phase = Phase::Exporting(Box::new(Export {
+            target,
+            tcb: tcb.to_bytes(),
+            retry: Retry::new(now),
+            held: Vec::with_capacity(hold),
+        }));
+        self.counters.inc(Event::MigrationsStarted);
+        self.send_migration(now, slot);
+        true
+    }
+
+    /// A move's retry time came: send again, or give up after the last try.
+    pub(crate) fn retry_export(&mut self, now: Instant, slot: u32) {
+        let tries = match self.conns.get(slot).map(|c| &c.phase) {
+            Some(Phase::Exporting(e)) => e.retry.tries(),
+            _ => return,
+        };
+        if tries < self.opts.migrate_tries {
+            self.send_migration(now, slot);
+        } else {
+            self.keep_here(now, slot, Event::MigrationsFallback);
+        }
+    }
+
+    /// Sends (or resends) the connection packet and the carried bytes.
+    fn send_migration(&mut self, now: Instant, slot: u32) {
+        let base = self.opts.migrate_retry;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Phase::Exporting(export) = &mut conn.phase else {
+            return;
+        };
+        export.retry.record_try(now, base);
+        let tries = export.retry.tries();
+        let (target, tcb) = (export.target, export.tcb);
+        let flow = conn.ep.flow();
+        let peer = self.peers.addr(target);
+        let macs = self.macs_to(peer.mac);
+        if tries > 1 {
+            self.counters.inc(Event::MigrationsRetried);
+        }
+        if !self.send_built(Event::MigrationsSent, |b, et| {
+            ipos_wire::emit_tcp_connection(b, et, &macs, &flow, peer.ip, flow.dst_port, &tcb)
+        }) {
+            return;
+        }
+        // The carried bytes, as rebuilt client segments in data frames.
+        let Ok(parsed) = Tcb::parse(&tcb) else {
+            return;
+        };
+        let carried = parsed.rcv_data_len as usize;
+        let base_seq = parsed.rcv_nxt.wrapping_sub(parsed.rcv_data_len);
+        let mut chunk = [0u8; CHUNK];
+        let mut off = 0;
+        while off < carried {
+            let n = CHUNK.min(carried - off);
+            {
+                let conn = self.conns.get(slot).expect("live slot");
+                let (a, b) = conn.ep.unconsumed();
+                copy_range(a, b, off, &mut chunk[..n]);
+            }
+            let ident = self.next_ident();
+            let Some(mut buf) = self.alloc_full() else {
+                return;
+            };
+            let d = buf.data_mut();
+            let Some(len) = super::emit_request_segment(
+                &mut d[DATA_HEADROOM..],
+                &flow,
+                base_seq.wrapping_add(off as u32),
+                parsed.snd_nxt,
+                u16::MAX,
+                ident,
+                &chunk[..n],
+            ) else {
+                return self.counters.drop(DropReason::TxNoBuffer);
+            };
+            match ipos_wire::emit_data_header(
+                &mut d[..DATA_HEADROOM + len],
+                self.id.ethertype,
+                &macs,
+            ) {
+                Ok(total) if buf.set_len(total).is_ok() => {
+                    self.counters.inc(Event::MigrationChunksSent);
+                    self.transmit(buf);
+                }
+                _ => return self.counters.drop(DropReason::TxNoBuffer),
+            }
+            off += n;
+        }
+    }
+
+    /// A migration acknowledgement (or, at a target, a commit) from `src_mac`.
+    pub(crate) fn on_ack(&mut self, now: Instant, flow: Flow, src_mac: EthernetAddress) {
+        let Some(slot) = self.conns.find(&flow) else {
+            // Ours no more: the target lost our commit and acknowledges again.
+            if self
+                .forward
+                .get(&ForwardKey::of(&flow))
+                .is_some_and(|e| e.target_mac == src_mac)
+            {
+                self.send_commit(&flow, src_mac);
+            }
+            return self.counters.inc(Event::MigrationAcksDuplicate);
+        };
+        let c = self.conns.get(slot).expect("slot from index");
+        match &c.phase {
+            Phase::AwaitingCommit(_) => self.on_commit(now, slot, src_mac),
+            Phase::Exporting(export) => {
+                if self.peers.mac(export.target) != src_mac {
+                    return self.counters.drop(DropReason::IposUnexpected);
+                }
+                self.on_export_acked(now, slot, flow);
+            }
+            Phase::FellBack { target } => {
+                // A late acknowledgement from a target we gave up on: abort again.
+                let target = *target;
+                if self.peers.mac(target) == src_mac {
+                    self.send_abort(&flow, target);
+                }
+                self.counters.inc(Event::MigrationAcksDuplicate);
+            }
+            Phase::AwaitingHead | Phase::Serving => {
+                self.counters.inc(Event::MigrationAcksDuplicate)
+            }
+        }
+    }
+
+    /// The target holds the endpoint: forward to it, commit, and let go.
+    fn on_export_acked(&mut self, now: Instant, slot: u32, flow: Flow) {
+        let Some(Phase::Exporting(export)) = self.conns.get(slot).map(|c| &c.phase) else {
+            return;
+        };
+        let target = self.peers.addr(export.target);
+        let entry = ForwardEntry {
+            target_ip: target.ip,
+            target_port: flow.dst_port,
+            target_mac: target.mac,
+            last_used: now,
+        };
+        // The forward entry first: without it the client's next packets would
+        // find no connection here and be reset.
+        if self.forward.insert(ForwardKey::of(&flow), entry).is_err() {
+            return self.keep_here(now, slot, Event::MigrationsForwardFull);
+        }
+        let Some(conn) = self.conns.remove(slot) else {
+            return;
+        };
+        let Phase::Exporting(export) = conn.phase else {
+            return; // checked above: not reached
+        };
+        self.counters.inc(Event::MigrationsAcked);
+        // Commit: from now on the target owns the connection and may talk.
+        self.send_commit(&flow, target.mac);
+        if let Some(f) = conn
+            .origin
+            .remote_forwarder(self.peers.me())
+            .filter(|&f| f != export.target)
+        {
+            // A chained move: the front should forward to the new owner directly.
+            self.send_notice(&flow, f, super::Notice::owner(target.ip, flow.dst_port));
+        }
+        for (buf, off) in export.held {
+            self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
+        }
+    }
+
+    /// Gives up a move: thaws the endpoint, serves it here, and tells the
+    /// target to forget its copy should it have installed one. `why` counts it.
+    fn keep_here(&mut self, now: Instant, slot: u32, why: Event) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let export = match std::mem::replace(&mut conn.phase, Phase::Serving) {
+            Phase::Exporting(export) => export,
+            other => {
+                conn.phase = other;
+                return;
+            }
+        };
+        conn.phase = Phase::FellBack {
+            target: export.target,
+        };
+        let flow = conn.ep.flow();
+        self.counters.inc(why);
+        self.send_abort(&flow, export.target);
+        for (buf, off) in export.held {
+            let conn = self.conns.get_mut(slot).expect("live slot");
+            let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
+            self.counters.inc(Event::TcpSegmentsIn);
+            if conn.ep.on_segment(now, ip.payload()).is_err() {
+                self.counters.drop(DropReason::TcpRejected);
+            }
+        }
+        self.service(now, slot);
+    }
+}
+
+/// Spreads clients over nodes for load decisions: a hash of address and port.
+pub(crate) fn spread_key(ip: Ipv4Address, port: u16) -> u32 {
+    let o = ip.octets();
+    (u32::from_be_bytes(o).wrapping_mul(0x9e37_79b9) ^ u32::from(port)).wrapping_mul(0x85eb_ca6b)
+        >> 8
+}
+
+/// Copies `out.len()` bytes starting at `off` of the concatenation `a ++ b`.
+fn copy_range(a: &[u8], b: &[u8], off: usize, out: &mut [u8]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let j = off + i;
+        *o = if j < a.len() {
+            a[j]
+        } else {
+            b.get(j - a.len()).copied().unwrap_or(0)
+        };
+    }
+}

@@ -1,0 +1,211 @@
+//! The target role: the node an endpoint moves to.
+//!
+//! A connection packet opens a [`Reassembly`] of the carried bytes (or
+//! imports at once when none are carried); once every byte is in, the
+//! endpoint is imported (FIG. 12's *forward-connect* entry, fed by the
+//! forwarder named in the TCB) and acknowledged. It then waits, silent, for
+//! the source's commit, acknowledging again on the shared retry schedule; a
+//! source that kept the connection says so with an abort notice, and a
+//! target that hears nothing drops its copy after twice the source's tries.
+
+use super::{Reassembly, Retry};
+use crate::counters::{DropReason, Event};
+use crate::node::{Conn, Node, Origin, PeerId, Phase};
+use crate::port::{PacketBuf, Port};
+use crate::tables::ForwardKey;
+use ipos_http::HttpConn;
+use ipos_tcp::{Endpoint, Tcb};
+use ipos_wire::{Flow, Protocol, DATA_HEADROOM, TCB_LEN};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Packet, TcpPacket};
+
+/// A target's wait for its source's commit.
+pub(crate) struct AwaitCommit {
+    pub source: PeerId,
+    pub retry: Retry,
+}
+
+impl<P: Port> Node<P> {
+    /// A TCP connection packet: an endpoint moves here.
+    pub(crate) fn on_connection_packet(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        server_addr: Ipv4Address,
+        tcb: &[u8; TCB_LEN],
+        src_mac: EthernetAddress,
+    ) {
+        if server_addr != self.id.ip {
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        // The endpoint comes (back) here: stop forwarding this client elsewhere.
+        let fkey = ForwardKey::of(&flow);
+        if self
+            .forward
+            .get(&fkey)
+            .is_some_and(|e| e.target_port == flow.dst_port)
+        {
+            self.forward.remove(&fkey);
+            self.counters.inc(Event::ForwardMoved);
+        }
+        if let Some(slot) = self.conns.find(&flow) {
+            // Already ours: the acknowledgement was lost. Say it again.
+            let c = self.conns.get(slot).expect("slot from index");
+            if c.origin.is_imported() && !matches!(c.phase, Phase::Exporting(_)) {
+                return self.send_ack(&flow, src_mac, Protocol::Tcp);
+            }
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        if self.pending.contains_key(&flow) {
+            return; // a retry while the carried bytes are still coming
+        }
+        let Ok(tcb) = Tcb::parse(tcb) else {
+            return self.counters.drop(DropReason::IposBadTcb);
+        };
+        let Some(r) = Reassembly::new(tcb, src_mac, now) else {
+            return self.counters.drop(DropReason::IposBadTcb);
+        };
+        if r.is_complete() {
+            return self.install(now, flow, r);
+        }
+        if self.pending.insert(flow, r).is_err() {
+            self.counters.drop(DropReason::PendingFull);
+        }
+    }
+
+    /// A data frame for a flow with no connection here: a carried request
+    /// chunk of an incoming move, or nothing we know.
+    pub(crate) fn on_carried_chunk(&mut self, now: Instant, flow: &Flow, buf: P::Buf) {
+        let Some(r) = self.pending.get_mut(flow) else {
+            return self.counters.drop(DropReason::ForwardNoTarget);
+        };
+        let ip = Ipv4Packet::new_unchecked(&buf.data()[DATA_HEADROOM..]);
+        let tcp = TcpPacket::new_unchecked(ip.payload());
+        if r.add(tcp.seq_number().0 as u32, tcp.payload()).is_err() {
+            return self.counters.drop(DropReason::BadChunk);
+        }
+        if r.is_complete() {
+            let r = self.pending.remove(flow).expect("present");
+            self.install(now, *flow, r);
+        }
+    }
+
+    /// Imports an endpoint whose carried bytes are all in, and acknowledges it.
+    fn install(&mut self, now: Instant, flow: Flow, r: Reassembly) {
+        let ep = match Endpoint::import(&self.opts.tcp, &r.tcb, flow, &[], r.data(), now) {
+            Ok(ep) => ep,
+            Err(_) => return self.counters.drop(DropReason::IposBadTcb),
+        };
+        let forwarder = self.peers.by_ip(r.forwarder_ip).unwrap_or(self.peers.me());
+        let source = self.peers.by_mac(r.source_mac);
+        let phase = match source {
+            Some(source) => Phase::AwaitingCommit(AwaitCommit {
+                source,
+                retry: Retry::first_try(now, self.opts.migrate_retry),
+            }),
+            None => self.after_commit(),
+        };
+        let conn = Conn {
+            ep,
+            app: HttpConn::new(),
+            last_active: now,
+            peer_mac: EthernetAddress(r.tcb.link_addr),
+            close_requested: false,
+            phase,
+            origin: Origin::Imported { forwarder },
+            moves: r.tcb.moves,
+        };
+        match self.conns.insert(flow, conn) {
+            Ok(slot) => {
+                self.counters.inc(Event::MigrationsReceived);
+                self.send_ack(&flow, r.source_mac, Protocol::Tcp);
+                if source.is_none() {
+                    self.service(now, slot);
+                }
+            }
+            Err(_) => self.counters.drop(DropReason::TcpTableFull),
+        }
+    }
+
+    /// The phase of an imported connection once committed: it may move on
+    /// (by an explicit rule only) when this node moves connections at all.
+    fn after_commit<B>(&self) -> Phase<B> {
+        if self.opts.migration {
+            Phase::AwaitingHead
+        } else {
+            Phase::Serving
+        }
+    }
+
+    /// The source's commit for the connection in `slot`.
+    pub(crate) fn on_commit(&mut self, now: Instant, slot: u32, src_mac: EthernetAddress) {
+        let next = self.after_commit();
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Phase::AwaitingCommit(wait) = &conn.phase else {
+            return;
+        };
+        if self.peers.mac(wait.source) != src_mac {
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        conn.phase = next;
+        self.counters.inc(Event::MigrationsCommitted);
+        self.service(now, slot);
+    }
+
+    /// No commit yet: acknowledge again, or, after as many tries as a source
+    /// makes (and then as many again), drop the copy silently: the source
+    /// must have served the connection itself.
+    pub(crate) fn await_commit(&mut self, now: Instant, slot: u32) {
+        let base = self.opts.migrate_retry;
+        let limit = self.opts.migrate_tries * 2;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let Phase::AwaitingCommit(wait) = &mut conn.phase else {
+            return;
+        };
+        if wait.retry.tries() >= limit {
+            self.conns.remove(slot);
+            self.counters.inc(Event::MigrationsAborted);
+            return;
+        }
+        wait.retry.record_try(now, base);
+        let to = self.peers.mac(wait.source);
+        let flow = conn.ep.flow();
+        self.send_ack(&flow, to, Protocol::Tcp);
+    }
+
+    /// An abort notice from the source of an incoming move ("I kept it"):
+    /// drop whatever this node holds of it. False when it is not one.
+    pub(crate) fn on_abort(
+        &mut self,
+        flow: &Flow,
+        owner: Ipv4Address,
+        src_mac: EthernetAddress,
+    ) -> bool {
+        let sender = self.peers.by_mac(src_mac).map(|p| self.peers.ip(p));
+        if sender != Some(owner) {
+            return false;
+        }
+        self.pending.remove(flow);
+        if let Some(slot) = self.conns.find(flow) {
+            if self
+                .conns
+                .get(slot)
+                .is_some_and(|c| c.origin.is_imported() && !matches!(c.phase, Phase::Exporting(_)))
+            {
+                self.conns.remove(slot);
+                self.counters.inc(Event::MigrationsAborted);
+            }
+        }
+        true
+    }
+
+    /// Drops incoming moves whose carried bytes did not all arrive in time.
+    pub(crate) fn expire_pending(&mut self, now: Instant) {
+        let timeout = self.opts.pending_timeout;
+        self.pending.retain(|_, r| now < r.started + timeout);
+    }
+}

@@ -1,0 +1,208 @@
+//! UDP flow moves: the same roles as TCP's, for flows to the VIP's echo
+//! port. A flow has no state to carry: the UDP connection packet names the
+//! new owner, the target acknowledges, the front forwards the datagrams it
+//! held and every later one, and the target answers the client directly.
+
+use super::Retry;
+use crate::counters::{DropReason, Event};
+use crate::node::{Node, PeerId, Via};
+use crate::port::Port;
+use crate::tables::{ForwardEntry, ForwardKey};
+use ipos_policy::RequestInfo;
+use ipos_wire::{Flow, Protocol};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, Ipv4Address};
+
+/// A UDP flow (client IP and port) in one of its roles.
+pub(crate) enum UdpFlow<B> {
+    /// Served here.
+    Local { last: Instant },
+    /// Being moved (temporary): datagrams are held.
+    Moving(Box<UdpMove<B>>),
+    /// Moved: datagrams are forwarded to `target` (forward entry).
+    Forwarded { target: PeerId, last: Instant },
+    /// Taken over from a front that forwards the datagrams (forward-connect entry).
+    Owned { last: Instant },
+}
+
+/// A UDP flow being moved.
+pub(crate) struct UdpMove<B> {
+    pub target: PeerId,
+    /// The flow (client -> VIP and echo port).
+    pub flow: Flow,
+    pub retry: Retry,
+    /// Datagrams that arrived meanwhile, with the offset of their IPv4 header.
+    pub held: Vec<(B, usize)>,
+    pub last: Instant,
+}
+
+impl<P: Port> Node<P> {
+    /// Where a new UDP flow should live: None for here.
+    pub(crate) fn place_udp_flow(&self, now: Instant, flow: &Flow) -> Option<PeerId> {
+        if !self.opts.migration || Some(flow.dst_addr) != self.id.vip {
+            return None;
+        }
+        let info = RequestInfo {
+            path: "",
+            cookie_value: None,
+            service_port: flow.dst_port,
+            local_ip: self.id.ip,
+            spread_key: super::source::spread_key(flow.src_addr, flow.src_port),
+        };
+        let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
+        if d.target == self.id.ip {
+            return None;
+        }
+        self.peers.by_ip(d.target)
+    }
+
+    /// Starts moving a new flow to `target`, holding its first datagram.
+    pub(crate) fn start_udp_move(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        target: PeerId,
+        buf: P::Buf,
+        off: usize,
+    ) {
+        self.counters.inc(Event::DecisionLoad);
+        self.counters.inc(Event::UdpMigrationsStarted);
+        self.counters.inc(Event::UdpHeld);
+        let mut held = Vec::with_capacity(self.opts.hold_limit);
+        held.push((buf, off));
+        let m = UdpMove {
+            target,
+            flow,
+            retry: Retry::new(now),
+            held,
+            last: now,
+        };
+        let key = ForwardKey::of(&flow);
+        if self
+            .udp_flows
+            .insert(key, UdpFlow::Moving(Box::new(m)))
+            .is_err()
+        {
+            return self.counters.drop(DropReason::UdpTableFull);
+        }
+        self.udp_moving += 1;
+        self.send_udp_migration(now, key);
+    }
+
+    fn send_udp_migration(&mut self, now: Instant, key: ForwardKey) {
+        let base = self.opts.migrate_retry;
+        let Some(UdpFlow::Moving(m)) = self.udp_flows.get_mut(&key) else {
+            return;
+        };
+        m.retry.record_try(now, base);
+        let (flow, peer) = (m.flow, self.peers.addr(m.target));
+        let macs = self.macs_to(peer.mac);
+        self.send_built(Event::MigrationsSent, |b, et| {
+            ipos_wire::emit_udp_connection(b, et, &macs, &flow, peer.ip, flow.dst_port)
+        });
+    }
+
+    /// Retries (or gives up on) UDP flows being moved.
+    pub(crate) fn udp_timers(&mut self, now: Instant) {
+        let due: Vec<(ForwardKey, u32)> = self
+            .udp_flows
+            .iter()
+            .filter_map(|(k, f)| match f {
+                UdpFlow::Moving(m) if m.retry.is_due(now) => Some((*k, m.retry.tries())),
+                _ => None,
+            })
+            .collect();
+        for (key, tries) in due {
+            if tries < self.opts.migrate_tries {
+                self.counters.inc(Event::MigrationsRetried);
+                self.send_udp_migration(now, key);
+                continue;
+            }
+            // Never acknowledged: serve the flow here.
+            let Ok(Some(UdpFlow::Moving(m))) =
+                self.udp_flows.insert(key, UdpFlow::Local { last: now })
+            else {
+                continue;
+            };
+            self.udp_moving = self.udp_moving.saturating_sub(1);
+            self.counters.inc(Event::UdpMigrationsFallback);
+            for (b, _) in m.held {
+                self.echo_udp(b, Via::Wire);
+            }
+        }
+    }
+
+    /// A UDP connection packet: a flow moves here.
+    pub(crate) fn on_udp_connection(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        server_addr: Ipv4Address,
+        src_mac: EthernetAddress,
+    ) {
+        if server_addr != self.id.ip || Some(flow.dst_port) != self.id.udp_echo_port {
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        let key = ForwardKey::of(&flow);
+        match self.udp_flows.get(&key) {
+            Some(UdpFlow::Owned { .. }) => {}
+            Some(_) => return self.counters.drop(DropReason::IposUnexpected),
+            None => {
+                if self
+                    .udp_flows
+                    .insert(key, UdpFlow::Owned { last: now })
+                    .is_err()
+                {
+                    return self.counters.drop(DropReason::UdpTableFull);
+                }
+                self.counters.inc(Event::UdpMigrationsReceived);
+            }
+        }
+        self.send_ack(&flow, src_mac, Protocol::Udp);
+    }
+
+    /// A UDP move's acknowledgement: forward the held datagrams and every later one.
+    pub(crate) fn on_udp_ack(&mut self, flow: Flow, src_mac: EthernetAddress) {
+        let key = ForwardKey::of(&flow);
+        let target = match self.udp_flows.get(&key) {
+            Some(UdpFlow::Moving(m)) if self.peers.mac(m.target) == src_mac => m.target,
+            _ => return self.counters.inc(Event::MigrationAcksDuplicate),
+        };
+        let placeholder = UdpFlow::Forwarded {
+            target,
+            last: Instant::from_micros(0),
+        };
+        let Ok(Some(UdpFlow::Moving(m))) = self.udp_flows.insert(key, placeholder) else {
+            return;
+        };
+        if let Some(UdpFlow::Forwarded { last, .. }) = self.udp_flows.get_mut(&key) {
+            *last = m.last;
+        }
+        self.udp_moving = self.udp_moving.saturating_sub(1);
+        self.counters.inc(Event::UdpMigrationsAcked);
+        let p = self.peers.addr(target);
+        let entry = ForwardEntry {
+            target_ip: p.ip,
+            target_port: flow.dst_port,
+            target_mac: p.mac,
+            last_used: m.last,
+        };
+        for (b, off) in m.held {
+            self.forward_packet(b, off, &entry, Event::UdpForwarded);
+        }
+    }
+
+    /// Drops UDP flow entries (all roles but moving) idle too long.
+    pub(crate) fn expire_udp_flows(&mut self, now: Instant) {
+        let idle = self.opts.udp_idle;
+        let n = self.udp_flows.retain(|_, f| match f {
+            UdpFlow::Moving(_) => true,
+            UdpFlow::Local { last } | UdpFlow::Forwarded { last, .. } | UdpFlow::Owned { last } => {
+                now < *last + idle
+            }
+        });
+        for _ in 0..n {
+            self.counters.inc(Event::UdpFlowsExpired);
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! A connection this node holds: its endpoint, its application, and where it
+//! stands in the farm (its [`Phase`] and its [`Origin`]).
+
+use super::PeerId;
+use crate::migration::source::Export;
+use crate::migration::target::AwaitCommit;
+use ipos_http::HttpConn;
+use ipos_tcp::Endpoint;
+use smoltcp::time::Instant;
+use smoltcp::wire::EthernetAddress;
+
+/// One entry of the connection table.
+pub(crate) struct Conn<B> {
+    pub ep: Endpoint,
+    pub app: HttpConn,
+    /// Last segment from the client.
+    pub last_active: Instant,
+    /// Next-hop MAC towards the client.
+    pub peer_mac: EthernetAddress,
+    /// The application asked to close and the endpoint was told.
+    pub close_requested: bool,
+    pub phase: Phase<B>,
+    pub origin: Origin,
+    /// How many times the endpoint has moved (carried in the TCB's move count).
+    pub moves: u16,
+}
+
+/// Where a connection stands. One value at a time: a connection cannot be
+/// both moving away and waiting for a commit, say.
+pub(crate) enum Phase<B> {
+    /// Waiting for the first request head before the policy decides where
+    /// the connection lives (only connections that may move).
+    AwaitingHead,
+    /// Served here.
+    Serving,
+    /// Being moved to a target (FIG. 12's *temporary* entry): the endpoint
+    /// is frozen and client packets are held.
+    Exporting(Box<Export<B>>),
+    /// Imported, waiting for the source's commit: the endpoint says nothing
+    /// to the client until it arrives.
+    AwaitingCommit(AwaitCommit),
+    /// Served here after its move to `target` was given up; a late
+    /// acknowledgement from that target gets the abort notice again.
+    FellBack { target: PeerId },
+}
+
+impl<B> Phase<B> {
+    /// True while the endpoint must not talk to the client nor consume input.
+    pub fn is_frozen(&self) -> bool {
+        matches!(self, Phase::Exporting(_) | Phase::AwaitingCommit(_))
+    }
+
+    /// True when the application is served here (decision taken).
+    pub fn is_serving(&self) -> bool {
+        matches!(self, Phase::Serving | Phase::FellBack { .. })
+    }
+}
+
+/// How the client's packets reach this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Accepted here: the client's packets arrive straight from the wire
+    /// (FIG. 12's *local* entry).
+    Accepted,
+    /// Imported from another node; `forwarder` wraps the client's packets in
+    /// data frames to us (FIG. 12's *forward-connect* entry). It is this node
+    /// itself when the connection came back to its front.
+    Imported { forwarder: PeerId },
+}
+
+impl Origin {
+    /// The forwarder to tell when the connection ends or moves, unless it is `me`.
+    pub fn remote_forwarder(&self, me: PeerId) -> Option<PeerId> {
+        match *self {
+            Origin::Imported { forwarder } if forwarder != me => Some(forwarder),
+            _ => None,
+        }
+    }
+
+    /// True for an imported connection.
+    pub fn is_imported(&self) -> bool {
+        matches!(self, Origin::Imported { .. })
+    }
+}

@@ -1,0 +1,79 @@
+//! ipOS frames: checked by `ipos-wire`, accepted only from farm members, and
+//! handed to the role they concern. Data frames are unwrapped in place: the
+//! client packet inside (whose IPv4 header checksum is verified here) goes
+//! back to the TCP or UDP room as a tunnel arrival.
+
+use super::{Node, Via};
+use crate::counters::{DropReason, Event};
+use crate::migration::Notice;
+use crate::port::{PacketBuf, Port};
+use ipos_wire::{ExtensionKind, Message, Protocol, DATA_HEADROOM};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, Ipv4Packet};
+
+impl<P: Port> Node<P> {
+    pub(crate) fn handle_ipos(&mut self, now: Instant, mut buf: P::Buf) {
+        let src_mac = EthernetAddress::from_bytes(&buf.data()[6..12]);
+        let frame = match ipos_wire::Frame::parse(buf.data(), self.id.ethertype) {
+            Ok(f) => f,
+            Err(e) => return self.counters.drop(DropReason::from(&e)),
+        };
+        // Only the farm's nodes speak ipOS to us: a valid frame from any other
+        // MAC is spoofed or misdirected.
+        if !self.peers.is_member(src_mac) {
+            return self.counters.drop(DropReason::IposUnknownSender);
+        }
+        match frame.message {
+            Message::TcpConnection {
+                flow,
+                server_addr,
+                tcb,
+                ..
+            } => {
+                self.counters.inc(Event::IposRxConnection);
+                let tcb = *tcb;
+                self.on_connection_packet(now, flow, server_addr, &tcb, src_mac);
+            }
+            Message::UdpConnection {
+                flow, server_addr, ..
+            } => {
+                self.counters.inc(Event::IposRxConnection);
+                self.on_udp_connection(now, flow, server_addr, src_mac);
+            }
+            Message::TcpData { packet, .. } | Message::UdpData { packet, .. } => {
+                self.counters.inc(Event::IposRxData);
+                let protocol = frame.message.protocol();
+                if !Ipv4Packet::new_unchecked(packet).verify_checksum() {
+                    return self.counters.drop(DropReason::IposBadInner);
+                }
+                let len = DATA_HEADROOM + packet.len();
+                if len < buf.len() && buf.set_len(len).is_err() {
+                    return self.counters.drop(DropReason::IposBadLength);
+                }
+                match protocol {
+                    Protocol::Tcp => self.handle_tcp(now, buf, Via::Tunnel),
+                    _ => self.handle_udp(now, buf, Via::Tunnel),
+                }
+            }
+            Message::Ack { flow, protocol } => {
+                self.counters.inc(Event::IposRxAck);
+                match protocol {
+                    Protocol::Udp => self.on_udp_ack(flow, src_mac),
+                    _ => self.on_ack(now, flow, src_mac),
+                }
+            }
+            Message::Extension {
+                flow, kind, body, ..
+            } => {
+                self.counters.inc(Event::IposRxExtension);
+                match kind {
+                    ExtensionKind::ServerState => self.on_advert(now, body),
+                    ExtensionKind::ConnectionNotice => match Notice::parse(body) {
+                        Some(n) => self.on_notice(flow, n, src_mac),
+                        None => self.counters.drop(DropReason::NoticeMalformed),
+                    },
+                }
+            }
+        }
+    }
+}

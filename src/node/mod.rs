@@ -1,0 +1,191 @@
+//! One node's data path over one port queue, in rooms along a packet's path.
+//!
+//! | room | what happens there |
+//! |---|---|
+//! | [`rx`](self::rx) | a received frame is classified: ARP, ICMP, client TCP or UDP, ipOS; IPv4 headers are checked |
+//! | [`ipos`](self::ipos) | an ipOS frame (already checked by `ipos-wire`) goes to the role it concerns |
+//! | [`tcp`](self::tcp) | a client TCP packet: forwarded to its owner, given to its endpoint, carried into a move, or a new connection; endpoints are driven and their segments sent |
+//! | [`udp`](self::udp) | a client UDP datagram: the echo service, or the flow's role |
+//! | [`host`](self::host) | what any IPv4 host does: ARP, ICMP echo, RST for segments without a connection |
+//! | [`advert`](self::advert) | server-state advertisements out and in |
+//! | [`timers`](self::timers) | connection, move and table timers |
+//! | [`tx`](self::tx) | buffers, frame builders and the port's transmit queue |
+//! | [`crate::migration`] | the source, target and forwarder roles (TCP and UDP) |
+//!
+//! A node owns its [`Port`] queue and its tables; nothing here locks. Every
+//! received frame ends either handled or dropped and counted under one
+//! [`DropReason`](crate::counters::DropReason).
+//!
+//! **What allocates.** Nothing per packet: packet buffers come from the
+//! port's pool, replies are written in place, forwarded packets get their
+//! ipOS header prepended in the same buffer, the tables allocate only while
+//! growing to their working size. Per *connection*, the endpoint's send and
+//! receive buffers are allocated when it is accepted or imported; per *move*,
+//! the source boxes its export state and the list of held packets, and the
+//! target allocates the reassembly buffer of the carried bytes.
+//!
+//! The node plays every role of a farm (see [`crate::migration`] for the
+//! protocol): the *front* accepts connections on the VIP, asks the policy for
+//! an owner once the request head is in, and moves the endpoint (*source*); a
+//! *target* imports it and answers the client directly; a *forwarder* wraps
+//! later client packets in ipOS data frames to the owner. UDP flows to the
+//! VIP move the same way.
+
+mod advert;
+mod conn;
+mod host;
+mod ipos;
+mod options;
+mod peers;
+mod rx;
+mod tcp;
+mod timers;
+mod tx;
+mod udp;
+
+pub use options::NodeOptions;
+pub use peers::{NodeIdentity, Peer, PeerAddr, PeerId, Peers};
+
+pub(crate) use conn::{Conn, Origin, Phase};
+pub(crate) use rx::Via;
+
+use crate::counters::{Counters, Event};
+use crate::migration::udp::UdpFlow;
+use crate::migration::Reassembly;
+use crate::port::{Port, BURST};
+use crate::tables::{ArpCache, BoundedMap, ConnectionTable, ForwardKey, ForwardTable};
+use ipos_http::Service;
+use ipos_policy::FarmView;
+use ipos_wire::Flow;
+use smoltcp::time::Instant;
+
+/// The process id advertised for the built-in HTTP service.
+pub const HTTP_PID: u32 = 1;
+/// The process id advertised for the built-in UDP echo service.
+pub const UDP_ECHO_PID: u32 = 2;
+
+/// One node's data path over one port queue.
+pub struct Node<P: Port> {
+    pub(crate) port: P,
+    pub(crate) id: NodeIdentity,
+    pub(crate) peers: Peers,
+    pub(crate) opts: NodeOptions,
+    pub(crate) service: Service,
+    /// Local, forward-connect and temporary connections.
+    pub(crate) conns: ConnectionTable<Conn<P::Buf>>,
+    pub(crate) forward: ForwardTable,
+    /// Incoming moves waiting for their carried bytes.
+    pub(crate) pending: BoundedMap<Flow, Reassembly>,
+    pub(crate) udp_flows: BoundedMap<ForwardKey, UdpFlow<P::Buf>>,
+    /// UDP flows in the `Moving` state (their timers need a scan).
+    pub(crate) udp_moving: usize,
+    pub(crate) arp: ArpCache<P::Buf>,
+    pub(crate) view: FarmView,
+    pub(crate) counters: Counters,
+    /// A buffer allocated for a segment an endpoint did not fill, kept for the next.
+    pub(crate) spare: Option<P::Buf>,
+    pub(crate) ip_ident: u16,
+    pub(crate) iss_secret: u64,
+    pub(crate) clock: timers::Clock,
+    pub(crate) adverts: advert::AdvertState,
+    rx: Vec<P::Buf>,
+}
+
+impl<P: Port> Node<P> {
+    /// A node on `port`. `id.peers` should contain the node itself (it is
+    /// added when missing).
+    pub fn new(port: P, id: NodeIdentity, opts: NodeOptions) -> Node<P> {
+        let service = Service::new(&id.name);
+        let iss_secret = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write(id.name.as_bytes());
+            h.finish()
+        };
+        let peers = Peers::new(&id);
+        let view = FarmView::new(&opts.policy);
+        Node {
+            port,
+            conns: ConnectionTable::new(opts.max_connections),
+            forward: ForwardTable::new(opts.max_forward),
+            pending: BoundedMap::new(opts.max_pending),
+            udp_flows: BoundedMap::new(opts.max_udp_flows),
+            udp_moving: 0,
+            arp: ArpCache::default(),
+            view,
+            peers,
+            id,
+            opts,
+            service,
+            counters: Counters::default(),
+            spare: None,
+            ip_ident: 1,
+            iss_secret,
+            clock: timers::Clock::default(),
+            adverts: advert::AdvertState::default(),
+            rx: Vec::with_capacity(BURST),
+        }
+    }
+
+    /// The node's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The port (for its counters).
+    pub fn port(&self) -> &P {
+        &self.port
+    }
+
+    /// The port, mutable (tests use it to inject frames).
+    pub fn port_mut(&mut self) -> &mut P {
+        &mut self.port
+    }
+
+    /// Who this node is.
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.id
+    }
+
+    /// Entries in the connection table (local / forward-connect / temporary).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Entries in the forward table.
+    pub fn forward_count(&self) -> usize {
+        self.forward.len()
+    }
+
+    /// Incoming migrations waiting for carried bytes.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Entries in the UDP flow table.
+    pub fn udp_flow_count(&self) -> usize {
+        self.udp_flows.len()
+    }
+
+    /// The policy's current view of the farm.
+    pub fn view(&self) -> &FarmView {
+        &self.view
+    }
+
+    /// One iteration of the poll loop: receive a burst and handle every
+    /// frame, run what timers are due, advertise when it is time, transmit.
+    /// Returns the number of frames received.
+    pub fn poll(&mut self, now: Instant) -> usize {
+        let n = self.port.rx_burst(&mut self.rx);
+        let mut rx = std::mem::take(&mut self.rx);
+        for buf in rx.drain(..) {
+            self.counters.inc(Event::RxFrames);
+            self.handle_frame(now, buf);
+        }
+        self.rx = rx;
+        self.adverts.record_poll(n > 0);
+        self.run_timers(now);
+        self.port.flush();
+        n
+    }
+}

@@ -1,0 +1,186 @@
+//! Who a node is, and the farm it belongs to: every node's name, MAC and
+//! address, looked up by MAC (who sent an ipOS frame) or by address (where the
+//! policy sends a connection).
+
+use smoltcp::wire::{EthernetAddress, Ipv4Address};
+
+/// Another node of the farm (or this one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Node name.
+    pub name: String,
+    /// Its MAC on the farm network.
+    pub mac: EthernetAddress,
+    /// Its address.
+    pub ip: Ipv4Address,
+}
+
+/// Who a node is and what it serves. [`crate::config::FarmConfig::identity`]
+/// builds it from the farm file.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    /// Node name, as in the farm file.
+    pub name: String,
+    /// The MAC its port uses.
+    pub mac: EthernetAddress,
+    /// Its own IPv4 address.
+    pub ip: Ipv4Address,
+    /// The VIP, when this node fronts it (answers ARP and accepts on it).
+    pub vip: Option<Ipv4Address>,
+    /// TCP ports served.
+    pub service_ports: Vec<u16>,
+    /// EtherType of ipOS frames.
+    pub ethertype: u16,
+    /// UDP echo service port, if any.
+    pub udp_echo_port: Option<u16>,
+    /// Every node of the farm, this one included.
+    pub peers: Vec<Peer>,
+}
+
+impl NodeIdentity {
+    /// True when `ip` is one of this node's addresses (its own, or the VIP it fronts).
+    pub fn owns_ip(&self, ip: Ipv4Address) -> bool {
+        ip == self.ip || Some(ip) == self.vip
+    }
+}
+
+/// A farm node, as an index into [`Peers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerId(u16);
+
+/// A peer's addresses, copied where a frame is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr {
+    /// Its MAC.
+    pub mac: EthernetAddress,
+    /// Its IPv4 address.
+    pub ip: Ipv4Address,
+}
+
+/// Every node of the farm, this one included.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    list: Vec<PeerAddr>,
+    me: PeerId,
+}
+
+impl Peers {
+    /// The farm of `id` (`id` itself is added when its peer list lacks it).
+    pub fn new(id: &NodeIdentity) -> Peers {
+        let mut list: Vec<PeerAddr> = id
+            .peers
+            .iter()
+            .map(|p| PeerAddr {
+                mac: p.mac,
+                ip: p.ip,
+            })
+            .collect();
+        let me = match list.iter().position(|p| p.ip == id.ip) {
+            Some(i) => i,
+            None => {
+                list.push(PeerAddr {
+                    mac: id.mac,
+                    ip: id.ip,
+                });
+                list.len() - 1
+            }
+        };
+        Peers {
+            list,
+            me: PeerId(me as u16),
+        }
+    }
+
+    /// This node.
+    pub fn me(&self) -> PeerId {
+        self.me
+    }
+
+    /// The node whose MAC is `mac`.
+    pub fn by_mac(&self, mac: EthernetAddress) -> Option<PeerId> {
+        self.list
+            .iter()
+            .position(|p| p.mac == mac)
+            .map(|i| PeerId(i as u16))
+    }
+
+    /// The node whose address is `ip`.
+    pub fn by_ip(&self, ip: Ipv4Address) -> Option<PeerId> {
+        self.list
+            .iter()
+            .position(|p| p.ip == ip)
+            .map(|i| PeerId(i as u16))
+    }
+
+    /// True when `mac` is a farm node's.
+    pub fn is_member(&self, mac: EthernetAddress) -> bool {
+        self.by_mac(mac).is_some()
+    }
+
+    /// The addresses of `id`.
+    pub fn addr(&self, id: PeerId) -> PeerAddr {
+        self.list[usize::from(id.0)]
+    }
+
+    /// The address of `id`.
+    pub fn ip(&self, id: PeerId) -> Ipv4Address {
+        self.addr(id).ip
+    }
+
+    /// The MAC of `id`.
+    pub fn mac(&self, id: PeerId) -> EthernetAddress {
+        self.addr(id).mac
+    }
+
+    /// Number of nodes, this one included.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Never true: the farm holds at least this node.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(peers: Vec<Peer>) -> NodeIdentity {
+        NodeIdentity {
+            name: "a".into(),
+            mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            ip: Ipv4Address::new(198, 18, 0, 11),
+            vip: Some(Ipv4Address::new(198, 18, 0, 100)),
+            service_ports: vec![80],
+            ethertype: 7,
+            udp_echo_port: None,
+            peers,
+        }
+    }
+
+    #[test]
+    fn lookups_and_self() {
+        let b = Peer {
+            name: "b".into(),
+            mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            ip: Ipv4Address::new(198, 18, 0, 12),
+        };
+        let p = Peers::new(&id(vec![b.clone()]));
+        assert_eq!(p.len(), 2, "the node itself is added");
+        let me = p.me();
+        assert_eq!(p.ip(me), Ipv4Address::new(198, 18, 0, 11));
+        let pb = p.by_mac(b.mac).unwrap();
+        assert_eq!(p.by_ip(b.ip), Some(pb));
+        assert_eq!(
+            p.addr(pb),
+            PeerAddr {
+                mac: b.mac,
+                ip: b.ip
+            }
+        );
+        assert!(!p.is_member(EthernetAddress([2, 0, 0, 0, 0, 9])));
+        assert!(id(vec![]).owns_ip(Ipv4Address::new(198, 18, 0, 100)));
+    }
+}

@@ -1,0 +1,255 @@
+//! Client TCP: a packet from the wire or out of a tunnel is forwarded to its
+//! endpoint's owner, given to the endpoint held here, carried into an
+//! incoming move, or starts a new connection; endpoints are driven (the
+//! application pumped, their segments sent) and removed once closed.
+
+use super::{Conn, Node, Origin, Phase, Via};
+use crate::counters::{DropReason, Event};
+use crate::migration::Notice;
+use crate::port::{PacketBuf, Port};
+use ipos_http::HttpConn;
+use ipos_tcp::Endpoint;
+use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_IPV4, IPV4_LEN};
+use ipos_wire::{emit_ipv4_header, Flow, Ipv4Header};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, IpAddress, IpProtocol, Ipv4Packet, TcpPacket};
+
+/// TCP header and options room beyond the MSS in an outgoing segment.
+const TCP_HEADER_ROOM: usize = 60;
+/// Application <-> endpoint exchanges per service call, at most.
+const PUMP_ROUNDS: usize = 64;
+
+impl<P: Port> Node<P> {
+    /// A client TCP packet, from the wire or out of an ipOS data frame.
+    pub(crate) fn handle_tcp(&mut self, now: Instant, buf: P::Buf, via: Via) {
+        let off = via.offset();
+        let (flow, syn, ack, rst) = {
+            let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
+            let tcp = match TcpPacket::new_checked(ip.payload()) {
+                Ok(t) => t,
+                Err(_) => return self.counters.drop(DropReason::TcpMalformed),
+            };
+            let flow = Flow {
+                src_addr: ip.src_addr(),
+                src_port: tcp.src_port(),
+                dst_addr: ip.dst_addr(),
+                dst_port: tcp.dst_port(),
+            };
+            (flow, tcp.syn(), tcp.ack(), tcp.rst())
+        };
+        // Forwarded connections first: no checksum work, the owner verifies.
+        if let Some(entry) = self.forward_entry_for(now, &flow, syn && !ack) {
+            return self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
+        }
+        let checksum_ok = {
+            let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
+            let (src, dst) = (
+                IpAddress::Ipv4(flow.src_addr),
+                IpAddress::Ipv4(flow.dst_addr),
+            );
+            TcpPacket::new_unchecked(ip.payload()).verify_checksum(&src, &dst)
+        };
+        if !checksum_ok {
+            return self.counters.drop(DropReason::TcpBadChecksum);
+        }
+        if let Some(slot) = self.conns.find(&flow) {
+            return self.deliver(now, slot, buf, off);
+        }
+        if via == Via::Tunnel {
+            return self.on_carried_chunk(now, &flow, buf);
+        }
+        if syn && !ack && !rst {
+            return self.accept(now, flow, buf);
+        }
+        self.counters.drop(DropReason::TcpNoConnection);
+        if !rst {
+            self.send_reset(buf);
+        }
+    }
+
+    /// A segment for the connection in `slot`.
+    fn deliver(&mut self, now: Instant, slot: u32, buf: P::Buf, off: usize) {
+        let hold_limit = self.opts.hold_limit;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if let Phase::Exporting(export) = &mut conn.phase {
+            if export.held.len() < hold_limit {
+                export.held.push((buf, off));
+                self.counters.inc(Event::PacketsHeld);
+            } else {
+                self.counters.drop(DropReason::MigrationHoldFull);
+            }
+            return;
+        }
+        self.counters.inc(Event::TcpSegmentsIn);
+        conn.last_active = now;
+        let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
+        if conn.ep.on_segment(now, ip.payload()).is_err() {
+            self.counters.drop(DropReason::TcpRejected);
+        }
+        drop(buf);
+        self.service(now, slot)
+    }
+
+    /// A SYN from the wire with no connection: a new one on a service port.
+    fn accept(&mut self, now: Instant, flow: Flow, buf: P::Buf) {
+        if !self.id.service_ports.contains(&flow.dst_port) {
+            self.counters.drop(DropReason::TcpNoListener);
+            return self.send_reset(buf);
+        }
+        let iss = self.initial_sequence(&flow, now);
+        let ep = {
+            let ip = Ipv4Packet::new_unchecked(&buf.data()[ETHERNET_LEN..]);
+            match Endpoint::accept(&self.opts.tcp, flow, ip.payload(), iss, now) {
+                Ok(ep) => ep,
+                Err(_) => return self.counters.drop(DropReason::TcpRejected),
+            }
+        };
+        // Only connections to the VIP are candidates for migration.
+        let may_move = self.opts.migration && Some(flow.dst_addr) == self.id.vip;
+        let conn = Conn {
+            ep,
+            app: HttpConn::new(),
+            last_active: now,
+            peer_mac: EthernetAddress::from_bytes(&buf.data()[6..12]),
+            close_requested: false,
+            phase: if may_move {
+                Phase::AwaitingHead
+            } else {
+                Phase::Serving
+            },
+            origin: Origin::Accepted,
+            moves: 0,
+        };
+        match self.conns.insert(flow, conn) {
+            Ok(slot) => {
+                self.counters.inc(Event::TcpAccepted);
+                self.counters.inc(Event::TcpSegmentsIn);
+                self.service(now, slot);
+            }
+            Err(_) => self.counters.drop(DropReason::TcpTableFull),
+        }
+    }
+
+    /// RFC 6528-style initial sequence number: a keyed hash of the flow
+    /// plus a 4-microsecond clock.
+    fn initial_sequence(&self, flow: &Flow, now: Instant) -> u32 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.iss_secret.hash(&mut h);
+        flow.hash(&mut h);
+        (h.finish() as u32).wrapping_add((now.total_micros() / 4) as u32)
+    }
+
+    /// Drives the connection in `slot`: decides where it lives once its
+    /// request head is in, moves data between its endpoint and its
+    /// application, sends what the endpoint has to send, and removes the
+    /// connection once closed.
+    pub(crate) fn service(&mut self, now: Instant, slot: u32) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.phase.is_frozen() {
+            return; // while it moves, or until its source commits the move
+        }
+        if let Phase::AwaitingHead = conn.phase {
+            if let Some(target) = self.decide(now, slot) {
+                if self.start_migration(now, slot, target) {
+                    return;
+                }
+            }
+        }
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.phase.is_serving() {
+            pump(conn, &self.service);
+        }
+        self.send_segments(now, slot);
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        if conn.ep.is_closed() {
+            let forwarder = conn.origin.remote_forwarder(self.peers.me());
+            let flow = conn.ep.flow();
+            self.conns.remove(slot);
+            self.counters.inc(Event::TcpClosed);
+            if let Some(f) = forwarder {
+                self.send_notice(&flow, f, Notice::CLOSED);
+            }
+        }
+    }
+
+    /// Transmits every segment the endpoint in `slot` has ready.
+    fn send_segments(&mut self, now: Instant, slot: u32) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        let peer_mac = conn.peer_mac;
+        let flow = conn.ep.flow();
+        let max_frame = ETHERNET_LEN + IPV4_LEN + TCP_HEADER_ROOM + usize::from(self.opts.tcp.mss);
+        let head = ETHERNET_LEN + IPV4_LEN;
+        loop {
+            let Some(mut buf) = self.alloc() else { break };
+            let room = (buf.len() + buf.tailroom()).min(max_frame);
+            if buf.set_len(room).is_err() {
+                self.counters.drop(DropReason::TxNoBuffer);
+                break;
+            }
+            let conn = self.conns.get_mut(slot).expect("live slot");
+            let Some(n) = conn.ep.poll_transmit(now, &mut buf.data_mut()[head..]) else {
+                self.spare = Some(buf);
+                break;
+            };
+            let ident = self.next_ident();
+            if buf.set_len(head + n).is_err() {
+                continue;
+            }
+            let d = buf.data_mut();
+            self.write_eth(d, peer_mac, ETHERTYPE_IPV4);
+            let ip = Ipv4Header {
+                src: flow.dst_addr,
+                dst: flow.src_addr,
+                protocol: IpProtocol::Tcp,
+                payload_len: n,
+                ident,
+            };
+            let _ = emit_ipv4_header(&mut d[ETHERNET_LEN..], &ip);
+            self.counters.inc(Event::TcpSegmentsOut);
+            self.transmit(buf);
+        }
+    }
+}
+
+/// Application <-> endpoint, until neither side makes progress; then the
+/// close handshake in both directions.
+fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service) {
+    for _ in 0..PUMP_ROUNDS {
+        let mut progress = false;
+        let avail = conn.ep.recv_slice();
+        if !avail.is_empty() {
+            let n = conn.app.on_recv(service, avail);
+            if n > 0 {
+                conn.ep.recv_consume(n);
+                progress = true;
+            }
+        }
+        if conn.app.has_pending_output() && conn.ep.send_space() > 0 {
+            let app = &mut conn.app;
+            if conn.ep.send_with(|b| app.poll_send(service, b)) > 0 {
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    if conn.ep.peer_fin_received() && conn.ep.recv_available() == 0 {
+        conn.app.on_peer_fin();
+    }
+    if !conn.close_requested && conn.app.wants_close() && !conn.app.has_pending_output() {
+        conn.ep.close();
+        conn.close_requested = true;
+    }
+}

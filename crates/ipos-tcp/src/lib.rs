@@ -20,7 +20,10 @@
 //!   RACK-style reordering timer (srtt/4) and tail loss probes (RFC 8985 style PTO of
 //!   2*SRTT), flow control with zero-window probes (persist timer with
 //!   backoff), SWS avoidance on both sides, FIN in every state (including simultaneous
-//!   open and close), RFC 5961 RST/SYN/ACK checks with challenge ACKs, TIME-WAIT.
+//!   open and close), RFC 5961 RST/SYN/ACK checks with challenge ACKs, TIME-WAIT
+//!   (with an RFC 6191 check, [`Endpoint::accepts_reuse`], for the owner deciding whether
+//!   a SYN may open a new incarnation), and an owner-set cap on the receive window
+//!   ([`Endpoint::set_rcv_window_cap`], not carried by the TCB).
 //!   Like Linux, PAWS does not discard a reordered *pure ACK* at `rcv_nxt`.
 //! - **Window promise:** the advertised right edge never shrinks and always fits in the
 //!   receive ring (one window-scale unit is kept in reserve for rounding).

@@ -11,7 +11,6 @@
 use smoltcp::time::Instant;
 
 use super::{Counters, Endpoint, Flow, State};
-use crate::seq::gt;
 use crate::tcb::*;
 
 impl Endpoint {
@@ -22,23 +21,9 @@ impl Endpoint {
 
     /// Consume `n` received bytes; may schedule a window update (SWS-avoided).
     pub fn recv_consume(&mut self, n: usize) {
-        let before = self.rcv_adv;
         self.cold.rcv.consume(n);
-        if !matches!(
-            self.state,
-            State::Established | State::FinWait1 | State::FinWait2
-        ) || self.has(TCB_F_FIN_RECEIVED)
-        {
-            return;
-        }
-        let (_, edge) = self.window_to_advertise();
-        if gt(edge, before) {
-            let sws = (self.cold.rcv.cap() as u32 / 2).min(u32::from(self.mss));
-            // Announce when the window grew by at least min(buf/2, MSS), or reopens from zero.
-            if edge.wrapping_sub(before) >= sws || self.rcv_wnd() == 0 {
-                self.ack_now();
-            }
-        }
+        // Announce when the window grew by at least min(buf/2, MSS), or reopens from zero.
+        self.window_update_if_grown();
     }
 
     /// Received in-order bytes not yet consumed (both slices of [`Endpoint::unconsumed`]).

@@ -18,6 +18,10 @@
 //!   [`snd_una - max_snd_wnd`, `snd_max`] (section 5.2) get a challenge ACK.
 //! - SYN-RECEIVED -> ESTABLISHED (or FIN-WAIT-1 if the application already closed)
 //!   on an ACK of our SYN; any other ACK there draws a RST.
+//! - A SYN in TIME-WAIT: `on_segment` answers it like any SYN in a synchronized state
+//!   (the RFC 5961 challenge ACK); whether it may open a new incarnation instead is the
+//!   owner's decision, asked through [`Endpoint::accepts_reuse`] (RFC 6191 section 2,
+//!   RFC 1122 section 4.2.2.13), which changes nothing.
 
 use smoltcp::time::Instant;
 
@@ -47,6 +51,44 @@ impl Endpoint {
             _ => self.on_other(now, &seg),
         }
         Ok(())
+    }
+
+    /// May this SYN open a new incarnation of the connection this endpoint holds in
+    /// TIME-WAIT? (RFC 6191 section 2; RFC 1122 section 4.2.2.13.) `syn` is a whole TCP
+    /// segment, checksum already verified by the caller. Changes nothing: the owner asks
+    /// before it drops this endpoint and [`accept`](Endpoint::accept)s the SYN as a new
+    /// connection; [`on_segment`](Endpoint::on_segment) itself keeps answering a SYN in
+    /// TIME-WAIT with the RFC 5961 challenge ACK.
+    ///
+    /// True only when all of these hold:
+    /// - this endpoint is in TIME-WAIT;
+    /// - `syn` parses and is a plain SYN (SYN set; ACK, RST and FIN clear) with this
+    ///   connection's ports;
+    /// - if timestamps were negotiated on this connection and the SYN carries one: its
+    ///   TSval is greater than TS.Recent (RFC 6191 section 2, modulo 2^32, RFC 7323
+    ///   section 5.2); an equal TSval is refused;
+    /// - otherwise (no timestamp on this connection, or none in the SYN): its sequence
+    ///   number is greater than `rcv_nxt`, the end of what the old incarnation received
+    ///   (RFC 1122 section 4.2.2.13, modulo 2^32, RFC 9293 section 3.4).
+    ///
+    /// False in every other state and for anything malformed.
+    pub fn accepts_reuse(&self, syn: &[u8]) -> bool {
+        if self.state != State::TimeWait {
+            return false;
+        }
+        let Ok(seg) = Segment::parse(syn) else {
+            return false;
+        };
+        if !seg.has(SYN) || seg.has(ACK) || seg.has(RST) || seg.has(FIN) {
+            return false;
+        }
+        if seg.dst_port != self.flow.dst_port || seg.src_port != self.flow.src_port {
+            return false;
+        }
+        match seg.timestamp {
+            Some((tsval, _)) if self.has(TCB_F_TIMESTAMPS) => gt(tsval, self.ts_recent),
+            _ => gt(seg.seq, self.rcv_nxt),
+        }
     }
 
     /// SYN-SENT (RFC 9293 section 3.10.7.3): our SYN acknowledged (-> ESTABLISHED), or

@@ -6,7 +6,9 @@
 //! instant and is re-based on the importer's clock; the TSval clock continues from the
 //! exporter's (so the peer never sees a timestamp go backwards, RFC 7323 section 5.3).
 //! Not carried: the SACK scoreboard, the early timer, out-of-order data (never
-//! acknowledged, so the peer retransmits it). `import` validates the TCB and the
+//! acknowledged, so the peer retransmits it), the receive-window cap
+//! ([`Endpoint::set_rcv_window_cap`]: the TCB reports the window actually advertised,
+//! and an importer starts uncapped). `import` validates the TCB and the
 //! buffer sizes and never panics on a bad one.
 
 use smoltcp::time::{Duration, Instant};
@@ -144,6 +146,9 @@ impl Endpoint {
         c.rtt_seq = tcb.rtt_seq;
         c.rtt_start = now - Duration::from_micros(u64::from(tcb.rtt_elapsed_us));
         c.syn_deadline = abs(tcb.syn_timer_us);
+        // The exporter may have told the peer up to one scale unit beyond `rcv_wnd`
+        // (rounding); assume it did, in case this endpoint is capped later.
+        c.rcv_adv_slack = (1u32 << ep.rcv_wscale.min(14)) - 1;
         c.high_rxt = tcb.snd_una;
         c.rxt_mark = tcb.snd_una;
         c.snd.write_at(0, snd_data);

@@ -7,12 +7,12 @@
 //! | file | concern | follows |
 //! |---|---|---|
 //! | `mod.rs` | [`Config`], [`State`], [`Counters`], the endpoint's hot and cold state, constants, constructors (passive / active open, SYN option negotiation), helpers shared by every file | RFC 9293 sections 3.3.2, 3.4, 3.7.1; RFC 7323 sections 2.2, 3.2; RFC 2018 section 2 |
-//! | `input.rs` | segment arrival, the state machine, acceptability, PAWS | RFC 9293 section 3.10.7; RFC 5961 sections 3-5; RFC 7323 sections 4.3, 5.3 |
+//! | `input.rs` | segment arrival, the state machine, acceptability, PAWS; the TIME-WAIT reuse check | RFC 9293 section 3.10.7; RFC 5961 sections 3-5; RFC 7323 sections 4.3, 5.3; RFC 6191 section 2; RFC 1122 section 4.2.2.13 |
 //! | `ack.rs` | ACK processing: cumulative advance, RTT, congestion control, window update | RFC 9293 section 3.10.7.4; RFC 6298; RFC 7323 section 4.1; RFC 5681; RFC 6582 |
 //! | `sack.rs` | the sender's SACK scoreboard, loss detection and recovery entry, the early (tail loss probe / reorder) timer | RFC 6675; RFC 2018 section 8; RFC 8985 sections 6.2, 7.2 |
 //! | `reassembly.rs` | received data, out-of-order ranges, FIN acceptance, delayed-ACK policy | RFC 9293 section 3.10.7.4; RFC 2018 section 4; RFC 1122 section 4.2.3.2 |
 //! | `timers.rs` | RTO, persist, TIME-WAIT, delayed ACK, SYN-RECEIVED give-up; `poll_timeout` | RFC 6298 section 5; RFC 9293 sections 3.6.1, 3.8.6.1; RFC 1122 section 4.2.3.2 |
-//! | `output.rs` | `poll_transmit`: what goes out next, options, the window we advertise, writing segments | RFC 9293 sections 3.8.6, 3.10.7; RFC 5681; RFC 3042; RFC 6675 section 5; RFC 8985 section 7.3; RFC 1122 section 4.2.3.3 |
+//! | `output.rs` | `poll_transmit`: what goes out next, options, the window we advertise (and its optional cap), writing segments | RFC 9293 sections 3.8.6, 3.10.7; RFC 5681; RFC 3042; RFC 6675 section 5; RFC 8985 section 7.3; RFC 1122 section 4.2.3.3 |
 //! | `app.rs` | the application side: read, write, close, abort, accessors | RFC 9293 sections 3.10.2-3.10.5 |
 //! | `migrate.rs` | `export` / `import` of the [`Tcb`] | [`crate::tcb`] |
 //!
@@ -176,6 +176,14 @@ struct Cold {
     // Set by input.rs, timers.rs and app.rs; sent by output.rs.
     /// RST to send: (seq, Some(ack) for RST|ACK).
     pending_rst: Option<(u32, Option<u32>)>,
+    // output.rs (the window we advertise); not carried by the TCB.
+    /// While set, the window we advertise reaches at most this far beyond `rcv_nxt`,
+    /// less the bytes not yet read (`Endpoint::set_rcv_window_cap`).
+    rcv_wnd_cap: Option<u32>,
+    /// How far beyond `rcv_adv` the peer may have been told our window reaches: a
+    /// re-advertised edge is rounded up to a window-scale unit, so this stays below one
+    /// unit. Used only to trim received data while `rcv_wnd_cap` is set.
+    rcv_adv_slack: u32,
     // sack.rs (the scoreboard and the early timer)
     /// Sender's SACK scoreboard: disjoint, non-adjacent ranges [start, end) in ascending
     /// order, all within (`snd_una`, `snd_max`]. Not carried by `export`.
@@ -342,6 +350,8 @@ impl Endpoint {
                 ooo_len: 0,
                 ooo_fin: None,
                 pending_rst: None,
+                rcv_wnd_cap: None,
+                rcv_adv_slack: 0,
                 sb: [(0, 0); SB_MAX],
                 sb_len: 0,
                 high_rxt: iss,

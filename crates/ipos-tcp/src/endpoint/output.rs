@@ -21,6 +21,12 @@
 //!   blocks on other segments (RFC 7323 section 3, RFC 2018 section 4: most recent
 //!   first, up to 3 next to a timestamp, 4 without, as many as fit).
 //! - RSTs: `seq` and `ack` as RFC 9293 section 3.10.7 says for the case at hand.
+//! - The owner's receive-window cap ([`Endpoint::set_rcv_window_cap`]): while set, the
+//!   window we advertise (the SYN's and SYN-ACK's too) reaches at most `cap` beyond
+//!   `rcv_nxt`, less the bytes not yet read (as if the buffer held `cap` bytes), within
+//!   the same promise (the right edge never moves left, RFC 9293 section 3.8.6; one
+//!   scale unit of rounding, RFC 7323 section 2.4); lifting it opens the window with a
+//!   prompt update when that is not silly (RFC 9293 section 3.8.6.2.2).
 
 use smoltcp::time::Instant;
 
@@ -395,8 +401,77 @@ impl Endpoint {
         }
     }
 
+    /// Cap the window this endpoint advertises: while `cap` is `Some`, the right edge
+    /// it announces reaches at most `cap` bytes beyond `rcv_nxt`, less the received
+    /// bytes the application has not consumed yet (the receive buffer behaves as if it
+    /// held `cap` bytes, RFC 9293 section 3.8.6: the window is the room the receiver
+    /// offers), so that at most about `cap` bytes pile up unread. An edge already
+    /// advertised is never taken back (RFC 9293 section 3.8.6: the right edge does not
+    /// move left); as for every window, one window-scale unit of rounding up is
+    /// allowed (RFC 7323 section 2.4). It applies from the very next segment sent,
+    /// so set right after [`accept`](Endpoint::accept) (or
+    /// [`connect`](Endpoint::connect)) it caps the SYN-ACK's (SYN's) window too. While
+    /// capped, received bytes beyond the edge the peer was told are not taken (RFC 9293
+    /// section 3.10.7.4: text beyond the window is trimmed) and so never acknowledged.
+    ///
+    /// `None` lifts the cap: the window opens to the free receive buffer on the next
+    /// segment sent, and if it thereby grows by at least the receiver's SWS threshold
+    /// (RFC 9293 section 3.8.6.2.2, RFC 1122 section 4.2.3.3) a window update is sent
+    /// at once, as after an application read.
+    ///
+    /// Not carried by the TCB: [`export`](Endpoint::export) reports the window actually
+    /// advertised and an [`import`](Endpoint::import)ed endpoint starts uncapped.
+    pub fn set_rcv_window_cap(&mut self, cap: Option<u32>) {
+        self.cold.rcv_wnd_cap = cap;
+        self.window_update_if_grown();
+    }
+
+    /// The receive-window cap set by [`Endpoint::set_rcv_window_cap`], if any.
+    pub fn rcv_window_cap(&self) -> Option<u32> {
+        self.cold.rcv_wnd_cap
+    }
+
+    /// The most the window may reach beyond `rcv_nxt` under the cap: the cap less the
+    /// received bytes the application has not consumed (`u32::MAX` when uncapped).
+    fn capped_room(&self) -> u32 {
+        match self.cold.rcv_wnd_cap {
+            Some(cap) => cap.saturating_sub(self.cold.rcv.len().min(u32::MAX as usize) as u32),
+            None => u32::MAX,
+        }
+    }
+
+    /// Receiver SWS threshold (RFC 9293 section 3.8.6.2.2, RFC 1122 section 4.2.3.3):
+    /// the window is moved right by at least min(buffer / 2, MSS), the buffer being
+    /// the receive ring, or the cap while one is set.
+    pub(super) fn rcv_sws(&self) -> u32 {
+        let buf = self.cold.rcv.cap() as u32;
+        let buf = self.cold.rcv_wnd_cap.map_or(buf, |c| buf.min(c));
+        (buf / 2).min(u32::from(self.mss)).max(1)
+    }
+
+    /// After the room for the window grew (the application read, the cap was lifted or
+    /// raised): owe a window update now if the edge would move right by at least the
+    /// SWS threshold, or the window reopens from zero (RFC 9293 section 3.8.6.2.2).
+    /// Only while the peer may still send.
+    pub(super) fn window_update_if_grown(&mut self) {
+        if !matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) || self.has(TCB_F_FIN_RECEIVED)
+        {
+            return;
+        }
+        let before = self.rcv_adv;
+        let (_, edge) = self.window_to_advertise();
+        if gt(edge, before) && (edge.wrapping_sub(before) >= self.rcv_sws() || self.rcv_wnd() == 0)
+        {
+            self.ack_now();
+        }
+    }
+
     /// Our window field and the new right edge; never shrinks the right edge and
-    /// avoids silly-window advertisements (RFC 1122 4.2.3.3).
+    /// avoids silly-window advertisements (RFC 1122 4.2.3.3); within the owner's cap
+    /// if one is set ([`Endpoint::set_rcv_window_cap`]).
     pub(super) fn window_to_advertise(&self) -> (u16, u32) {
         let ws = self.rcv_wscale;
         // Keep one scale unit in reserve: when the old right edge is re-advertised its
@@ -404,13 +479,12 @@ impl Endpoint {
         // the peer's view of the edge still fits in the ring.
         let free = (self.cold.rcv.free() as u64)
             .saturating_sub((1u64 << ws) - 1)
-            .min(65535u64 << ws) as u32;
+            .min(65535u64 << ws)
+            .min(u64::from(self.capped_room())) as u32;
         let cand_field = free >> ws;
         let cand_edge = self.rcv_nxt.wrapping_add(cand_field << ws);
         let old = self.rcv_wnd();
-        let sws = (self.cold.rcv.cap() as u32 / 2)
-            .min(u32::from(self.mss))
-            .max(1);
+        let sws = self.rcv_sws();
         let old_field = old.div_ceil(1 << ws);
         let field = if gt(cand_edge, self.rcv_adv) && cand_edge.wrapping_sub(self.rcv_adv) >= sws
             || old == 0 && cand_field > 0 && free >= sws
@@ -445,7 +519,12 @@ impl Endpoint {
         data_len: usize,
     ) -> usize {
         let (window, edge) = if flags & SYN != 0 {
-            let w = (self.cold.rcv.free() as u32).min(65535);
+            // Never scaled (RFC 7323 section 2.2); within the owner's cap if one is set,
+            // but never below what an earlier SYN-ACK advertised.
+            let w = (self.cold.rcv.free() as u32)
+                .min(65535)
+                .min(self.capped_room())
+                .max(self.rcv_wnd().min(65535));
             (w as u16, self.rcv_nxt.wrapping_add(w))
         } else if flags & RST != 0 {
             (0, self.rcv_adv)
@@ -469,6 +548,21 @@ impl Endpoint {
         let total = hlen + a.len() + b.len();
         fill_checksum(self.flow.dst_addr, self.flow.src_addr, &mut out[..total]);
         if flags & ACK != 0 && flags & RST == 0 {
+            // The edge the peer reads from this segment (the field rounds the old edge
+            // up), and the farthest one it has been told, kept relative to `rcv_adv`.
+            let shift = if flags & SYN != 0 { 0 } else { self.rcv_wscale };
+            let told = self.rcv_nxt.wrapping_add(u32::from(window) << shift);
+            let told_before = self.rcv_adv.wrapping_add(self.cold.rcv_adv_slack);
+            let told_max = if gt(told, told_before) {
+                told
+            } else {
+                told_before
+            };
+            self.cold.rcv_adv_slack = if gt(told_max, edge) {
+                told_max.wrapping_sub(edge)
+            } else {
+                0
+            };
             self.last_ack_sent = self.rcv_nxt;
             self.rcv_adv = edge;
             self.flags &= !TCB_F_ACK_NOW;

@@ -1,13 +1,15 @@
 //! Receiving: in-order data into the receive ring, out-of-order ranges, and the FIN.
 //!
 //! Promises: nothing is written beyond the receive ring's free space (so never beyond
-//! the window we advertised); `rcv_nxt` moves only over bytes that are in the ring, in
-//! order. Out-of-order data waits in the ring itself, described by at most `MAX_OOO`
-//! ranges kept most recently changed first, which is the order of the SACK blocks we
-//! send (RFC 2018 section 4); with no room to describe a range the data is simply not
-//! acknowledged and the peer retransmits it. A FIN beyond a gap is remembered and
-//! accepted once the data in front of it arrives. Out-of-order data is not carried by
-//! `export`: it was never acknowledged.
+//! the window we advertised), nor, while the owner caps the window
+//! ([`Endpoint::set_rcv_window_cap`]), beyond the farthest right edge the peer was
+//! told; `rcv_nxt` moves only over bytes that are in the ring, in order. Out-of-order
+//! data waits in the ring itself, described by at most `MAX_OOO` ranges kept most
+//! recently changed first, which is the order of the SACK blocks we send (RFC 2018
+//! section 4); with no room to describe a range the data is simply not acknowledged
+//! and the peer retransmits it. A FIN beyond a gap is remembered and accepted once the
+//! data in front of it arrives. Out-of-order data is not carried by `export`: it was
+//! never acknowledged.
 //!
 //! - Segment text (RFC 9293 section 3.10.7.4, seventh check), trimmed to `rcv_nxt`.
 //! - ACK policy: immediately for out-of-order data, when a gap is filled and every
@@ -40,7 +42,18 @@ impl Endpoint {
             seq = self.rcv_nxt;
         }
         let off = seq.wrapping_sub(self.rcv_nxt) as usize;
-        let space = self.cold.rcv.free();
+        let mut space = self.cold.rcv.free();
+        if self.cold.rcv_wnd_cap.is_some() {
+            // Capped (`set_rcv_window_cap`): nothing beyond the farthest edge the peer
+            // was told is taken (RFC 9293 section 3.10.7.4 trims text to the window).
+            let told = self.rcv_adv.wrapping_add(self.cold.rcv_adv_slack);
+            let wnd = if gt(told, self.rcv_nxt) {
+                told.wrapping_sub(self.rcv_nxt)
+            } else {
+                0
+            };
+            space = space.min(wnd as usize);
+        }
         if off >= space {
             self.ack_now();
             return;

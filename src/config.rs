@@ -22,6 +22,7 @@
 
 use crate::node::{NodeIdentity, NodeOptions, Peer};
 use serde::Deserialize;
+use smoltcp::time::Duration;
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -66,6 +67,21 @@ struct RawFarm {
     nodes: Vec<RawNode>,
     tcp: Option<RawTcp>,
     policy: Option<RawPolicy>,
+    mtu: Option<RawMtu>,
+    http: Option<RawHttp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMtu {
+    farm: Option<u16>,
+    client: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    head_timeout: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +123,7 @@ struct RawTcp {
     rcv_buf: Option<usize>,
     snd_buf: Option<usize>,
     max_connections: Option<usize>,
+    idle_timeout: Option<u64>,
 }
 
 /// One node of the farm.
@@ -142,17 +159,40 @@ pub struct TcpSpec {
     pub snd_buf: usize,
     /// Connection table limit per node.
     pub max_connections: usize,
+    /// Seconds without a client segment after which a connection is aborted.
+    pub idle_timeout_s: u64,
 }
 
 impl Default for TcpSpec {
     /// The endpoint's and the node's own defaults.
     fn default() -> Self {
         let tcp = ipos_tcp::Config::default();
+        let node = NodeOptions::default();
         TcpSpec {
             mss: tcp.mss,
             rcv_buf: tcp.rcv_buf,
             snd_buf: tcp.snd_buf,
-            max_connections: NodeOptions::default().max_connections,
+            max_connections: node.max_connections,
+            idle_timeout_s: node.conn_idle.secs(),
+        }
+    }
+}
+
+/// The IP MTUs of the two kinds of link a node has (bytes after the Ethernet header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MtuSpec {
+    /// The farm segment, between nodes (ipOS frames).
+    pub farm: u16,
+    /// The path towards clients.
+    pub client: u16,
+}
+
+impl Default for MtuSpec {
+    fn default() -> Self {
+        let node = NodeOptions::default();
+        MtuSpec {
+            farm: node.farm_mtu,
+            client: node.client_mtu,
         }
     }
 }
@@ -195,6 +235,10 @@ pub struct FarmConfig {
     pub tcp: TcpSpec,
     /// Policy settings.
     pub policy: PolicySpec,
+    /// Link MTUs.
+    pub mtu: MtuSpec,
+    /// Seconds a client may take to send a whole request head.
+    pub head_timeout_s: u64,
 }
 
 impl FarmConfig {
@@ -343,6 +387,43 @@ impl FarmConfig {
                 }
                 tcp.max_connections = m;
             }
+            if let Some(s) = t.idle_timeout {
+                if !(10..=86_400).contains(&s) {
+                    return Err(err(
+                        "tcp.idle_timeout".into(),
+                        format!("{s} s is outside 10..=86400"),
+                    ));
+                }
+                tcp.idle_timeout_s = s;
+            }
+        }
+        let mut mtu = MtuSpec::default();
+        if let Some(m) = raw.mtu {
+            // The smallest MTU that still carries a 536-byte segment in a data frame.
+            let least = (ipos_wire::HEADER_LEN + 40 + 536) as u16;
+            for (name, val, slot) in [
+                ("mtu.farm", m.farm, &mut mtu.farm),
+                ("mtu.client", m.client, &mut mtu.client),
+            ] {
+                if let Some(v) = val {
+                    if !(least..=9216).contains(&v) {
+                        return Err(err(name.into(), format!("{v} is outside {least}..=9216")));
+                    }
+                    *slot = v;
+                }
+            }
+        }
+        let mut head_timeout_s = NodeOptions::default().head_timeout.secs();
+        if let Some(h) = raw.http {
+            if let Some(t) = h.head_timeout {
+                if !(1..=3600).contains(&t) {
+                    return Err(err(
+                        "http.head_timeout".into(),
+                        format!("{t} s is outside 1..=3600"),
+                    ));
+                }
+                head_timeout_s = t;
+            }
         }
         let mut policy = PolicySpec::default();
         if let Some(p) = raw.policy {
@@ -391,6 +472,8 @@ impl FarmConfig {
             nodes,
             tcp,
             policy,
+            mtu,
+            head_timeout_s,
         })
     }
 
@@ -452,6 +535,10 @@ impl FarmConfig {
         o.tcp.rcv_buf = self.tcp.rcv_buf;
         o.tcp.snd_buf = self.tcp.snd_buf;
         o.max_connections = self.tcp.max_connections;
+        o.set_idle_timeout(Duration::from_secs(self.tcp.idle_timeout_s));
+        o.farm_mtu = self.mtu.farm;
+        o.client_mtu = self.mtu.client;
+        o.head_timeout = Duration::from_secs(self.head_timeout_s);
         o.policy = self.policy_config();
         o.migration = self.policy.migration;
         o

@@ -69,7 +69,8 @@ labelled_counters! {
         BadChunk => "bad_chunk", "Carried request chunk out of range.";
         AdvertMalformed => "advert_malformed", "Server-state advertisement that does not parse.";
         NoticeMalformed => "notice_malformed", "Connection notice that does not parse or names no known node.";
-        ForwardNoTarget => "forward_no_target", "Data frame for a connection this node neither owns nor forwards.";
+        ForwardNoTarget => "forward_no_target", "Data frame for a connection this node neither owns nor forwards (its sender is told the connection is closed).";
+        TunnelTooBig => "tunnel_too_big", "A client packet that would not fit in a data frame on the farm segment (farm MTU).";
     }
 }
 
@@ -111,7 +112,7 @@ labelled_counters! {
         PacketsHeld => "packets_held", "Client packets held while their endpoint was migrating.";
         ForwardClosed => "forward_closed", "Forward entries removed on the owner's close notice.";
         ForwardMoved => "forward_moved", "Forward entries moved to a new owner (chained migration).";
-        ForwardExpired => "forward_expired", "Forward entries removed as stale: idle too long, or the client port opened a new connection.";
+        ForwardExpired => "forward_expired", "Forward entries removed after the idle time-out.";
         NoticesSent => "notices_sent", "Connection notices sent to forwarders.";
         UdpEchoed => "udp_echoed", "UDP datagrams echoed.";
         UdpMigrationsStarted => "udp_migrations_started", "UDP flows this node started to move.";
@@ -123,6 +124,8 @@ labelled_counters! {
         UdpFlowsExpired => "udp_flows_expired", "UDP flow entries removed after the idle time-out.";
         ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a client's MAC.";
         ConnIdleClosed => "conn_idle_closed", "TCP connections aborted after the idle time-out.";
+        TcpTimeWaitReused => "tcp_time_wait_reused", "Connections in TIME-WAIT ended by a new SYN from the same client port (RFC 6191), which opened a new connection.";
+        HttpHeadTimeouts => "http_head_timeouts", "Connections aborted because the client did not send a whole request head in time.";
         AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
         AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
     }

@@ -3,19 +3,11 @@
 
 mod common;
 
-use common::{can_run_farm, Farm};
+use common::{skip, Farm};
 use std::process::Command;
 use std::time::Duration;
 
 const NODE_A_MAC: &str = "02:00:c6:12:00:0b";
-
-fn skip() -> bool {
-    if !can_run_farm() {
-        eprintln!("skipped: needs root and iproute2 (run scripts/test)");
-        return true;
-    }
-    false
-}
 
 #[test]
 fn ping_nodes_and_vip_then_down_leaves_nothing() {

@@ -4,32 +4,11 @@
 
 mod common;
 
-use common::{can_run_farm, run_bounded, Farm};
+use common::{expected_sha256, run_bounded, skip, Farm};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const MAC_B: &str = "02:00:c6:12:00:0c";
-
-fn skip() -> bool {
-    if !can_run_farm() {
-        eprintln!("skipped: needs root and iproute2 (run scripts/test)");
-        return true;
-    }
-    false
-}
-
-/// sha256 of the first `n` bytes of the /bytes pattern, computed by python3.
-fn expected_sha(n: u64) -> String {
-    let script = format!(
-        "import hashlib\nh=hashlib.sha256()\np=bytes(i % 251 for i in range(251))*4000\nn={n}\nwhile n>0:\n    k=min(n,len(p)); h.update(p[:k]); n-=k\nprint(h.hexdigest())"
-    );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("python3");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// curl through the client namespace; returns (sha256 of the body, response headers).
 fn fetch(farm: &Farm, url: &str, extra: &[&str], timeout: u64) -> (String, String) {
@@ -105,7 +84,7 @@ fn url_map_moves_50mb_download_to_b() {
     let _ = Command::new("kill").arg(dump.id().to_string()).status();
     let _ = dump.wait();
     assert_eq!(node_header(&headers), "b", "headers: {headers}");
-    assert_eq!(sha, expected_sha(50_000_000), "body differs");
+    assert_eq!(sha, expected_sha256(50_000_000), "body differs");
     let text = std::fs::read_to_string(&cap).unwrap();
     let data_lines: Vec<&str> = text.lines().filter(|l| !l.contains("length 0")).collect();
     assert!(
@@ -198,7 +177,7 @@ fn migrations_survive_5pct_loss_of_ipos_frames() {
         String::from_utf8_lossy(&nft.stderr)
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let want = expected_sha(2_000_000);
+    let want = expected_sha256(2_000_000);
     for (i, path) in ["/b/bytes/2000000", "/c/bytes/2000000"]
         .iter()
         .cycle()

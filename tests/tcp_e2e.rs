@@ -5,42 +5,13 @@
 
 mod common;
 
-use common::{can_run_farm, run_bounded, Farm};
+use common::{
+    expected_sha256, flags, get, install_loss, loss_counters, nonzero, skip, Capture, Farm,
+};
 use std::collections::HashMap;
-use std::fs::File;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NODE_A: &str = "198.18.0.11";
-
-fn skip() -> bool {
-    if !can_run_farm() {
-        eprintln!("skipped: needs root and iproute2 (run scripts/test)");
-        return true;
-    }
-    false
-}
-
-/// SHA-256 (hex) of the first `n` bytes of the `/bytes/N` pattern
-/// (byte i == i mod 251), streamed by python3's hashlib.
-fn expected_sha256(n: u64) -> String {
-    let script = "import hashlib,sys\n\
-                  n=int(sys.argv[1]); p=bytes(range(251))*4000; h=hashlib.sha256()\n\
-                  while n>=len(p):\n    h.update(p); n-=len(p)\n\
-                  h.update(p[:n]); print(h.hexdigest())";
-    let out = run_bounded(
-        Command::new("python3").args(["-c", script, &n.to_string()]),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "python3 hashlib failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let h = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert_eq!(h.len(), 64, "bad hash from python3: {h:?}");
-    h
-}
 
 /// What one curl download saw.
 #[derive(Debug)]
@@ -141,20 +112,6 @@ fn assert_download(d: &Download, n: u64, expected: &str, node: &str, farm: &Farm
     assert_eq!(d.sha256, expected, "body sha256 differs\n{}", ctx());
 }
 
-fn nonzero(s: &HashMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<_> = s
-        .iter()
-        .filter(|(_, v)| **v != 0)
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
-    v.sort();
-    v
-}
-
-fn get(s: &HashMap<String, u64>, k: &str) -> u64 {
-    s.get(k).copied().unwrap_or(0)
-}
-
 /// Waits until every accepted connection of `node` has closed and at least
 /// `accepted` were accepted; returns the counters.
 fn settled_stats(farm: &Farm, node: &str, accepted: u64) -> HashMap<String, u64> {
@@ -189,80 +146,6 @@ fn concurrent_fetch(farm: &Farm, ip: &str, conns: u32, n: u64, timeout: u64) -> 
 /// A tcpdump of every SYN, FIN and RST crossing the client's link, running in
 /// the farm namespace on "uplink" (the bridge port of the client veth: frames
 /// forwarded between bridge ports never show on br0 itself).
-struct Capture {
-    child: Child,
-    out: std::path::PathBuf,
-    err: std::path::PathBuf,
-}
-
-impl Capture {
-    fn start(farm: &Farm) -> Capture {
-        let out = farm.run.join("capture.txt");
-        let err = farm.run.join("capture.err");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &farm.farm_ns()])
-            .args(["tcpdump", "-i", "uplink", "-n", "-l", "-S", "-c", "20000"])
-            .arg("tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0")
-            .stdout(File::create(&out).expect("capture file"))
-            .stderr(File::create(&err).expect("capture err file"))
-            .spawn()
-            .expect("spawn tcpdump");
-        let cap = Capture { child, out, err };
-        let t0 = Instant::now();
-        while !std::fs::read_to_string(&cap.err)
-            .unwrap_or_default()
-            .contains("listening on")
-        {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "tcpdump did not start: {}",
-                std::fs::read_to_string(&cap.err).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        cap
-    }
-
-    /// Stops the capture (SIGINT, bounded) and returns its lines.
-    fn stop(mut self) -> Vec<String> {
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let t0 = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() {
-            if t0.elapsed() > Duration::from_secs(5) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// tcpdump's flags field of one line (`Flags [S.]` gives `S.`).
-fn flags(line: &str) -> &str {
-    line.split("Flags [")
-        .nth(1)
-        .and_then(|r| r.split(']').next())
-        .unwrap_or("")
-}
 
 #[test]
 fn download_100mb_sha256() {
@@ -332,43 +215,6 @@ fn concurrent_200_connections() {
     assert!(farm.node_alive("a"), "node a died");
 }
 
-/// Installs 5% random drop on input and output of the client namespace.
-fn install_loss(farm: &Farm, pct: u32) {
-    let rules = format!(
-        "table inet lossy {{\n\
-         chain input {{ type filter hook input priority 0; policy accept; numgen random mod 100 < {pct} counter drop; }}\n\
-         chain output {{ type filter hook output priority 0; policy accept; numgen random mod 100 < {pct} counter drop; }}\n\
-         }}\n"
-    );
-    let path = farm.run.join("lossy.nft");
-    std::fs::write(&path, rules).unwrap();
-    let out = farm.client(
-        Duration::from_secs(10),
-        &["nft", "-f", path.to_str().unwrap()],
-    );
-    assert!(
-        out.status.success(),
-        "nft failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Packets dropped by the lossy table: (input, output).
-fn loss_counters(farm: &Farm) -> (u64, u64, String) {
-    let out = farm.client(
-        Duration::from_secs(10),
-        &["nft", "list", "table", "inet", "lossy"],
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let mut counts = text
-        .lines()
-        .filter_map(|l| l.split("counter packets ").nth(1))
-        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok());
-    let input = counts.next().unwrap_or(0);
-    let output = counts.next().unwrap_or(0);
-    (input, output, text)
-}
-
 #[test]
 fn download_20mb_with_5pct_loss() {
     if skip() {
@@ -421,7 +267,7 @@ fn kernel_client_rst_free() {
     const N: u64 = 100_000_000;
     let expected = expected_sha256(N);
     let farm = Farm::up("r", 1, &[]);
-    let cap = Capture::start(&farm);
+    let cap = Capture::start(&farm, "tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0");
     let d = curl_sha256(&farm, &format!("http://{NODE_A}/bytes/{N}"), 120);
     let (ok, text) = concurrent_fetch(&farm, NODE_A, 200, 1_000_000, 120);
     let s = settled_stats(&farm, "a", 201);

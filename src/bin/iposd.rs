@@ -149,6 +149,8 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     let mut next_log = clock() + stats_every;
     let mut next_file = clock();
     let mut idle = 0u32;
+    let mut next_view_check = clock();
+    let mut view_complete = false;
     let backoff = std::time::Duration::from_micros(opts.idle_backoff_us);
     while !stop.load(Ordering::Relaxed) {
         let now = clock();
@@ -159,6 +161,25 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
             }
         } else {
             idle = 0;
+        }
+        if now >= next_view_check {
+            next_view_check = now + Duration::from_millis(100);
+            let missing: Vec<String> = node.unheard_peers(now).map(|ip| ip.to_string()).collect();
+            if missing.is_empty() != view_complete {
+                view_complete = missing.is_empty();
+                if view_complete {
+                    log::info!(
+                        "farm view complete: node {} hears every other node ({} in all)",
+                        spec.name,
+                        farm.nodes.len()
+                    );
+                } else {
+                    log::warn!(
+                        "farm view incomplete: no fresh advert from {}",
+                        missing.join(", ")
+                    );
+                }
+            }
         }
         if opts.stats_interval > 0 && now >= next_log {
             next_log = now + stats_every;
@@ -193,8 +214,14 @@ fn write_stats(path: &std::path::Path, node: &Node<DpdkPort>, port_id: u16, pool
     }
     let pc = node.port().counters();
     s.push_str(&format!(
-        "port.rx_packets {}\nport.tx_packets {}\nport.tx_dropped {}\nport.alloc_failed {}\nport.rx_chained {}\n",
-        pc.rx_packets, pc.tx_packets, pc.tx_dropped, pc.alloc_failed, pc.rx_chained
+        "port.rx_packets {}\nport.tx_packets {}\nport.tx_dropped {}\nport.tx_deferred {}\nport.tx_backlog {}\nport.alloc_failed {}\nport.rx_chained {}\n",
+        pc.rx_packets,
+        pc.tx_packets,
+        pc.tx_dropped,
+        pc.tx_deferred,
+        node.port().tx_backlog(),
+        pc.alloc_failed,
+        pc.rx_chained
     ));
     if let Some(d) = dpdk::device_stats(port_id) {
         s.push_str(&format!(

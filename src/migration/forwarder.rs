@@ -4,40 +4,29 @@
 //! Every such packet is wrapped in an ipOS data frame to the owner, in the
 //! same buffer (the 30-byte ipOS head goes into the headroom). The owner's
 //! notices keep the entry right: a move points it at the new owner, a close
-//! removes it. A plain SYN from the client port ends a stale entry (a new
-//! connection reuses the port after a lost close notice).
+//! removes it; an owner that receives a data frame for a flow it does not
+//! know says "closed" too (its close notice was lost, or it restarted).
 
 use crate::counters::{DropReason, Event};
 use crate::migration::Notice;
 use crate::node::Node;
 use crate::port::{PacketBuf, Port};
 use crate::tables::{ForwardEntry, ForwardKey};
+use ipos_wire::headers::ETHERNET_LEN;
 use ipos_wire::{Flow, DATA_HEADROOM};
 use smoltcp::time::Instant;
 use smoltcp::wire::EthernetAddress;
 
 impl<P: Port> Node<P> {
     /// The forward entry a client TCP packet of `flow` follows, if any
-    /// (marked used). `syn_only` packets end the entry instead.
-    pub(crate) fn forward_entry_for(
-        &mut self,
-        now: Instant,
-        flow: &Flow,
-        syn_only: bool,
-    ) -> Option<ForwardEntry> {
+    /// (marked used). A SYN follows it too: the owner knows whether the port
+    /// is being reused for a new connection (RFC 6191) or the SYN belongs to
+    /// the live one (RFC 5961), and says "closed" if it has forgotten it.
+    pub(crate) fn forward_entry_for(&mut self, now: Instant, flow: &Flow) -> Option<ForwardEntry> {
         if self.forward.is_empty() {
             return None;
         }
-        let fkey = ForwardKey::of(flow);
-        let entry = self.forward.lookup(&fkey, now)?;
-        if syn_only {
-            // A forwarded connection never sends a SYN again: the client
-            // reuses the port for a new connection. The old entry is stale
-            // (its close notice was lost).
-            self.forward.remove(&fkey);
-            self.counters.inc(Event::ForwardExpired);
-            return None;
-        }
+        let entry = self.forward.lookup(&ForwardKey::of(flow), now)?;
         (entry.target_port == flow.dst_port).then_some(entry)
     }
 
@@ -56,6 +45,10 @@ impl<P: Port> Node<P> {
         let macs = self.macs_to(entry.target_mac);
         match ipos_wire::emit_data_header(buf.data_mut(), self.id.ethertype, &macs) {
             Ok(len) => {
+                if len - ETHERNET_LEN > usize::from(self.opts.farm_mtu) {
+                    // The farm segment would drop it: say so here instead.
+                    return self.counters.drop(DropReason::TunnelTooBig);
+                }
                 if len < buf.len() && buf.set_len(len).is_err() {
                     return self.counters.drop(DropReason::TxNoBuffer);
                 }

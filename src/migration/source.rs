@@ -11,7 +11,7 @@
 
 use super::{Retry, CHUNK, MAX_CARRIED, MAX_MOVES};
 use crate::counters::{DropReason, Event};
-use crate::node::{Node, Origin, PeerId, Phase};
+use crate::node::{Node, Origin, PeerId, Phase, ServingCount};
 use crate::port::{PacketBuf, Port};
 use crate::tables::{ForwardEntry, ForwardKey};
 use ipos_policy::{Reason, RequestInfo};
@@ -43,18 +43,18 @@ impl<P: Port> Node<P> {
                 if conn.ep.recv_available() >= self.service.max_head_bytes()
                     || conn.ep.peer_fin_received()
                 {
-                    conn.phase = Phase::Serving;
+                    conn.settle(&mut self.serving);
                 }
                 return None;
             }
             Err(_) => {
-                conn.phase = Phase::Serving;
+                conn.settle(&mut self.serving);
                 return None;
             }
         };
-        conn.phase = Phase::Serving;
         if conn.moves >= MAX_MOVES {
             // Enough: policies that disagree must not bounce a connection forever.
+            conn.settle(&mut self.serving);
             self.counters.inc(Event::DecisionLocal);
             return None;
         }
@@ -68,6 +68,8 @@ impl<P: Port> Node<P> {
             spread_key: spread_key(flow.src_addr, flow.src_port),
         };
         let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
+        // Served here from now on, unless the move below starts.
+        conn.settle(&mut self.serving);
         // A target moves a connection on only for an explicit rule (URL or
         // cookie), never for load: that could bounce it between nodes.
         let stay = d.target == self.id.ip
@@ -116,12 +118,13 @@ impl<P: Port> Node<P> {
             Origin::Accepted => me,
         };
         tcb.next_hop = self.peers.ip(forwarder).octets();
-        conn.phase = Phase::Exporting(Box::new(Export {
+        let export = Export {
             target,
             tcb: tcb.to_bytes(),
             retry: Retry::new(now),
             held: Vec::with_capacity(hold),
-        }));
+        };
+        conn.set_phase(Phase::Exporting(Box::new(export)), &mut self.serving);
         self.counters.inc(Event::MigrationsStarted);
         self.send_migration(now, slot);
         true
@@ -129,7 +132,7 @@ impl<P: Port> Node<P> {
 
     /// A move's retry time came: send again, or give up after the last try.
     pub(crate) fn retry_export(&mut self, now: Instant, slot: u32) {
-        let tries = match self.conns.get(slot).map(|c| &c.phase) {
+        let tries = match self.conns.get(slot).map(|c| c.phase()) {
             Some(Phase::Exporting(e)) => e.retry.tries(),
             _ => return,
         };
@@ -146,7 +149,7 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let Phase::Exporting(export) = &mut conn.phase else {
+        let Phase::Exporting(export) = conn.phase_mut() else {
             return;
         };
         export.retry.record_try(now, base);
@@ -223,7 +226,7 @@ impl<P: Port> Node<P> {
             return self.counters.inc(Event::MigrationAcksDuplicate);
         };
         let c = self.conns.get(slot).expect("slot from index");
-        match &c.phase {
+        match c.phase() {
             Phase::AwaitingCommit(_) => self.on_commit(now, slot, src_mac),
             Phase::Exporting(export) => {
                 if self.peers.mac(export.target) != src_mac {
@@ -247,7 +250,7 @@ impl<P: Port> Node<P> {
 
     /// The target holds the endpoint: forward to it, commit, and let go.
     fn on_export_acked(&mut self, now: Instant, slot: u32, flow: Flow) {
-        let Some(Phase::Exporting(export)) = self.conns.get(slot).map(|c| &c.phase) else {
+        let Some(Phase::Exporting(export)) = self.conns.get(slot).map(|c| c.phase()) else {
             return;
         };
         let target = self.peers.addr(export.target);
@@ -262,10 +265,11 @@ impl<P: Port> Node<P> {
         if self.forward.insert(ForwardKey::of(&flow), entry).is_err() {
             return self.keep_here(now, slot, Event::MigrationsForwardFull);
         }
-        let Some(conn) = self.conns.remove(slot) else {
+        let Some(mut conn) = self.remove_conn(slot) else {
             return;
         };
-        let Phase::Exporting(export) = conn.phase else {
+        let mut uncounted = ServingCount::default();
+        let Phase::Exporting(export) = conn.set_phase(Phase::Serving, &mut uncounted) else {
             return; // checked above: not reached
         };
         self.counters.inc(Event::MigrationsAcked);
@@ -290,16 +294,15 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let export = match std::mem::replace(&mut conn.phase, Phase::Serving) {
-            Phase::Exporting(export) => export,
-            other => {
-                conn.phase = other;
-                return;
-            }
+        let target = match conn.phase() {
+            Phase::Exporting(export) => export.target,
+            _ => return,
         };
-        conn.phase = Phase::FellBack {
-            target: export.target,
+        let fell_back = Phase::FellBack { target };
+        let Phase::Exporting(export) = conn.set_phase(fell_back, &mut self.serving) else {
+            return; // checked above: not reached
         };
+        conn.ep.set_rcv_window_cap(None);
         let flow = conn.ep.flow();
         self.counters.inc(why);
         self.send_abort(&flow, export.target);

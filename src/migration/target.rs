@@ -8,13 +8,12 @@
 //! source that kept the connection says so with an abort notice, and a
 //! target that hears nothing drops its copy after twice the source's tries.
 
-use super::{Reassembly, Retry};
+use super::{Notice, Reassembly, Retry};
 use crate::counters::{DropReason, Event};
 use crate::node::{Conn, Node, Origin, PeerId, Phase};
 use crate::port::{PacketBuf, Port};
 use crate::tables::ForwardKey;
-use ipos_http::HttpConn;
-use ipos_tcp::{Endpoint, Tcb};
+use ipos_tcp::{Endpoint, State, Tcb};
 use ipos_wire::{Flow, Protocol, DATA_HEADROOM, TCB_LEN};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Packet, TcpPacket};
@@ -48,20 +47,32 @@ impl<P: Port> Node<P> {
             self.forward.remove(&fkey);
             self.counters.inc(Event::ForwardMoved);
         }
-        if let Some(slot) = self.conns.find(&flow) {
-            // Already ours: the acknowledgement was lost. Say it again.
-            let c = self.conns.get(slot).expect("slot from index");
-            if c.origin.is_imported() && !matches!(c.phase, Phase::Exporting(_)) {
-                return self.send_ack(&flow, src_mac, Protocol::Tcp);
-            }
-            return self.counters.drop(DropReason::IposUnexpected);
-        }
-        if self.pending.contains_key(&flow) {
-            return; // a retry while the carried bytes are still coming
-        }
         let Ok(tcb) = Tcb::parse(tcb) else {
             return self.counters.drop(DropReason::IposBadTcb);
         };
+        if let Some(slot) = self.conns.find(&flow) {
+            let c = self.conns.get(slot).expect("slot from index");
+            if c.ep.irs() == tcb.irs {
+                // Already ours: the acknowledgement was lost. Say it again.
+                if c.origin.is_imported() && !matches!(c.phase(), Phase::Exporting(_)) {
+                    return self.send_ack(&flow, src_mac, Protocol::Tcp);
+                }
+                return self.counters.drop(DropReason::IposUnexpected);
+            }
+            // A new incarnation on the same ports: the old one must be over.
+            if !matches!(c.ep.state(), State::TimeWait | State::Closed) {
+                return self.counters.drop(DropReason::IposUnexpected);
+            }
+            self.remove_conn(slot);
+            self.counters.inc(Event::TcpTimeWaitReused);
+        }
+        if self
+            .pending
+            .get(&flow)
+            .is_some_and(|r| r.tcb.irs == tcb.irs)
+        {
+            return; // a retry while the carried bytes are still coming
+        }
         let Some(r) = Reassembly::new(tcb, src_mac, now) else {
             return self.counters.drop(DropReason::IposBadTcb);
         };
@@ -73,11 +84,20 @@ impl<P: Port> Node<P> {
         }
     }
 
-    /// A data frame for a flow with no connection here: a carried request
-    /// chunk of an incoming move, or nothing we know.
-    pub(crate) fn on_carried_chunk(&mut self, now: Instant, flow: &Flow, buf: P::Buf) {
+    /// A data frame from `from` for a flow with no connection here: a carried
+    /// request chunk of an incoming move, or a flow this node does not know
+    /// (its close notice was lost, or the node restarted): then `from` is told
+    /// it is closed, so that it stops forwarding into the void.
+    pub(crate) fn on_unknown_tunnelled(
+        &mut self,
+        now: Instant,
+        flow: &Flow,
+        from: PeerId,
+        buf: P::Buf,
+    ) {
         let Some(r) = self.pending.get_mut(flow) else {
-            return self.counters.drop(DropReason::ForwardNoTarget);
+            self.counters.drop(DropReason::ForwardNoTarget);
+            return self.send_notice(flow, from, Notice::CLOSED);
         };
         let ip = Ipv4Packet::new_unchecked(&buf.data()[DATA_HEADROOM..]);
         let tcp = TcpPacket::new_unchecked(ip.payload());
@@ -105,17 +125,10 @@ impl<P: Port> Node<P> {
             }),
             None => self.after_commit(),
         };
-        let conn = Conn {
-            ep,
-            app: HttpConn::new(),
-            last_active: now,
-            peer_mac: EthernetAddress(r.tcb.link_addr),
-            close_requested: false,
-            phase,
-            origin: Origin::Imported { forwarder },
-            moves: r.tcb.moves,
-        };
-        match self.conns.insert(flow, conn) {
+        let origin = Origin::Imported { forwarder };
+        let peer_mac = EthernetAddress(r.tcb.link_addr);
+        let conn = Conn::new(ep, now, peer_mac, phase, origin, r.tcb.moves);
+        match self.insert_conn(flow, conn) {
             Ok(slot) => {
                 self.counters.inc(Event::MigrationsReceived);
                 self.send_ack(&flow, r.source_mac, Protocol::Tcp);
@@ -143,13 +156,13 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let Phase::AwaitingCommit(wait) = &conn.phase else {
+        let Phase::AwaitingCommit(wait) = conn.phase() else {
             return;
         };
         if self.peers.mac(wait.source) != src_mac {
             return self.counters.drop(DropReason::IposUnexpected);
         }
-        conn.phase = next;
+        conn.set_phase(next, &mut self.serving);
         self.counters.inc(Event::MigrationsCommitted);
         self.service(now, slot);
     }
@@ -163,11 +176,11 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let Phase::AwaitingCommit(wait) = &mut conn.phase else {
+        let Phase::AwaitingCommit(wait) = conn.phase_mut() else {
             return;
         };
         if wait.retry.tries() >= limit {
-            self.conns.remove(slot);
+            self.remove_conn(slot);
             self.counters.inc(Event::MigrationsAborted);
             return;
         }
@@ -191,11 +204,9 @@ impl<P: Port> Node<P> {
         }
         self.pending.remove(flow);
         if let Some(slot) = self.conns.find(flow) {
-            if self
-                .conns
-                .get(slot)
-                .is_some_and(|c| c.origin.is_imported() && !matches!(c.phase, Phase::Exporting(_)))
-            {
+            if self.conns.get(slot).is_some_and(|c| {
+                c.origin.is_imported() && !matches!(c.phase(), Phase::Exporting(_))
+            }) {
                 self.conns.remove(slot);
                 self.counters.inc(Event::MigrationsAborted);
             }

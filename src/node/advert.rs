@@ -45,16 +45,13 @@ impl AdvertState {
 }
 
 impl<P: Port> Node<P> {
+    /// Broadcasts this node's state, and applies it to its own view.
     pub(crate) fn advertise(&mut self, now: Instant) {
         let seq = self.adverts.next_seq();
         let mut a = AdvertRepr::new(self.id.ip, seq);
         // Load = connections served here; those still waiting for a decision
         // (most of which will move) do not count.
-        a.established = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.phase.is_serving())
-            .count() as u32;
+        a.established = self.serving.get() as u32;
         a.cpu_permille = self.adverts.take_permille();
         a.mem_avail_mib = self.opts.mem_avail_mib;
         a.bw_avail_mbps = self.opts.bw_avail_mbps;
@@ -99,6 +96,15 @@ impl<P: Port> Node<P> {
                 &body[..blen],
             )
         });
+    }
+
+    /// The members of the farm this node does not hear from (no fresh
+    /// advert), by address; empty when its view of the farm is complete.
+    pub fn unheard_peers(&self, now: Instant) -> impl Iterator<Item = Ipv4Address> + '_ {
+        let now_ms = now.total_millis() as u64;
+        self.peers
+            .ips()
+            .filter(move |&ip| ip != self.id.ip && !self.view.is_live(ip, now_ms, self.id.ip))
     }
 
     /// An advert from a farm member.

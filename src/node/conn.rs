@@ -19,10 +19,83 @@ pub(crate) struct Conn<B> {
     pub peer_mac: EthernetAddress,
     /// The application asked to close and the endpoint was told.
     pub close_requested: bool,
-    pub phase: Phase<B>,
+    /// Read with [`Conn::phase`]; changed only by [`Conn::set_phase`], which
+    /// keeps the node's count of served connections.
+    phase: Phase<B>,
     pub origin: Origin,
     /// How many times the endpoint has moved (carried in the TCB's move count).
     pub moves: u16,
+}
+
+impl<B> Conn<B> {
+    /// A new entry (count it with [`ServingCount::add`] once inserted).
+    pub fn new(
+        ep: Endpoint,
+        now: Instant,
+        peer_mac: EthernetAddress,
+        phase: Phase<B>,
+        origin: Origin,
+        moves: u16,
+    ) -> Conn<B> {
+        Conn {
+            ep,
+            app: HttpConn::new(),
+            last_active: now,
+            peer_mac,
+            close_requested: false,
+            phase,
+            origin,
+            moves,
+        }
+    }
+
+    /// Where the connection stands.
+    pub fn phase(&self) -> &Phase<B> {
+        &self.phase
+    }
+
+    /// The state inside the current phase (held packets, retries). To change
+    /// the phase itself, use [`Conn::set_phase`].
+    pub fn phase_mut(&mut self) -> &mut Phase<B> {
+        &mut self.phase
+    }
+
+    /// Moves the connection to `phase`; returns the phase it left.
+    pub fn set_phase(&mut self, phase: Phase<B>, serving: &mut ServingCount) -> Phase<B> {
+        serving.remove(&self.phase);
+        serving.add(&phase);
+        std::mem::replace(&mut self.phase, phase)
+    }
+
+    /// The connection stays here: it is served, and its receive window
+    /// opens to the full buffer (it was kept small while it might move).
+    pub fn settle(&mut self, serving: &mut ServingCount) {
+        self.set_phase(Phase::Serving, serving);
+        self.ep.set_rcv_window_cap(None);
+    }
+}
+
+/// How many connections are served here (in [`Phase::Serving`] or
+/// [`Phase::FellBack`]): the load a node advertises, kept as phases change
+/// so that no one counts by walking the table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServingCount(usize);
+
+impl ServingCount {
+    /// A connection in `phase` joined.
+    pub fn add<B>(&mut self, phase: &Phase<B>) {
+        self.0 += usize::from(phase.is_serving());
+    }
+
+    /// A connection in `phase` left.
+    pub fn remove<B>(&mut self, phase: &Phase<B>) {
+        self.0 -= usize::from(phase.is_serving());
+    }
+
+    /// The count.
+    pub fn get(&self) -> usize {
+        self.0
+    }
 }
 
 /// Where a connection stands. One value at a time: a connection cannot be

@@ -20,9 +20,9 @@ impl<P: Port> Node<P> {
         };
         // Only the farm's nodes speak ipOS to us: a valid frame from any other
         // MAC is spoofed or misdirected.
-        if !self.peers.is_member(src_mac) {
+        let Some(from) = self.peers.by_mac(src_mac) else {
             return self.counters.drop(DropReason::IposUnknownSender);
-        }
+        };
         match frame.message {
             Message::TcpConnection {
                 flow,
@@ -51,8 +51,8 @@ impl<P: Port> Node<P> {
                     return self.counters.drop(DropReason::IposBadLength);
                 }
                 match protocol {
-                    Protocol::Tcp => self.handle_tcp(now, buf, Via::Tunnel),
-                    _ => self.handle_udp(now, buf, Via::Tunnel),
+                    Protocol::Tcp => self.handle_tcp(now, buf, Via::Tunnel { from }),
+                    _ => self.handle_udp(now, buf, Via::Tunnel { from }),
                 }
             }
             Message::Ack { flow, protocol } => {

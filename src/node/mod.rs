@@ -46,7 +46,7 @@ mod udp;
 pub use options::NodeOptions;
 pub use peers::{NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 
-pub(crate) use conn::{Conn, Origin, Phase};
+pub(crate) use conn::{Conn, Origin, Phase, ServingCount};
 pub(crate) use rx::Via;
 
 use crate::counters::{Counters, Event};
@@ -70,9 +70,15 @@ pub struct Node<P: Port> {
     pub(crate) id: NodeIdentity,
     pub(crate) peers: Peers,
     pub(crate) opts: NodeOptions,
+    /// TCP configuration of connections that stay here (MSS for the client path).
+    pub(crate) tcp_direct: ipos_tcp::Config,
+    /// TCP configuration of connections that may move (MSS fits a data frame).
+    pub(crate) tcp_movable: ipos_tcp::Config,
     pub(crate) service: Service,
     /// Local, forward-connect and temporary connections.
     pub(crate) conns: ConnectionTable<Conn<P::Buf>>,
+    /// Connections of `conns` served here.
+    pub(crate) serving: ServingCount,
     pub(crate) forward: ForwardTable,
     /// Incoming moves waiting for their carried bytes.
     pub(crate) pending: BoundedMap<Flow, Reassembly>,
@@ -104,9 +110,20 @@ impl<P: Port> Node<P> {
         };
         let peers = Peers::new(&id);
         let view = FarmView::new(&opts.policy);
+        let tcp_direct = ipos_tcp::Config {
+            mss: opts.mss(false),
+            ..opts.tcp.clone()
+        };
+        let tcp_movable = ipos_tcp::Config {
+            mss: opts.mss(true),
+            ..opts.tcp.clone()
+        };
         Node {
+            tcp_direct,
+            tcp_movable,
             port,
             conns: ConnectionTable::new(opts.max_connections),
+            serving: ServingCount::default(),
             forward: ForwardTable::new(opts.max_forward),
             pending: BoundedMap::new(opts.max_pending),
             udp_flows: BoundedMap::new(opts.max_udp_flows),
@@ -170,6 +187,32 @@ impl<P: Port> Node<P> {
     /// The policy's current view of the farm.
     pub fn view(&self) -> &FarmView {
         &self.view
+    }
+
+    /// Connections served here (the load this node advertises).
+    pub fn serving_count(&self) -> usize {
+        self.serving.get()
+    }
+
+    /// Adds a connection to the table (and to the count of served ones).
+    pub(crate) fn insert_conn(
+        &mut self,
+        flow: Flow,
+        conn: Conn<P::Buf>,
+    ) -> Result<u32, crate::tables::TableFull> {
+        let serving = conn.phase().is_serving();
+        let slot = self.conns.insert(flow, conn)?;
+        if serving {
+            self.serving.add(&Phase::<P::Buf>::Serving);
+        }
+        Ok(slot)
+    }
+
+    /// Removes the connection in `slot` from the table and the count.
+    pub(crate) fn remove_conn(&mut self, slot: u32) -> Option<Conn<P::Buf>> {
+        let conn = self.conns.remove(slot)?;
+        self.serving.remove(conn.phase());
+        Some(conn)
     }
 
     /// One iteration of the poll loop: receive a burst and handle every

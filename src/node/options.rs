@@ -28,7 +28,7 @@ pub struct NodeOptions {
     pub migrate_tries: u32,
     /// How often server state is advertised (zero: never).
     pub advert_interval: Duration,
-    /// Forward entries unused this long are removed.
+    /// Forward entries unused this long are removed (longer than `conn_idle`).
     pub forward_idle: Duration,
     /// Incoming migrations not completed within this time are dropped.
     pub pending_timeout: Duration,
@@ -42,8 +42,58 @@ pub struct NodeOptions {
     pub udp_idle: Duration,
     /// UDP flow table limit.
     pub max_udp_flows: usize,
-    /// TCP connections with no segment from the client for this long are aborted.
+    /// TCP connections with no segment from the client for this long are
+    /// aborted. Set it with [`NodeOptions::set_idle_timeout`], which keeps
+    /// `forward_idle` longer.
     pub conn_idle: Duration,
+    /// IP MTU of the farm segment (what follows the Ethernet header of an
+    /// ipOS frame): a data frame carries 16 bytes of ipOS header plus the
+    /// client's whole IPv4 packet.
+    pub farm_mtu: u16,
+    /// IP MTU of the path towards clients.
+    pub client_mtu: u16,
+    /// Receive window a connection that may move advertises until the policy
+    /// has placed it: the bytes that could have to be carried along.
+    pub head_window: u32,
+    /// A client that has not sent a whole request head this long after it
+    /// connected (or after it started its next request) is disconnected.
+    pub head_timeout: Duration,
+}
+
+/// What a forward entry outlives its endpoint's idle time-out by: a client
+/// packet refreshes the forward entry on its way to the endpoint, so with
+/// this margin the entry never goes before the endpoint it points at.
+pub const FORWARD_IDLE_MARGIN: Duration = Duration::from_secs(60);
+
+/// Bytes a data frame adds to a client packet after the Ethernet header.
+const TUNNEL_OVERHEAD: u16 = ipos_wire::HEADER_LEN as u16;
+/// IPv4 and TCP headers without options: the MSS counts what follows them.
+const IPV4_TCP_HEADERS: u16 = 40;
+
+impl NodeOptions {
+    /// Sets the connection idle time-out, and the forward entries' to outlive it.
+    pub fn set_idle_timeout(&mut self, idle: Duration) {
+        self.conn_idle = idle;
+        self.forward_idle = idle + FORWARD_IDLE_MARGIN;
+    }
+
+    /// The MSS to advertise: the configured one, clamped so that a client
+    /// segment fits the client path (`client_mtu - 40`) and, for a connection
+    /// that may move, fits in a data frame on the farm segment
+    /// (`farm_mtu - 16 - 40`). With 1500-byte MTUs: 1460 direct, 1444 movable.
+    pub fn mss(&self, movable: bool) -> u16 {
+        let mut mss = self
+            .tcp
+            .mss
+            .min(self.client_mtu.saturating_sub(IPV4_TCP_HEADERS));
+        if movable {
+            mss = mss.min(
+                self.farm_mtu
+                    .saturating_sub(TUNNEL_OVERHEAD + IPV4_TCP_HEADERS),
+            );
+        }
+        mss
+    }
 }
 
 impl Default for NodeOptions {
@@ -59,14 +109,36 @@ impl Default for NodeOptions {
             migrate_retry: Duration::from_millis(40),
             migrate_tries: 7,
             advert_interval: Duration::from_millis(500),
-            forward_idle: Duration::from_secs(120),
+            forward_idle: Duration::from_secs(900) + FORWARD_IDLE_MARGIN,
             pending_timeout: Duration::from_secs(2),
             policy: PolicyConfig::default(),
             mem_avail_mib: 4096,
             bw_avail_mbps: 10_000,
             udp_idle: Duration::from_secs(30),
             max_udp_flows: 16384,
-            conn_idle: Duration::from_secs(300),
+            conn_idle: Duration::from_secs(900),
+            farm_mtu: 1500,
+            client_mtu: 1500,
+            head_window: 16 * 1024,
+            head_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mss_fits_the_tunnel() {
+        let mut o = NodeOptions::default();
+        assert_eq!(o.mss(false), 1460);
+        assert_eq!(o.mss(true), 1444, "1500 - 16 (ipOS) - 40 (IPv4 + TCP)");
+        o.farm_mtu = 9000;
+        assert_eq!(o.mss(true), 1460, "a jumbo farm segment needs no clamp");
+        o.client_mtu = 1400;
+        assert_eq!(o.mss(false), 1360);
+        o.set_idle_timeout(Duration::from_secs(30));
+        assert!(o.forward_idle > o.conn_idle);
     }
 }

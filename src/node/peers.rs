@@ -132,6 +132,11 @@ impl Peers {
         self.addr(id).mac
     }
 
+    /// Every node's address, this one included.
+    pub fn ips(&self) -> impl Iterator<Item = Ipv4Address> + '_ {
+        self.list.iter().map(|p| p.ip)
+    }
+
     /// Number of nodes, this one included.
     pub fn len(&self) -> usize {
         self.list.len()

@@ -5,7 +5,7 @@
 //! checked: version, checksum, length, no fragments; padding cut) by protocol
 //! to ICMP, TCP or UDP, for the addresses this node owns.
 
-use super::Node;
+use super::{Node, PeerId};
 use crate::counters::DropReason;
 use crate::port::{PacketBuf, Port};
 use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4};
@@ -18,8 +18,8 @@ use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Packet};
 pub(crate) enum Via {
     /// Straight from the wire: IPv4 at offset 14.
     Wire,
-    /// Out of an ipOS data frame from another node (a tunnel): IPv4 at offset 30.
-    Tunnel,
+    /// Out of an ipOS data frame that farm node `from` sent (a tunnel): IPv4 at offset 30.
+    Tunnel { from: PeerId },
 }
 
 impl Via {
@@ -27,7 +27,7 @@ impl Via {
     pub fn offset(self) -> usize {
         match self {
             Via::Wire => ETHERNET_LEN,
-            Via::Tunnel => DATA_HEADROOM,
+            Via::Tunnel { .. } => DATA_HEADROOM,
         }
     }
 }

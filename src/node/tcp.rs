@@ -7,15 +7,12 @@ use super::{Conn, Node, Origin, Phase, Via};
 use crate::counters::{DropReason, Event};
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
-use ipos_http::HttpConn;
 use ipos_tcp::Endpoint;
 use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_IPV4, IPV4_LEN};
 use ipos_wire::{emit_ipv4_header, Flow, Ipv4Header};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpProtocol, Ipv4Packet, TcpPacket};
 
-/// TCP header and options room beyond the MSS in an outgoing segment.
-const TCP_HEADER_ROOM: usize = 60;
 /// Application <-> endpoint exchanges per service call, at most.
 const PUMP_ROUNDS: usize = 64;
 
@@ -38,7 +35,7 @@ impl<P: Port> Node<P> {
             (flow, tcp.syn(), tcp.ack(), tcp.rst())
         };
         // Forwarded connections first: no checksum work, the owner verifies.
-        if let Some(entry) = self.forward_entry_for(now, &flow, syn && !ack) {
+        if let Some(entry) = self.forward_entry_for(now, &flow) {
             return self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
         }
         let checksum_ok = {
@@ -52,19 +49,56 @@ impl<P: Port> Node<P> {
         if !checksum_ok {
             return self.counters.drop(DropReason::TcpBadChecksum);
         }
+        let plain_syn = syn && !ack && !rst;
+        let mut reused = None;
         if let Some(slot) = self.conns.find(&flow) {
-            return self.deliver(now, slot, buf, off);
+            if !plain_syn {
+                return self.deliver(now, slot, buf, off);
+            }
+            // A new connection from a port whose old one is in TIME-WAIT here?
+            match self.end_time_wait(slot, &buf, off) {
+                Some(old) => reused = Some(old),
+                None => return self.deliver(now, slot, buf, off),
+            }
         }
-        if via == Via::Tunnel {
-            return self.on_carried_chunk(now, &flow, buf);
-        }
-        if syn && !ack && !rst {
-            return self.accept(now, flow, buf);
+        let (origin, peer_mac) = match (via, reused) {
+            // The same client port again: fed as the old one was.
+            (_, Some((origin, mac))) => (origin, mac),
+            (Via::Wire, None) => (
+                Origin::Accepted,
+                EthernetAddress::from_bytes(&buf.data()[6..12]),
+            ),
+            (Via::Tunnel { from }, None) => {
+                return self.on_unknown_tunnelled(now, &flow, from, buf);
+            }
+        };
+        if plain_syn {
+            return self.accept(now, flow, buf, off, origin, peer_mac);
         }
         self.counters.drop(DropReason::TcpNoConnection);
         if !rst {
             self.send_reset(buf);
         }
+    }
+
+    /// Ends the connection in `slot` if it is in TIME-WAIT and the SYN in
+    /// `buf` may open a new incarnation of it (RFC 6191); returns how the old
+    /// one was fed and its client's MAC, for the new one.
+    fn end_time_wait(
+        &mut self,
+        slot: u32,
+        buf: &P::Buf,
+        off: usize,
+    ) -> Option<(Origin, EthernetAddress)> {
+        let c = self.conns.get(slot)?;
+        let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
+        if !c.ep.accepts_reuse(ip.payload()) {
+            return None;
+        }
+        let old = (c.origin, c.peer_mac);
+        self.remove_conn(slot);
+        self.counters.inc(Event::TcpTimeWaitReused);
+        Some(old)
     }
 
     /// A segment for the connection in `slot`.
@@ -73,7 +107,7 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if let Phase::Exporting(export) = &mut conn.phase {
+        if let Phase::Exporting(export) = conn.phase_mut() {
             if export.held.len() < hold_limit {
                 export.held.push((buf, off));
                 self.counters.inc(Event::PacketsHeld);
@@ -92,37 +126,51 @@ impl<P: Port> Node<P> {
         self.service(now, slot)
     }
 
-    /// A SYN from the wire with no connection: a new one on a service port.
-    fn accept(&mut self, now: Instant, flow: Flow, buf: P::Buf) {
+    /// A SYN with no connection: a new one on a service port. `origin`
+    /// says how its packets reach us (straight, or from a forwarder when
+    /// the client reused the port of a connection that lived here).
+    fn accept(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        buf: P::Buf,
+        off: usize,
+        origin: Origin,
+        peer_mac: EthernetAddress,
+    ) {
         if !self.id.service_ports.contains(&flow.dst_port) {
             self.counters.drop(DropReason::TcpNoListener);
-            return self.send_reset(buf);
+            return match origin {
+                Origin::Accepted => self.send_reset(buf),
+                Origin::Imported { .. } => {}
+            };
         }
         let iss = self.initial_sequence(&flow, now);
-        let ep = {
-            let ip = Ipv4Packet::new_unchecked(&buf.data()[ETHERNET_LEN..]);
-            match Endpoint::accept(&self.opts.tcp, flow, ip.payload(), iss, now) {
+        // Connections to the VIP may move; one fed by a forwarder travels in
+        // data frames already.
+        let may_move =
+            (self.opts.migration && Some(flow.dst_addr) == self.id.vip) || origin.is_imported();
+        let cfg = if may_move {
+            &self.tcp_movable
+        } else {
+            &self.tcp_direct
+        };
+        let mut ep = {
+            let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
+            match Endpoint::accept(cfg, flow, ip.payload(), iss, now) {
                 Ok(ep) => ep,
                 Err(_) => return self.counters.drop(DropReason::TcpRejected),
             }
         };
-        // Only connections to the VIP are candidates for migration.
-        let may_move = self.opts.migration && Some(flow.dst_addr) == self.id.vip;
-        let conn = Conn {
-            ep,
-            app: HttpConn::new(),
-            last_active: now,
-            peer_mac: EthernetAddress::from_bytes(&buf.data()[6..12]),
-            close_requested: false,
-            phase: if may_move {
-                Phase::AwaitingHead
-            } else {
-                Phase::Serving
-            },
-            origin: Origin::Accepted,
-            moves: 0,
+        let phase = if may_move && self.opts.migration {
+            // Few bytes until the policy has placed it: they may have to travel.
+            ep.set_rcv_window_cap(Some(self.opts.head_window));
+            Phase::AwaitingHead
+        } else {
+            Phase::Serving
         };
-        match self.conns.insert(flow, conn) {
+        let conn = Conn::new(ep, now, peer_mac, phase, origin, 0);
+        match self.insert_conn(flow, conn) {
             Ok(slot) => {
                 self.counters.inc(Event::TcpAccepted);
                 self.counters.inc(Event::TcpSegmentsIn);
@@ -150,10 +198,10 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if conn.phase.is_frozen() {
+        if conn.phase().is_frozen() {
             return; // while it moves, or until its source commits the move
         }
-        if let Phase::AwaitingHead = conn.phase {
+        if let Phase::AwaitingHead = conn.phase() {
             if let Some(target) = self.decide(now, slot) {
                 if self.start_migration(now, slot, target) {
                     return;
@@ -163,7 +211,7 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if conn.phase.is_serving() {
+        if conn.phase().is_serving() {
             pump(conn, &self.service);
         }
         self.send_segments(now, slot);
@@ -173,7 +221,7 @@ impl<P: Port> Node<P> {
         if conn.ep.is_closed() {
             let forwarder = conn.origin.remote_forwarder(self.peers.me());
             let flow = conn.ep.flow();
-            self.conns.remove(slot);
+            self.remove_conn(slot);
             self.counters.inc(Event::TcpClosed);
             if let Some(f) = forwarder {
                 self.send_notice(&flow, f, Notice::CLOSED);
@@ -188,7 +236,8 @@ impl<P: Port> Node<P> {
         };
         let peer_mac = conn.peer_mac;
         let flow = conn.ep.flow();
-        let max_frame = ETHERNET_LEN + IPV4_LEN + TCP_HEADER_ROOM + usize::from(self.opts.tcp.mss);
+        // An IPv4 packet to the client never exceeds the client path's MTU.
+        let max_frame = ETHERNET_LEN + usize::from(self.opts.client_mtu);
         let head = ETHERNET_LEN + IPV4_LEN;
         loop {
             let Some(mut buf) = self.alloc() else { break };

@@ -54,7 +54,7 @@ impl<P: Port> Node<P> {
             let Some(c) = self.conns.get(slot) else {
                 continue;
             };
-            match &c.phase {
+            match c.phase() {
                 Phase::Exporting(export) => {
                     if export.retry.is_due(now) {
                         self.retry_export(now, slot);
@@ -86,7 +86,7 @@ impl<P: Port> Node<P> {
             let Some(c) = self.conns.get_mut(slot) else {
                 continue;
             };
-            if !matches!(c.phase, Phase::Exporting(_)) && now >= c.last_active + conn_idle {
+            if !matches!(c.phase(), Phase::Exporting(_)) && now >= c.last_active + conn_idle {
                 c.ep.abort();
                 self.counters.inc(Event::ConnIdleClosed);
                 self.service(now, slot);

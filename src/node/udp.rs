@@ -69,7 +69,7 @@ impl<P: Port> Node<P> {
             }
             None => {}
         }
-        if via == Via::Tunnel {
+        if let Via::Tunnel { .. } = via {
             return self.counters.drop(DropReason::ForwardNoTarget);
         }
         if self.udp_flows.is_full() {
@@ -92,7 +92,7 @@ impl<P: Port> Node<P> {
     pub(crate) fn echo_udp(&mut self, mut buf: P::Buf, via: Via) {
         let peer_mac = match via {
             Via::Wire => Some(EthernetAddress::from_bytes(&buf.data()[6..12])),
-            Via::Tunnel => {
+            Via::Tunnel { .. } => {
                 if buf.adj(DATA_HEADROOM - ETHERNET_LEN).is_err() {
                     return self.counters.drop(DropReason::UdpMalformed);
                 }

@@ -7,8 +7,9 @@
 //! why it is sound.
 #![allow(unsafe_code)]
 
-use super::{BufError, PacketBuf, Port, PortCounters, BURST};
+use super::{BufError, PacketBuf, Port, PortCounters, BURST, TX_BACKLOG};
 use smoltcp::wire::EthernetAddress;
+use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_uint};
 use std::ptr::NonNull;
@@ -408,12 +409,14 @@ pub struct DpdkPort {
     mac: EthernetAddress,
     pool: Mempool,
     rx: [*mut RteMbuf; BURST],
-    tx: [*mut RteMbuf; BURST],
-    tx_len: usize,
+    /// Frames queued for the device, oldest first (at most `TX_BACKLOG`).
+    txq: VecDeque<*mut RteMbuf>,
+    /// The device refused frames since the last explicit `flush`.
+    tx_blocked: bool,
     counters: PortCounters,
 }
 
-// SAFETY: the raw mbuf pointers in the arrays are owned by this value (tx) or
+// SAFETY: the raw mbuf pointers in the queue are owned by this value (tx) or
 // scratch (rx); the queue is polled only by whichever thread owns the port.
 unsafe impl Send for DpdkPort {}
 
@@ -426,8 +429,8 @@ impl DpdkPort {
             mac,
             pool: Mempool { ptr: pool.ptr },
             rx: [std::ptr::null_mut(); BURST],
-            tx: [std::ptr::null_mut(); BURST],
-            tx_len: 0,
+            txq: VecDeque::with_capacity(TX_BACKLOG),
+            tx_blocked: false,
             counters: PortCounters::default(),
         }
     }
@@ -483,34 +486,23 @@ impl Port for DpdkPort {
     }
 
     fn send(&mut self, buf: Mbuf) {
-        if self.tx_len == BURST {
-            self.flush();
+        if self.txq.len() >= TX_BACKLOG {
+            self.counters.tx_dropped += 1;
+            return drop(buf);
         }
-        self.tx[self.tx_len] = buf.into_raw();
-        self.tx_len += 1;
+        self.txq.push_back(buf.into_raw());
+        if self.txq.len() >= BURST && !self.tx_blocked {
+            self.push_to_device();
+        }
     }
 
     fn flush(&mut self) {
-        if self.tx_len == 0 {
-            return;
-        }
-        // SAFETY: tx[..tx_len] are mbufs we own; the driver takes ownership of
-        // the first `sent` of them.
-        let sent = unsafe {
-            ipos_tx_burst(
-                self.port_id,
-                self.queue,
-                self.tx.as_mut_ptr(),
-                self.tx_len as u16,
-            )
-        } as usize;
-        for &p in &self.tx[sent..self.tx_len] {
-            // SAFETY: the driver refused these; we still own them.
-            unsafe { ipos_mbuf_free(p) };
-        }
-        self.counters.tx_packets += sent as u64;
-        self.counters.tx_dropped += (self.tx_len - sent) as u64;
-        self.tx_len = 0;
+        self.tx_blocked = false;
+        self.push_to_device();
+    }
+
+    fn tx_backlog(&self) -> usize {
+        self.txq.len()
     }
 
     fn counters(&self) -> PortCounters {
@@ -518,12 +510,34 @@ impl Port for DpdkPort {
     }
 }
 
+impl DpdkPort {
+    /// Hands queued frames to the device in bursts until it refuses some
+    /// (its TX ring is full): those stay queued for the next try.
+    fn push_to_device(&mut self) {
+        while !self.txq.is_empty() {
+            let (head, _) = self.txq.as_mut_slices();
+            let n = head.len().min(BURST);
+            // SAFETY: head[..n] are mbufs we own; the driver takes ownership of
+            // the first `sent` of them, which we then forget.
+            let sent =
+                unsafe { ipos_tx_burst(self.port_id, self.queue, head.as_mut_ptr(), n as u16) }
+                    as usize;
+            self.txq.drain(..sent);
+            self.counters.tx_packets += sent as u64;
+            if sent < n {
+                self.tx_blocked = true;
+                self.counters.tx_deferred += self.txq.len() as u64;
+                break;
+            }
+        }
+    }
+}
+
 impl Drop for DpdkPort {
     fn drop(&mut self) {
-        for &p in &self.tx[..self.tx_len] {
+        for p in self.txq.drain(..) {
             // SAFETY: queued mbufs that were never handed to the driver.
             unsafe { ipos_mbuf_free(p) };
         }
-        self.tx_len = 0;
     }
 }

@@ -296,7 +296,8 @@ impl MemSwitch {
             switch: self.clone(),
             idx: s.stations.len() - 1,
             mac,
-            tx: Vec::new(),
+            tx: VecDeque::new(),
+            tx_ring: None,
             counters: PortCounters::default(),
         }
     }
@@ -371,7 +372,9 @@ pub struct MemPort {
     switch: MemSwitch,
     idx: usize,
     mac: EthernetAddress,
-    tx: Vec<MemBuf>,
+    tx: VecDeque<MemBuf>,
+    /// Frames the simulated device takes per `flush` (None: all).
+    tx_ring: Option<usize>,
     counters: PortCounters,
 }
 
@@ -380,6 +383,12 @@ impl MemPort {
     /// (ports are numbered 0, 1, ... in the order they were attached).
     pub fn index(&self) -> usize {
         self.idx
+    }
+
+    /// Makes the simulated device take at most `n` frames per `flush` (as a
+    /// small TX ring would), or all of them (None, the default).
+    pub fn set_tx_ring(&mut self, n: Option<usize>) {
+        self.tx_ring = n;
     }
 
     /// Injects a frame as if it had arrived from the wire.
@@ -425,19 +434,28 @@ impl Port for MemPort {
     }
 
     fn send(&mut self, buf: MemBuf) {
-        self.tx.push(buf);
-        if self.tx.len() >= super::BURST {
+        if self.tx.len() >= super::TX_BACKLOG {
+            self.counters.tx_dropped += 1;
+            return;
+        }
+        self.tx.push_back(buf);
+        if self.tx.len() >= super::BURST && self.tx_ring.is_none() {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
-        let frames: Vec<MemBuf> = self.tx.drain(..).collect();
-        self.counters.tx_packets += frames.len() as u64;
+        let n = self.tx_ring.unwrap_or(usize::MAX).min(self.tx.len());
+        self.counters.tx_packets += n as u64;
         let mut s = self.switch.inner.borrow_mut();
-        for f in frames {
+        for f in self.tx.drain(..n) {
             s.transmit(self.idx, f);
         }
+        self.counters.tx_deferred += self.tx.len() as u64;
+    }
+
+    fn tx_backlog(&self) -> usize {
+        self.tx.len()
     }
 
     fn counters(&self) -> PortCounters {

@@ -14,6 +14,10 @@ use smoltcp::wire::EthernetAddress;
 
 /// Largest receive or transmit burst.
 pub const BURST: usize = 32;
+/// Frames a port keeps queued while its device's TX ring is full, at most
+/// (well below the default pool of 16 383 buffers); beyond it new frames are
+/// freed and counted in `tx_dropped`.
+pub const TX_BACKLOG: usize = 1024;
 
 /// Why a buffer operation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,10 +74,13 @@ pub trait PacketBuf {
 pub struct PortCounters {
     /// Packets received by `rx_burst`.
     pub rx_packets: u64,
-    /// Packets handed to the device by `flush`.
+    /// Packets handed to the device.
     pub tx_packets: u64,
-    /// Packets the device refused (its TX ring was full) and that were freed.
+    /// Packets freed unsent because the TX backlog was full.
     pub tx_dropped: u64,
+    /// Packets the device refused (its TX ring was full) that stayed queued for
+    /// the next try; a packet that waits several tries counts each time.
+    pub tx_deferred: u64,
     /// Buffer allocations that failed (pool empty).
     pub alloc_failed: u64,
     /// Received chained (multi-segment) packets, dropped.
@@ -91,10 +98,17 @@ pub trait Port {
     fn rx_burst(&mut self, out: &mut Vec<Self::Buf>) -> usize;
     /// A fresh empty buffer from the port's pool.
     fn alloc(&mut self) -> Option<Self::Buf>;
-    /// Queues a packet for transmission; a full TX batch is flushed at once.
+    /// Queues a packet for transmission; a full burst is handed to the
+    /// device at once. When [`TX_BACKLOG`] packets already wait, the packet is
+    /// freed and counted (`tx_dropped`).
     fn send(&mut self, buf: Self::Buf);
-    /// Hands all queued packets to the device; what it refuses is freed and counted.
+    /// Hands queued packets to the device until it refuses some (its TX ring
+    /// is full); those stay queued, in order, for the next `flush` (counted in
+    /// `tx_deferred`).
     fn flush(&mut self);
+    /// Packets queued and not yet taken by the device. Producers that can
+    /// wait (TCP endpoints) stop while this is high.
+    fn tx_backlog(&self) -> usize;
     /// Software counters.
     fn counters(&self) -> PortCounters;
 }

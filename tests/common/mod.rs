@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -196,4 +197,165 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
             rx.recv().expect("wait").expect("output")
         }
     }
+}
+
+/// True (and says why) when the end-to-end tests cannot run here.
+pub fn skip() -> bool {
+    if !can_run_farm() {
+        eprintln!("skipped: needs root and iproute2 (run scripts/test)");
+        return true;
+    }
+    false
+}
+
+/// SHA-256 (hex) of the first `n` bytes of the `/bytes/N` pattern
+/// (byte i == i mod 251), streamed by python3's hashlib.
+pub fn expected_sha256(n: u64) -> String {
+    let script = "import hashlib,sys\n\
+                  n=int(sys.argv[1]); p=bytes(range(251))*4000; h=hashlib.sha256()\n\
+                  while n>=len(p):\n    h.update(p); n-=len(p)\n\
+                  h.update(p[:n]); print(h.hexdigest())";
+    let out = run_bounded(
+        Command::new("python3").args(["-c", script, &n.to_string()]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "python3 hashlib failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let h = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(h.len(), 64, "bad hash from python3: {h:?}");
+    h
+}
+
+/// The non-zero counters, sorted, for failure messages.
+pub fn nonzero(s: &HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut v: Vec<_> = s
+        .iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A counter, 0 when absent.
+pub fn get(s: &HashMap<String, u64>, k: &str) -> u64 {
+    s.get(k).copied().unwrap_or(0)
+}
+
+/// tcpdump on the farm end of the client's link (`uplink`), one line per
+/// packet matching a filter, at most 20 000.
+pub struct Capture {
+    child: Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+}
+
+impl Capture {
+    /// Starts a capture of the packets matching `filter` (a pcap filter).
+    pub fn start(farm: &Farm, filter: &str) -> Capture {
+        let out = farm.run.join("capture.txt");
+        let err = farm.run.join("capture.err");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &farm.farm_ns()])
+            .args(["tcpdump", "-i", "uplink", "-n", "-l", "-S", "-c", "20000"])
+            .arg(filter)
+            .stdout(File::create(&out).expect("capture file"))
+            .stderr(File::create(&err).expect("capture err file"))
+            .spawn()
+            .expect("spawn tcpdump");
+        let cap = Capture { child, out, err };
+        let t0 = Instant::now();
+        while !std::fs::read_to_string(&cap.err)
+            .unwrap_or_default()
+            .contains("listening on")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "tcpdump did not start: {}",
+                std::fs::read_to_string(&cap.err).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cap
+    }
+
+    /// Stops the capture (SIGINT, bounded) and returns its lines.
+    pub fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let t0 = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if t0.elapsed() > Duration::from_secs(5) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// tcpdump's flags field of one line (`Flags [S.]` gives `S.`).
+pub fn flags(line: &str) -> &str {
+    line.split("Flags [")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("")
+}
+
+/// Installs `pct`% random drop on input and output of the client namespace.
+pub fn install_loss(farm: &Farm, pct: u32) {
+    let rules = format!(
+        "table inet lossy {{\n\
+         chain input {{ type filter hook input priority 0; policy accept; numgen random mod 100 < {pct} counter drop; }}\n\
+         chain output {{ type filter hook output priority 0; policy accept; numgen random mod 100 < {pct} counter drop; }}\n\
+         }}\n"
+    );
+    let path = farm.run.join("lossy.nft");
+    std::fs::write(&path, rules).unwrap();
+    let out = farm.client(
+        Duration::from_secs(10),
+        &["nft", "-f", path.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "nft failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Packets dropped by the lossy table: (input, output).
+pub fn loss_counters(farm: &Farm) -> (u64, u64, String) {
+    let out = farm.client(
+        Duration::from_secs(10),
+        &["nft", "list", "table", "inet", "lossy"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut counts = text
+        .lines()
+        .filter_map(|l| l.split("counter packets ").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok());
+    let input = counts.next().unwrap_or(0);
+    let output = counts.next().unwrap_or(0);
+    (input, output, text)
 }

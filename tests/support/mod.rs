@@ -184,7 +184,8 @@ pub struct Client {
     pub port: MemPort,
     pub conns: Vec<ClientConn>,
     pub stats: ClientStats,
-    cfg: ipos_tcp::Config,
+    /// The client endpoints' TCP configuration (tests may change it).
+    pub cfg: ipos_tcp::Config,
     rng: Rng,
     ident: u16,
     buf: Vec<u8>,
@@ -205,13 +206,19 @@ impl Client {
 
     /// Opens a connection from `local_port` to VIP:80; returns its index.
     pub fn connect(&mut self, now: Instant, local_port: u16) -> usize {
+        let iss = self.rng.next_u64() as u32;
+        self.connect_with_iss(now, local_port, iss)
+    }
+
+    /// Opens a connection from `local_port` to VIP:80 with initial sequence
+    /// number `iss`; returns its index.
+    pub fn connect_with_iss(&mut self, now: Instant, local_port: u16, iss: u32) -> usize {
         let flow = ipos_wire::Flow {
             src_addr: VIP,
             src_port: SERVICE_PORT,
             dst_addr: CLIENT_IP,
             dst_port: local_port,
         };
-        let iss = self.rng.next_u64() as u32;
         self.conns.push(ClientConn {
             ep: Endpoint::connect(&self.cfg, flow, iss, now),
             received: Vec::new(),

@@ -116,6 +116,12 @@ impl Endpoint {
         self.flow
     }
 
+    /// The peer's initial sequence number: it tells two incarnations of a
+    /// connection on the same ports apart (0 before a SYN was received).
+    pub fn irs(&self) -> u32 {
+        self.cold.irs
+    }
+
     /// The peer closed its direction (FIN received in order).
     pub fn peer_fin_received(&self) -> bool {
         self.has(TCB_F_FIN_RECEIVED)

@@ -8,33 +8,85 @@
 //! * `GET /bytes/N`, `0 <= N <= 10^12`: `N` bytes of `application/octet-stream`
 //!   where byte `i` is `(i mod 251) as u8` (see [`pattern_byte`]). The body is
 //!   generated on the fly. Bad `N` gives 400.
-//! * Both also match after one leading `/<segment>/` prefix
-//!   (`/b/bytes/10`, `/b/`, `/b`); the exact route is tried first. Hence
-//!   any single-segment path (`/anything`) serves the root page, and
-//!   404 is for deeper unknown paths (`/a/b`).
+//! * `POST /upload` and `PUT /upload`: the request body, of any size, is
+//!   read as it arrives (never buffered) and hashed; the answer is `200 OK`,
+//!   `Content-Type: text/plain`, headers `X-Upload-Length: <bytes>` and
+//!   `X-Upload-Sha256: <64 lowercase hex>`, body `<bytes> <hex>\n`. An
+//!   empty (or absent) body is an upload of 0 bytes. `GET /upload` is the
+//!   root page.
+//! * All of these also match after one leading `/<segment>/` prefix
+//!   (`/b/bytes/10`, `/b/upload`, `/b/`, `/b`); the exact route is tried
+//!   first. Hence any single-segment path (`/anything`) serves the root
+//!   page, and 404 is for deeper unknown paths (`/a/b`).
 //! * Query strings are ignored; absolute-form targets are accepted.
-//! * Errors: 400 malformed head, bad `N`, `Content-Length` > 0 or
-//!   `Transfer-Encoding`; 404 unknown path (keeps the connection);
-//!   405 other methods (with `Allow: GET, HEAD`); 431 head larger than
-//!   [`Service::max_head_bytes`]; 505 other HTTP versions. Every error
-//!   except 404 closes the connection. `Host` is not required.
+//!
+//! # Request bodies
+//! A body is framed by `Content-Length` (decimal; repeats must agree) or
+//! `Transfer-Encoding: chunked` (HTTP/1.1 only). Chunked syntax is strict
+//! where leniency could let two parsers disagree on where a body ends:
+//! `1*HEXDIG [BWS ";" ext] CRLF` size lines (extensions ignored), chunk
+//! data followed by exactly CRLF, trailer lines `token ":" value CRLF` (read
+//! and discarded) then CRLF, no bare LF; a size line and the trailer
+//! section are at most [`MAX_CHUNK_LINE_BYTES`] each.
+//!
+//! Every request that is not answered with a closing error has its body
+//! read to the end before its response starts: an `/upload` body is
+//! hashed, any other (a GET or HEAD with a body, a POST or PUT elsewhere, a
+//! 404) is discarded, and the connection stays usable. An HTTP/1.1 request
+//! with `Expect: 100-continue` whose body is to be read gets
+//! `HTTP/1.1 100 Continue` first (even when body bytes already arrived;
+//! other expectations are ignored). A request answered with a closing
+//! error (400, 405 for other methods, ...) has its body left unread: the
+//! connection closes after the answer. A request whose body is cut short
+//! by the peer's FIN gets no answer.
+//!
+//! # Errors
+//! * 400, closes: malformed head; bad `N`; a target with no path (`*`);
+//!   malformed body framing: `Content-Length` together with
+//!   `Transfer-Encoding` (request smuggling), differing `Content-Length`
+//!   values, a `Content-Length` that is not decimal or overflows, a
+//!   `Transfer-Encoding` other than exactly `chunked` (or in HTTP/1.0), a
+//!   bad chunk-size line, chunk data not followed by CRLF, a bad trailer
+//!   line, a chunk-size line or trailer section over
+//!   [`MAX_CHUNK_LINE_BYTES`]. Framing errors inside a body are answered
+//!   when they are seen.
+//! * 404, keeps the connection: unknown path (GET/HEAD).
+//! * 405 with `Allow: GET, HEAD`, keeps the connection: POST or PUT to a
+//!   path other than `/upload` (after reading its body).
+//! * 405, closes: any other method (`DELETE`, `OPTIONS`, lowercase `get`,
+//!   ...), with `Allow: GET, HEAD, POST, PUT` on an upload path and
+//!   `Allow: GET, HEAD` elsewhere.
+//! * 431, closes: head larger than [`Service::max_head_bytes`].
+//! * 505, closes: other HTTP versions.
+//!
+//! `Host` is not required. Every response carries `Content-Type`,
+//! `Content-Length` and `X-Ipos-Node`, plus `Connection: close` when it
+//! closes (`Connection: keep-alive` for HTTP/1.0 keep-alive).
 //!
 //! # Glue contract
 //! ```text
 //! on data:  n = conn.on_recv(&svc, rx_bytes); drop n bytes from the rx buffer
+//!           (body bytes are consumed as they arrive, so the window reopens;
+//!           consumption stops at the end of a request whose response started)
 //! on FIN:   conn.on_peer_fin()
 //! to send:  n = conn.poll_send(&svc, tx_space); queue n bytes
+//!           (a `100 Continue` comes out here too, while the body is read)
 //!           when a response completes (has_pending_output() turns false),
 //!           call on_recv again with the still-unconsumed rx bytes
 //!           (pipelined requests) before acting on wants_close()
 //! close:    when wants_close() && !has_pending_output() and all output is sent
+//! timers:   conn.head_wait() after each call above: run the head
+//!           (slowloris) timer while it is FirstRequest or Partial, stop it
+//!           otherwise; Idle is the keep-alive wait between requests
 //! ```
 #![forbid(unsafe_code)]
 
+mod body;
 mod conn;
 mod parse;
 
-pub use conn::{HttpConn, HttpStats, Service, DEFAULT_MAX_HEAD_BYTES, MAX_BYTES_N};
+pub use body::MAX_CHUNK_LINE_BYTES;
+pub use conn::{HeadWait, HttpConn, HttpStats, Service, DEFAULT_MAX_HEAD_BYTES, MAX_BYTES_N};
 pub use parse::{peek_request, target_path, Headers, HttpError, RequestHead, Version};
 
 /// Period of the `/bytes/N` body pattern.

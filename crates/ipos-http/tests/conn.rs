@@ -1,6 +1,9 @@
 use ipos_http::{fill_pattern, pattern_byte, peek_request, HttpConn, HttpError, Service, Version};
 use proptest::prelude::*;
 
+mod common;
+use common::*;
+
 const ROOT_N1: &str = "HTTP/1.1 200 OK\r\n\
 Content-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 72\r\n\
@@ -15,141 +18,6 @@ Content-Length: 10\r\n\
 X-Ipos-Node: n1\r\n\
 \r\n\
 \x00\x01\x02\x03\x04\x05\x06\x07\x08\x09";
-
-/// Minimal TCP glue: an rx buffer fed to `on_recv`, output drained through
-/// `poll_send` into `chunk`-sized writes.
-struct Glue {
-    svc: Service,
-    conn: HttpConn,
-    rx: Vec<u8>,
-    out: Vec<u8>,
-    chunk: usize,
-}
-
-impl Glue {
-    fn new(svc: Service) -> Glue {
-        Glue {
-            svc,
-            conn: HttpConn::new(),
-            rx: Vec::new(),
-            out: Vec::new(),
-            chunk: 1500,
-        }
-    }
-
-    fn feed(&mut self, data: &[u8]) {
-        self.rx.extend_from_slice(data);
-        self.pump();
-    }
-
-    fn pump(&mut self) {
-        let mut tmp = vec![0u8; self.chunk];
-        loop {
-            let n = self.conn.on_recv(&self.svc, &self.rx);
-            assert!(n <= self.rx.len());
-            self.rx.drain(..n);
-            if !self.conn.has_pending_output() {
-                // Not busy: everything must have been consumed.
-                assert!(self.rx.is_empty(), "idle connection left bytes unconsumed");
-                return;
-            }
-            while self.conn.has_pending_output() {
-                let k = self.conn.poll_send(&self.svc, &mut tmp);
-                assert!(k > 0, "pending output but poll_send made no progress");
-                self.out.extend_from_slice(&tmp[..k]);
-            }
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.out).into_owned()
-    }
-}
-
-fn one_shot(svc: Service, req: &[u8]) -> (String, HttpConn) {
-    let mut g = Glue::new(svc);
-    g.feed(req);
-    (g.text(), g.conn)
-}
-
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Parse one response from `data`; `head_only` responses have no body.
-/// Returns the response and the bytes used, or an error string.
-fn parse_response(data: &[u8], head_only: bool) -> Result<(Response, usize), String> {
-    let end = data
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of head")?;
-    let head = std::str::from_utf8(&data[..end]).map_err(|e| e.to_string())?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().ok_or("no status line")?;
-    let rest = status_line
-        .strip_prefix("HTTP/1.1 ")
-        .ok_or(format!("bad status line {status_line:?}"))?;
-    let status: u16 = rest
-        .get(..3)
-        .and_then(|s| s.parse().ok())
-        .ok_or("bad status")?;
-    let mut headers = Vec::new();
-    for l in lines {
-        let (n, v) = l.split_once(": ").ok_or(format!("bad header {l:?}"))?;
-        headers.push((n.to_string(), v.to_string()));
-    }
-    let mut r = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    let cl: usize = r
-        .header("content-length")
-        .ok_or("no content-length")?
-        .parse()
-        .map_err(|_| "bad content-length")?;
-    if r.header("x-ipos-node").is_none() {
-        return Err("no X-Ipos-Node".into());
-    }
-    let mut used = end + 4;
-    if !head_only {
-        let body = data.get(used..used + cl).ok_or("truncated body")?;
-        r.body = body.to_vec();
-        used += cl;
-    }
-    Ok((r, used))
-}
-
-fn parse_all(mut data: &[u8], head_only: &[bool]) -> Vec<Response> {
-    let mut v = Vec::new();
-    for &h in head_only {
-        let (r, used) = parse_response(data, h).unwrap();
-        v.push(r);
-        data = &data[used..];
-    }
-    assert!(
-        data.is_empty(),
-        "trailing bytes: {:?}",
-        String::from_utf8_lossy(data)
-    );
-    v
-}
-
-fn status_of(text: &str) -> u16 {
-    text[9..12].parse().unwrap()
-}
 
 #[test]
 fn exact_root_response() {
@@ -208,6 +76,7 @@ fn exact_close_and_http10_responses() {
 
 #[test]
 fn exact_error_responses() {
+    // POST elsewhere than /upload: the body is read, the connection stays.
     let (t, c) = one_shot(
         Service::new("n1"),
         b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
@@ -215,8 +84,19 @@ fn exact_error_responses() {
     assert_eq!(
         t,
         "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: 23\r\nAllow: GET, HEAD\r\nX-Ipos-Node: n1\r\nConnection: close\r\n\r\n\
+         Content-Length: 23\r\nAllow: GET, HEAD\r\nX-Ipos-Node: n1\r\n\r\n\
          405 Method Not Allowed\n"
+    );
+    assert!(!c.wants_close());
+    assert_eq!(c.stats().bodies_discarded, 1);
+
+    // Other methods close, with the methods of the path in Allow.
+    let (t, c) = one_shot(Service::new("n1"), b"DELETE /b/upload HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        t,
+        "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: 23\r\nAllow: GET, HEAD, POST, PUT\r\nX-Ipos-Node: n1\r\n\
+         Connection: close\r\n\r\n405 Method Not Allowed\n"
     );
     assert!(c.wants_close());
 
@@ -338,19 +218,22 @@ fn error_statuses_and_close() {
         (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", 400),
         (b"GET  / HTTP/1.1\r\n\r\n", 400),
         (b"\x00\x01\x02\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", 400),
         (b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
         (
             b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             400,
         ),
         (
-            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
             400,
         ),
         (
-            b"HEAD / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HEAD / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
             400,
+        ),
+        (
+            b"DELETE /bytes/1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            405,
         ),
         (b"GET * HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\n\r\n", 505),
@@ -638,6 +521,10 @@ fn check_output(out: &[u8], conn: &HttpConn, truncated: bool) {
     let mut count = 0;
     let mut last_close = false;
     while !rest.is_empty() {
+        rest = strip_continues(rest).1;
+        if rest.is_empty() {
+            break;
+        }
         let (mut r, head_used) = match parse_response(rest, true) {
             Ok(v) => v,
             Err(_) if truncated => return,
@@ -669,8 +556,13 @@ fn check_output(out: &[u8], conn: &HttpConn, truncated: bool) {
         }
         assert!(!last_close, "response after a closing response");
         last_close = r.header("connection") == Some("close");
-        if r.status != 200 && r.status != 404 {
+        if ![200, 404, 405].contains(&r.status) {
             assert!(last_close);
+        }
+        if let Some(len) = r.header("x-upload-length") {
+            assert_eq!(r.status, 200);
+            let hex = r.header("x-upload-sha256").unwrap();
+            assert_eq!(r.body, format!("{len} {hex}\n").into_bytes());
         }
         rest = &rest[used..];
         count += 1;
@@ -701,6 +593,11 @@ fn request_piece() -> impl Strategy<Value = Vec<u8>> {
         Just(b"Content-Length: 0\r\n".to_vec()),
         Just(b"Content-Length: 4\r\n".to_vec()),
         Just(b"Cookie: a=1; IPOSID=c\r\n".to_vec()),
+        Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
+        Just(b"Expect: 100-continue\r\n".to_vec()),
+        Just(b"/upload".to_vec()),
+        Just(b"4\r\nabcd\r\n".to_vec()),
+        Just(b"0\r\n\r\n".to_vec()),
         Just(b"\r\n".to_vec()),
         Just(b"\n".to_vec()),
         Just(b" ".to_vec()),
@@ -711,9 +608,11 @@ fn request_piece() -> impl Strategy<Value = Vec<u8>> {
 /// Mostly well-formed requests, with occasional junk pieces in between.
 fn request() -> impl Strategy<Value = Vec<u8>> {
     (
-        prop_oneof![4 => Just("GET"), 2 => Just("HEAD"), 1 => Just("PUT")],
+        prop_oneof![4 => Just("GET"), 2 => Just("HEAD"), 1 => Just("PUT"), 2 => Just("POST")],
         prop_oneof![
             Just("/".to_string()),
+            Just("/upload".to_string()),
+            Just("/b/upload".to_string()),
             Just("/x".to_string()),
             Just("/x/y/z".to_string()),
             (0u64..5000, any::<bool>()).prop_map(|(n, p)| if p {
@@ -731,11 +630,39 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
                 Just("Cookie: IPOSID=1\r\n"),
                 Just("Content-Length: 0\r\n"),
                 Just("Content-Length: 1\r\n"),
+                Just("Expect: 100-continue\r\n"),
             ],
             0..3,
         ),
+        // Body: none, or with a matching Content-Length / chunked framing.
+        prop_oneof![
+            2 => Just(None),
+            1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| Some((false, b))),
+            1 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| Some((true, b))),
+        ],
     )
-        .prop_map(|(m, p, v, h)| format!("{m} {p} {v}\r\n{}\r\n", h.concat()).into_bytes())
+        .prop_map(|(m, p, v, h, body)| {
+            let mut req = format!("{m} {p} {v}\r\n{}", h.concat()).into_bytes();
+            match body {
+                None => req.extend_from_slice(b"\r\n"),
+                Some((false, b)) => {
+                    req.extend_from_slice(
+                        format!("Content-Length: {}\r\n\r\n", b.len()).as_bytes(),
+                    );
+                    req.extend_from_slice(&b);
+                }
+                Some((true, b)) => {
+                    req.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                    for c in b.chunks(7) {
+                        req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                        req.extend_from_slice(c);
+                        req.extend_from_slice(b"\r\n");
+                    }
+                    req.extend_from_slice(b"0\r\n\r\n");
+                }
+            }
+            req
+        })
 }
 
 fn structured_input() -> impl Strategy<Value = Vec<u8>> {

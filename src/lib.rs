@@ -19,3 +19,4 @@ pub mod migration;
 pub mod node;
 pub mod port;
 pub mod tables;
+pub mod timer_wheel;

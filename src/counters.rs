@@ -52,6 +52,7 @@ labelled_counters! {
         TcpBadChecksum => "tcp_bad_checksum", "TCP checksum wrong.";
         TcpNoListener => "tcp_no_listener", "SYN to a port we do not serve (RST sent).";
         TcpNoConnection => "tcp_no_connection", "Segment for no known connection (RST sent unless it was a RST).";
+        TcpAfterClose => "tcp_after_close", "A late segment (no SYN) of a connection that closed here a moment ago: dropped without a RST.";
         TcpRejected => "tcp_rejected", "Segment the endpoint refused as invalid.";
         TcpTableFull => "tcp_table_full", "SYN refused: the local connection table is full.";
         IposTruncated => "ipos_truncated", "ipOS frame shorter than its kind needs.";
@@ -122,10 +123,15 @@ labelled_counters! {
         UdpForwarded => "udp_forwarded", "UDP datagrams forwarded to their flow's owner.";
         UdpHeld => "udp_held", "UDP datagrams held while their flow was moving.";
         UdpFlowsExpired => "udp_flows_expired", "UDP flow entries removed after the idle time-out.";
+        PendingExpired => "pending_expired", "Incoming moves dropped because their carried bytes did not all arrive in time.";
         ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a client's MAC.";
+        TxBackpressure => "tx_backpressure", "Times an endpoint held its segments back because the port's transmit queue was backed up.";
         ConnIdleClosed => "conn_idle_closed", "TCP connections aborted after the idle time-out.";
         TcpTimeWaitReused => "tcp_time_wait_reused", "Connections in TIME-WAIT ended by a new SYN from the same client port (RFC 6191), which opened a new connection.";
         HttpHeadTimeouts => "http_head_timeouts", "Connections aborted because the client did not send a whole request head in time.";
+        HttpResponses => "http_responses", "HTTP responses this node's service gave (counted when their connection leaves the node).";
+        HttpUploads => "http_uploads", "Upload bodies read to the end and answered (counted when their connection leaves the node).";
+        HttpBodyBytes => "http_body_bytes", "Request body bytes read (counted when their connection leaves the node).";
         AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
         AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
     }
@@ -173,6 +179,12 @@ impl Counters {
     #[inline]
     pub fn inc(&mut self, e: Event) {
         self.events[e as usize] += 1;
+    }
+
+    /// Counts `n` events.
+    #[inline]
+    pub fn add(&mut self, e: Event, n: u64) {
+        self.events[e as usize] += n;
     }
 
     /// The count of an event.

@@ -61,7 +61,13 @@ impl<P: Port> Node<P> {
 
     /// A connection notice: for a forwarder, the owner moved it or closed it;
     /// for a target, its source kept it.
-    pub(crate) fn on_notice(&mut self, flow: Flow, n: Notice, src_mac: EthernetAddress) {
+    pub(crate) fn on_notice(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        n: Notice,
+        src_mac: EthernetAddress,
+    ) {
         let fkey = ForwardKey::of(&flow);
         let Some(e) = self.forward.get(&fkey).copied() else {
             // Not a forwarder of it: maybe a source that gave up on moving it here.
@@ -75,6 +81,8 @@ impl<P: Port> Node<P> {
                 return self.counters.drop(DropReason::IposUnexpected);
             }
             self.forward.remove(&fkey);
+            // Late duplicates the client still sends are dropped quietly here.
+            self.remember_closed(flow, now);
             return self.counters.inc(Event::ForwardClosed);
         }
         let Some(p) = self.peers.by_ip(n.owner_ip).map(|p| self.peers.addr(p)) else {
@@ -83,15 +91,14 @@ impl<P: Port> Node<P> {
         if p.ip == self.id.ip {
             return self.counters.drop(DropReason::NoticeMalformed);
         }
-        let _ = self.forward.insert(
-            fkey,
-            ForwardEntry {
-                target_ip: p.ip,
-                target_port: n.owner_port,
-                target_mac: p.mac,
-                last_used: e.last_used,
-            },
-        );
+        let moved = ForwardEntry {
+            target_ip: p.ip,
+            target_port: n.owner_port,
+            target_mac: p.mac,
+            last_used: e.last_used,
+        };
+        // The entry exists: replacing it cannot fail, and keeps its idle timer.
+        let _ = self.forward.insert(fkey, moved);
         self.counters.inc(Event::ForwardMoved);
     }
 }

@@ -127,6 +127,7 @@ impl<P: Port> Node<P> {
         conn.set_phase(Phase::Exporting(Box::new(export)), &mut self.serving);
         self.counters.inc(Event::MigrationsStarted);
         self.send_migration(now, slot);
+        self.arm_conn(slot, now);
         true
     }
 
@@ -262,7 +263,10 @@ impl<P: Port> Node<P> {
         };
         // The forward entry first: without it the client's next packets would
         // find no connection here and be reset.
-        if self.forward.insert(ForwardKey::of(&flow), entry).is_err() {
+        if self
+            .install_forward(ForwardKey::of(&flow), entry, now)
+            .is_err()
+        {
             return self.keep_here(now, slot, Event::MigrationsForwardFull);
         }
         let Some(mut conn) = self.remove_conn(slot) else {

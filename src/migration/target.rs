@@ -10,7 +10,7 @@
 
 use super::{Notice, Reassembly, Retry};
 use crate::counters::{DropReason, Event};
-use crate::node::{Conn, Node, Origin, PeerId, Phase};
+use crate::node::{Conn, Node, Origin, PeerId, Phase, Timer};
 use crate::port::{PacketBuf, Port};
 use crate::tables::ForwardKey;
 use ipos_tcp::{Endpoint, State, Tcb};
@@ -79,23 +79,31 @@ impl<P: Port> Node<P> {
         if r.is_complete() {
             return self.install(now, flow, r);
         }
-        if self.pending.insert(flow, r).is_err() {
-            self.counters.drop(DropReason::PendingFull);
+        let (irs, at) = (r.tcb.irs, now + self.opts.pending_timeout);
+        match self.pending.insert(flow, r) {
+            Ok(_) => self.timers.arm(at, Timer::Pending { flow, irs }),
+            Err(_) => self.counters.drop(DropReason::PendingFull),
         }
     }
 
     /// A data frame from `from` for a flow with no connection here: a carried
     /// request chunk of an incoming move, or a flow this node does not know
     /// (its close notice was lost, or the node restarted): then `from` is told
-    /// it is closed, so that it stops forwarding into the void.
+    /// it is closed, so that it stops forwarding into the void, unless it is
+    /// a late duplicate of a connection that just closed here (no SYN).
     pub(crate) fn on_unknown_tunnelled(
         &mut self,
         now: Instant,
         flow: &Flow,
         from: PeerId,
         buf: P::Buf,
+        syn: bool,
     ) {
         let Some(r) = self.pending.get_mut(flow) else {
+            if !syn && self.closed.contains_key(flow) {
+                // Forwarded before our close notice reached the forwarder.
+                return self.counters.drop(DropReason::TcpAfterClose);
+            }
             self.counters.drop(DropReason::ForwardNoTarget);
             return self.send_notice(flow, from, Notice::CLOSED);
         };
@@ -135,6 +143,7 @@ impl<P: Port> Node<P> {
                 if source.is_none() {
                     self.service(now, slot);
                 }
+                self.arm_conn(slot, now);
             }
             Err(_) => self.counters.drop(DropReason::TcpTableFull),
         }
@@ -212,11 +221,5 @@ impl<P: Port> Node<P> {
             }
         }
         true
-    }
-
-    /// Drops incoming moves whose carried bytes did not all arrive in time.
-    pub(crate) fn expire_pending(&mut self, now: Instant) {
-        let timeout = self.opts.pending_timeout;
-        self.pending.retain(|_, r| now < r.started + timeout);
     }
 }

@@ -5,12 +5,12 @@
 
 use super::Retry;
 use crate::counters::{DropReason, Event};
-use crate::node::{Node, PeerId, Via};
+use crate::node::{Node, PeerId, Timer, Via};
 use crate::port::Port;
 use crate::tables::{ForwardEntry, ForwardKey};
 use ipos_policy::RequestInfo;
 use ipos_wire::{Flow, Protocol};
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
 
 /// A UDP flow (client IP and port) in one of its roles.
@@ -23,6 +23,19 @@ pub(crate) enum UdpFlow<B> {
     Forwarded { target: PeerId, last: Instant },
     /// Taken over from a front that forwards the datagrams (forward-connect entry).
     Owned { last: Instant },
+}
+
+impl<B> UdpFlow<B> {
+    /// When the entry next needs attention: its move's retry, or the end of
+    /// its idle time-out.
+    pub fn next_deadline(&self, idle: Duration) -> Instant {
+        match self {
+            UdpFlow::Moving(m) => m.retry.next_at(),
+            UdpFlow::Local { last } | UdpFlow::Forwarded { last, .. } | UdpFlow::Owned { last } => {
+                *last + idle
+            }
+        }
+    }
 }
 
 /// A UDP flow being moved.
@@ -78,20 +91,33 @@ impl<P: Port> Node<P> {
             last: now,
         };
         let key = ForwardKey::of(&flow);
-        if self
-            .udp_flows
-            .insert(key, UdpFlow::Moving(Box::new(m)))
-            .is_err()
-        {
-            return self.counters.drop(DropReason::UdpTableFull);
+        if self.add_udp_flow(now, key, UdpFlow::Moving(Box::new(m))) {
+            self.send_udp_migration(now, key);
         }
-        self.udp_moving += 1;
-        self.send_udp_migration(now, key);
+    }
+
+    /// Adds a new UDP flow entry and arms its timer; false (counted) when the
+    /// table is full.
+    pub(crate) fn add_udp_flow(
+        &mut self,
+        now: Instant,
+        key: ForwardKey,
+        f: UdpFlow<P::Buf>,
+    ) -> bool {
+        self.udp_gen = self.udp_gen.wrapping_add(1);
+        let gen = self.udp_gen;
+        let at = f.next_deadline(self.opts.udp_idle);
+        if self.udp_flows.insert(key, (gen, f)).is_err() {
+            self.counters.drop(DropReason::UdpTableFull);
+            return false;
+        }
+        self.timers.arm(at.max(now), Timer::Udp { key, gen });
+        true
     }
 
     fn send_udp_migration(&mut self, now: Instant, key: ForwardKey) {
         let base = self.opts.migrate_retry;
-        let Some(UdpFlow::Moving(m)) = self.udp_flows.get_mut(&key) else {
+        let Some((_, UdpFlow::Moving(m))) = self.udp_flows.get_mut(&key) else {
             return;
         };
         m.retry.record_try(now, base);
@@ -102,33 +128,48 @@ impl<P: Port> Node<P> {
         });
     }
 
-    /// Retries (or gives up on) UDP flows being moved.
-    pub(crate) fn udp_timers(&mut self, now: Instant) {
-        let due: Vec<(ForwardKey, u32)> = self
-            .udp_flows
-            .iter()
-            .filter_map(|(k, f)| match f {
-                UdpFlow::Moving(m) if m.retry.is_due(now) => Some((*k, m.retry.tries())),
-                _ => None,
-            })
-            .collect();
-        for (key, tries) in due {
-            if tries < self.opts.migrate_tries {
-                self.counters.inc(Event::MigrationsRetried);
-                self.send_udp_migration(now, key);
-                continue;
+    /// A UDP flow's timer: retry (or give up) its move, or expire it when idle.
+    pub(crate) fn on_udp_timer(&mut self, now: Instant, key: ForwardKey, gen: u32) {
+        let idle = self.opts.udp_idle;
+        let Some((g, f)) = self.udp_flows.get(&key) else {
+            return;
+        };
+        if *g != gen {
+            return; // the entry this timer was for is gone
+        }
+        match f {
+            UdpFlow::Moving(m) if m.retry.is_due(now) => {
+                if m.retry.tries() < self.opts.migrate_tries {
+                    self.counters.inc(Event::MigrationsRetried);
+                    self.send_udp_migration(now, key);
+                } else {
+                    self.udp_fall_back(now, key, gen);
+                }
             }
-            // Never acknowledged: serve the flow here.
-            let Ok(Some(UdpFlow::Moving(m))) =
-                self.udp_flows.insert(key, UdpFlow::Local { last: now })
-            else {
-                continue;
-            };
-            self.udp_moving = self.udp_moving.saturating_sub(1);
-            self.counters.inc(Event::UdpMigrationsFallback);
-            for (b, _) in m.held {
-                self.echo_udp(b, Via::Wire);
+            UdpFlow::Moving(_) => {}
+            UdpFlow::Local { last } | UdpFlow::Forwarded { last, .. } | UdpFlow::Owned { last } => {
+                if now >= *last + idle {
+                    self.udp_flows.remove(&key);
+                    self.counters.inc(Event::UdpFlowsExpired);
+                    return;
+                }
             }
+        }
+        if let Some((_, f)) = self.udp_flows.get(&key) {
+            let at = f.next_deadline(idle).max(now);
+            self.timers.arm(at, Timer::Udp { key, gen });
+        }
+    }
+
+    /// A move never acknowledged: serve the flow here.
+    fn udp_fall_back(&mut self, now: Instant, key: ForwardKey, gen: u32) {
+        let local = (gen, UdpFlow::Local { last: now });
+        let Ok(Some((_, UdpFlow::Moving(m)))) = self.udp_flows.insert(key, local) else {
+            return;
+        };
+        self.counters.inc(Event::UdpMigrationsFallback);
+        for (b, _) in m.held {
+            self.echo_udp(b, Via::Wire);
         }
     }
 
@@ -144,16 +185,12 @@ impl<P: Port> Node<P> {
             return self.counters.drop(DropReason::IposUnexpected);
         }
         let key = ForwardKey::of(&flow);
-        match self.udp_flows.get(&key) {
+        match self.udp_flows.get(&key).map(|(_, f)| f) {
             Some(UdpFlow::Owned { .. }) => {}
             Some(_) => return self.counters.drop(DropReason::IposUnexpected),
             None => {
-                if self
-                    .udp_flows
-                    .insert(key, UdpFlow::Owned { last: now })
-                    .is_err()
-                {
-                    return self.counters.drop(DropReason::UdpTableFull);
+                if !self.add_udp_flow(now, key, UdpFlow::Owned { last: now }) {
+                    return;
                 }
                 self.counters.inc(Event::UdpMigrationsReceived);
             }
@@ -164,21 +201,21 @@ impl<P: Port> Node<P> {
     /// A UDP move's acknowledgement: forward the held datagrams and every later one.
     pub(crate) fn on_udp_ack(&mut self, flow: Flow, src_mac: EthernetAddress) {
         let key = ForwardKey::of(&flow);
-        let target = match self.udp_flows.get(&key) {
-            Some(UdpFlow::Moving(m)) if self.peers.mac(m.target) == src_mac => m.target,
+        let (gen, target) = match self.udp_flows.get(&key) {
+            Some((gen, UdpFlow::Moving(m))) if self.peers.mac(m.target) == src_mac => {
+                (*gen, m.target)
+            }
             _ => return self.counters.inc(Event::MigrationAcksDuplicate),
         };
-        let placeholder = UdpFlow::Forwarded {
-            target,
-            last: Instant::from_micros(0),
-        };
-        let Ok(Some(UdpFlow::Moving(m))) = self.udp_flows.insert(key, placeholder) else {
+        let Some((_, UdpFlow::Moving(m))) = self.udp_flows.remove(&key) else {
             return;
         };
-        if let Some(UdpFlow::Forwarded { last, .. }) = self.udp_flows.get_mut(&key) {
-            *last = m.last;
-        }
-        self.udp_moving = self.udp_moving.saturating_sub(1);
+        let forwarded = UdpFlow::Forwarded {
+            target,
+            last: m.last,
+        };
+        // The entry was there a moment ago: there is room for it again.
+        let _ = self.udp_flows.insert(key, (gen, forwarded));
         self.counters.inc(Event::UdpMigrationsAcked);
         let p = self.peers.addr(target);
         let entry = ForwardEntry {
@@ -189,20 +226,6 @@ impl<P: Port> Node<P> {
         };
         for (b, off) in m.held {
             self.forward_packet(b, off, &entry, Event::UdpForwarded);
-        }
-    }
-
-    /// Drops UDP flow entries (all roles but moving) idle too long.
-    pub(crate) fn expire_udp_flows(&mut self, now: Instant) {
-        let idle = self.opts.udp_idle;
-        let n = self.udp_flows.retain(|_, f| match f {
-            UdpFlow::Moving(_) => true,
-            UdpFlow::Local { last } | UdpFlow::Forwarded { last, .. } | UdpFlow::Owned { last } => {
-                now < *last + idle
-            }
-        });
-        for _ in 0..n {
-            self.counters.inc(Event::UdpFlowsExpired);
         }
     }
 }

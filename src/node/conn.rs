@@ -4,9 +4,9 @@
 use super::PeerId;
 use crate::migration::source::Export;
 use crate::migration::target::AwaitCommit;
-use ipos_http::HttpConn;
+use ipos_http::{HeadWait, HttpConn};
 use ipos_tcp::Endpoint;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::EthernetAddress;
 
 /// One entry of the connection table.
@@ -25,6 +25,12 @@ pub(crate) struct Conn<B> {
     pub origin: Origin,
     /// How many times the endpoint has moved (carried in the TCB's move count).
     pub moves: u16,
+    /// Since when the client owes a whole request head (None: it owes none).
+    pub head_since: Option<Instant>,
+    /// The connection's entry in the timer wheel: its deadline, and the
+    /// sequence number that tells it from older (cancelled) entries.
+    pub timer_at: Option<Instant>,
+    pub timer_seq: u32,
 }
 
 impl<B> Conn<B> {
@@ -46,6 +52,39 @@ impl<B> Conn<B> {
             phase,
             origin,
             moves,
+            head_since: Some(now),
+            timer_at: None,
+            timer_seq: 0,
+        }
+    }
+
+    /// When this connection next needs attention: its move's retry, its
+    /// commit's wait, or (served or awaiting its head) the earliest of its
+    /// endpoint's timers, its request-head deadline and its idle deadline.
+    pub fn next_deadline(&self, head_timeout: Duration, idle: Duration) -> Instant {
+        match &self.phase {
+            Phase::Exporting(export) => export.retry.next_at(),
+            Phase::AwaitingCommit(wait) => wait.retry.next_at(),
+            Phase::AwaitingHead | Phase::Serving | Phase::FellBack { .. } => {
+                let mut at = self.last_active + idle;
+                if let Some(t) = self.ep.poll_timeout() {
+                    at = at.min(t);
+                }
+                if let Some(since) = self.head_since {
+                    at = at.min(since + head_timeout);
+                }
+                at
+            }
+        }
+    }
+
+    /// Notes whether the application now waits for a request head.
+    pub fn track_head(&mut self, now: Instant) {
+        match self.app.head_wait() {
+            HeadWait::FirstRequest | HeadWait::Partial => {
+                self.head_since.get_or_insert(now);
+            }
+            HeadWait::Idle | HeadWait::NotWaiting => self.head_since = None,
         }
     }
 

@@ -69,7 +69,7 @@ impl<P: Port> Node<P> {
                 match kind {
                     ExtensionKind::ServerState => self.on_advert(now, body),
                     ExtensionKind::ConnectionNotice => match Notice::parse(body) {
-                        Some(n) => self.on_notice(flow, n, src_mac),
+                        Some(n) => self.on_notice(now, flow, n, src_mac),
                         None => self.counters.drop(DropReason::NoticeMalformed),
                     },
                 }

@@ -48,6 +48,7 @@ pub use peers::{NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 
 pub(crate) use conn::{Conn, Origin, Phase, ServingCount};
 pub(crate) use rx::Via;
+pub(crate) use timers::Timer;
 
 use crate::counters::{Counters, Event};
 use crate::migration::udp::UdpFlow;
@@ -82,9 +83,12 @@ pub struct Node<P: Port> {
     pub(crate) forward: ForwardTable,
     /// Incoming moves waiting for their carried bytes.
     pub(crate) pending: BoundedMap<Flow, Reassembly>,
-    pub(crate) udp_flows: BoundedMap<ForwardKey, UdpFlow<P::Buf>>,
-    /// UDP flows in the `Moving` state (their timers need a scan).
-    pub(crate) udp_moving: usize,
+    /// UDP flows, each with the generation that names its timer.
+    pub(crate) udp_flows: BoundedMap<ForwardKey, (u32, UdpFlow<P::Buf>)>,
+    pub(crate) udp_gen: u32,
+    /// Flows that closed here a moment ago (generation of their timer).
+    pub(crate) closed: BoundedMap<Flow, u32>,
+    pub(crate) closed_gen: u32,
     pub(crate) arp: ArpCache<P::Buf>,
     pub(crate) view: FarmView,
     pub(crate) counters: Counters,
@@ -92,7 +96,7 @@ pub struct Node<P: Port> {
     pub(crate) spare: Option<P::Buf>,
     pub(crate) ip_ident: u16,
     pub(crate) iss_secret: u64,
-    pub(crate) clock: timers::Clock,
+    pub(crate) timers: timers::Timers,
     pub(crate) adverts: advert::AdvertState,
     rx: Vec<P::Buf>,
 }
@@ -110,6 +114,7 @@ impl<P: Port> Node<P> {
         };
         let peers = Peers::new(&id);
         let view = FarmView::new(&opts.policy);
+        let timers = timers::Timers::new(Instant::from_micros(0), opts.timer_scan);
         let tcp_direct = ipos_tcp::Config {
             mss: opts.mss(false),
             ..opts.tcp.clone()
@@ -127,7 +132,9 @@ impl<P: Port> Node<P> {
             forward: ForwardTable::new(opts.max_forward),
             pending: BoundedMap::new(opts.max_pending),
             udp_flows: BoundedMap::new(opts.max_udp_flows),
-            udp_moving: 0,
+            udp_gen: 0,
+            closed: BoundedMap::new(opts.max_connections.saturating_mul(4)),
+            closed_gen: 0,
             arp: ArpCache::default(),
             view,
             peers,
@@ -138,7 +145,7 @@ impl<P: Port> Node<P> {
             spare: None,
             ip_ident: 1,
             iss_secret,
-            clock: timers::Clock::default(),
+            timers,
             adverts: advert::AdvertState::default(),
             rx: Vec::with_capacity(BURST),
         }
@@ -208,10 +215,15 @@ impl<P: Port> Node<P> {
         Ok(slot)
     }
 
-    /// Removes the connection in `slot` from the table and the count.
+    /// Removes the connection in `slot` from the table and the count, and
+    /// adds what its application did to the node's counters.
     pub(crate) fn remove_conn(&mut self, slot: u32) -> Option<Conn<P::Buf>> {
         let conn = self.conns.remove(slot)?;
         self.serving.remove(conn.phase());
+        let http = conn.app.stats();
+        self.counters.add(Event::HttpResponses, http.requests);
+        self.counters.add(Event::HttpUploads, http.uploads);
+        self.counters.add(Event::HttpBodyBytes, http.body_bytes);
         Some(conn)
     }
 

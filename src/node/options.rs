@@ -17,7 +17,7 @@ pub struct NodeOptions {
     pub max_pending: usize,
     /// Client packets held per migrating endpoint, at most.
     pub hold_limit: usize,
-    /// How often connection timers are scanned.
+    /// The timer wheel's tick: the resolution of every timer.
     pub timer_scan: Duration,
     /// Whether this node moves connections at all (targets always accept).
     pub migration: bool,
@@ -58,6 +58,10 @@ pub struct NodeOptions {
     /// A client that has not sent a whole request head this long after it
     /// connected (or after it started its next request) is disconnected.
     pub head_timeout: Duration,
+    /// Frames waiting in the port's transmit queue above which TCP endpoints
+    /// hold their segments back (below [`crate::port::TX_BACKLOG`], where the
+    /// port starts dropping).
+    pub tx_high_water: usize,
 }
 
 /// What a forward entry outlives its endpoint's idle time-out by: a client
@@ -121,6 +125,7 @@ impl Default for NodeOptions {
             client_mtu: 1500,
             head_window: 16 * 1024,
             head_timeout: Duration::from_secs(10),
+            tx_high_water: crate::port::TX_BACKLOG / 2,
         }
     }
 }

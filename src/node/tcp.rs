@@ -69,11 +69,16 @@ impl<P: Port> Node<P> {
                 EthernetAddress::from_bytes(&buf.data()[6..12]),
             ),
             (Via::Tunnel { from }, None) => {
-                return self.on_unknown_tunnelled(now, &flow, from, buf);
+                return self.on_unknown_tunnelled(now, &flow, from, buf, plain_syn);
             }
         };
         if plain_syn {
             return self.accept(now, flow, buf, off, origin, peer_mac);
+        }
+        if self.closed.contains_key(&flow) {
+            // A late duplicate (the ACK of a retransmitted FIN, say) of a
+            // connection that just closed: a RST would only alarm the client.
+            return self.counters.drop(DropReason::TcpAfterClose);
         }
         self.counters.drop(DropReason::TcpNoConnection);
         if !rst {
@@ -213,24 +218,33 @@ impl<P: Port> Node<P> {
         };
         if conn.phase().is_serving() {
             pump(conn, &self.service);
+            conn.track_head(now);
         }
         self.send_segments(now, slot);
         let Some(conn) = self.conns.get(slot) else {
             return;
         };
-        if conn.ep.is_closed() {
-            let forwarder = conn.origin.remote_forwarder(self.peers.me());
-            let flow = conn.ep.flow();
-            self.remove_conn(slot);
-            self.counters.inc(Event::TcpClosed);
-            if let Some(f) = forwarder {
-                self.send_notice(&flow, f, Notice::CLOSED);
-            }
+        if !conn.ep.is_closed() {
+            return self.arm_conn(slot, now);
+        }
+        let forwarder = conn.origin.remote_forwarder(self.peers.me());
+        let flow = conn.ep.flow();
+        self.remove_conn(slot);
+        self.counters.inc(Event::TcpClosed);
+        self.remember_closed(flow, now);
+        if let Some(f) = forwarder {
+            self.send_notice(&flow, f, Notice::CLOSED);
         }
     }
 
-    /// Transmits every segment the endpoint in `slot` has ready.
+    /// Transmits every segment the endpoint in `slot` has ready, unless the
+    /// port's transmit queue is backed up: then the endpoint keeps its data
+    /// (nothing is lost) and the connection is looked at again next tick.
     fn send_segments(&mut self, now: Instant, slot: u32) {
+        if self.port.tx_backlog() >= self.opts.tx_high_water {
+            self.counters.inc(Event::TxBackpressure);
+            return self.arm_conn_at(slot, now + self.opts.timer_scan);
+        }
         let Some(conn) = self.conns.get(slot) else {
             return;
         };

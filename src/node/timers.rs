@@ -1,96 +1,201 @@
-//! Timers, run from the poll loop: the connection scan (endpoint timers,
-//! move retries, commits awaited) every `timer_scan`, the slow sweep of idle
-//! table entries every 250 ms, and the advert every `advert_interval`.
+//! Timers that cost what is due: every deadline a node keeps (connection
+//! timers, move retries, commits awaited, request-head and idle time-outs,
+//! forward and UDP entries' idle time-outs, incoming moves' time-outs,
+//! recently closed flows) sits in one [`TimerWheel`]; a poll hands out at
+//! most [`TIMER_BUDGET`] due entries, so no poll walks a table. The advert
+//! is the one periodic job.
+//!
+//! Entries are cancelled lazily: each names the state it was armed for (a
+//! connection's timer sequence number, a table entry's generation, an
+//! incarnation's ISN) and is ignored when that state has moved on.
 
 use super::{Node, Phase};
 use crate::counters::Event;
 use crate::port::Port;
+use crate::tables::{ForwardEntry, ForwardKey, IdleCheck, TableFull};
+use crate::timer_wheel::TimerWheel;
+use ipos_wire::Flow;
 use smoltcp::time::{Duration, Instant};
 
-/// Period of the sweep of idle table entries.
-const SLOW_PERIOD: Duration = Duration::from_millis(250);
+/// Due wheel entries handled per poll, at most: a burst of expiries is
+/// spread over polls instead of stalling one.
+pub const TIMER_BUDGET: usize = 1024;
 
-/// When each periodic job is next due.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock {
-    next_scan: Instant,
-    next_slow: Instant,
+/// What a wheel entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The connection in `slot`, armed as its `seq`-th timer.
+    Conn { slot: u32, seq: u32 },
+    /// The idle time-out of a forward entry (generation `gen`).
+    Forward { key: ForwardKey, gen: u32 },
+    /// An incoming move (the client's ISN tells the incarnation) must have
+    /// all its carried bytes by now.
+    Pending { flow: Flow, irs: u32 },
+    /// A UDP flow entry (generation `gen`): its move's retry, or its idle time-out.
+    Udp { key: ForwardKey, gen: u32 },
+    /// A recently closed flow is forgotten (generation `gen`).
+    Closed { flow: Flow, gen: u32 },
+}
+
+/// The node's wheel, the periodic advert, and the scratch list of due entries.
+pub(crate) struct Timers {
+    pub wheel: TimerWheel<Timer>,
+    due: Vec<Timer>,
     next_advert: Instant,
 }
 
-impl Default for Clock {
-    fn default() -> Self {
-        let zero = Instant::from_micros(0);
-        Clock {
-            next_scan: zero,
-            next_slow: zero,
-            next_advert: zero,
+impl Timers {
+    /// Timers starting at `now`, with ticks of `tick`.
+    pub fn new(now: Instant, tick: Duration) -> Timers {
+        Timers {
+            wheel: TimerWheel::new(now, tick),
+            due: Vec::with_capacity(TIMER_BUDGET),
+            next_advert: now,
         }
+    }
+
+    /// Schedules `t` at `at`.
+    pub fn arm(&mut self, at: Instant, t: Timer) {
+        self.wheel.insert(at, t);
     }
 }
 
 impl<P: Port> Node<P> {
-    /// Runs whatever periodic job is due.
+    /// Runs what is due: up to [`TIMER_BUDGET`] wheel entries, and the advert.
     pub(crate) fn run_timers(&mut self, now: Instant) {
-        if now >= self.clock.next_scan {
-            self.clock.next_scan = now + self.opts.timer_scan;
-            self.scan_timers(now);
+        let mut due = std::mem::take(&mut self.timers.due);
+        self.timers.wheel.expire(now, TIMER_BUDGET, &mut due);
+        for t in due.drain(..) {
+            match t {
+                Timer::Conn { slot, seq } => self.on_conn_timer(now, slot, seq),
+                Timer::Forward { key, gen } => self.on_forward_timer(now, key, gen),
+                Timer::Pending { flow, irs } => self.on_pending_timer(flow, irs),
+                Timer::Udp { key, gen } => self.on_udp_timer(now, key, gen),
+                Timer::Closed { flow, gen } => {
+                    if self.closed.get(&flow) == Some(&gen) {
+                        self.closed.remove(&flow);
+                    }
+                }
+            }
         }
-        if now >= self.clock.next_slow {
-            self.clock.next_slow = now + SLOW_PERIOD;
-            self.slow_timers(now);
-        }
-        if self.opts.advert_interval > Duration::ZERO && now >= self.clock.next_advert {
-            self.clock.next_advert = now + self.opts.advert_interval;
+        self.timers.due = due;
+        if self.opts.advert_interval > Duration::ZERO && now >= self.timers.next_advert {
+            self.timers.next_advert = now + self.opts.advert_interval;
             self.advertise(now);
         }
     }
 
-    fn scan_timers(&mut self, now: Instant) {
-        if self.udp_moving > 0 {
-            self.udp_timers(now);
-        }
-        for slot in 0..self.conns.slot_count() {
-            let Some(c) = self.conns.get(slot) else {
-                continue;
-            };
-            match c.phase() {
-                Phase::Exporting(export) => {
-                    if export.retry.is_due(now) {
-                        self.retry_export(now, slot);
-                    }
-                }
-                Phase::AwaitingCommit(wait) => {
-                    if wait.retry.is_due(now) {
-                        self.await_commit(now, slot);
-                    }
-                }
-                _ => {
-                    if c.ep.poll_timeout().is_some_and(|t| t <= now) || c.ep.is_closed() {
-                        self.service(now, slot);
-                    }
-                }
-            }
-        }
+    /// Makes sure the connection in `slot` is in the wheel no later than it
+    /// next needs attention. An entry armed earlier stays (it re-arms when it
+    /// fires); one armed later is superseded by a new, earlier one.
+    pub(crate) fn arm_conn(&mut self, slot: u32, now: Instant) {
+        let (head, idle) = (self.opts.head_timeout, self.opts.conn_idle);
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let at = c.next_deadline(head, idle).max(now);
+        self.arm_conn_at(slot, at);
     }
 
-    fn slow_timers(&mut self, now: Instant) {
-        let n = self.forward.expire(now, self.opts.forward_idle);
-        for _ in 0..n {
-            self.counters.inc(Event::ForwardExpired);
+    /// Arms the connection in `slot` at `at` at the latest (earlier than
+    /// its own deadlines: to retry what the transmit queue refused).
+    pub(crate) fn arm_conn_at(&mut self, slot: u32, at: Instant) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.timer_at.is_some_and(|t| t <= at) {
+            return;
         }
-        self.expire_pending(now);
-        self.expire_udp_flows(now);
-        let conn_idle = self.opts.conn_idle;
-        for slot in 0..self.conns.slot_count() {
-            let Some(c) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            if !matches!(c.phase(), Phase::Exporting(_)) && now >= c.last_active + conn_idle {
-                c.ep.abort();
-                self.counters.inc(Event::ConnIdleClosed);
+        c.timer_seq = c.timer_seq.wrapping_add(1);
+        c.timer_at = Some(at);
+        let seq = c.timer_seq;
+        self.timers.arm(at, Timer::Conn { slot, seq });
+    }
+
+    fn on_conn_timer(&mut self, now: Instant, slot: u32, seq: u32) {
+        let (head, idle) = (self.opts.head_timeout, self.opts.conn_idle);
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.timer_seq != seq || c.timer_at.is_none() {
+            return; // superseded, or the slot was reused
+        }
+        c.timer_at = None;
+        match c.phase() {
+            Phase::Exporting(export) => {
+                if export.retry.is_due(now) {
+                    self.retry_export(now, slot);
+                }
+            }
+            Phase::AwaitingCommit(wait) => {
+                if wait.retry.is_due(now) {
+                    self.await_commit(now, slot);
+                }
+            }
+            Phase::AwaitingHead | Phase::Serving | Phase::FellBack { .. } => {
+                if c.head_since.is_some_and(|t| now >= t + head) {
+                    // Slowloris: no whole request head in time.
+                    c.ep.abort();
+                    c.head_since = None;
+                    self.counters.inc(Event::HttpHeadTimeouts);
+                } else if now >= c.last_active + idle {
+                    c.ep.abort();
+                    self.counters.inc(Event::ConnIdleClosed);
+                }
+                // Runs the endpoint's own timers too (poll_transmit).
                 self.service(now, slot);
             }
         }
+        self.arm_conn(slot, now);
+    }
+
+    /// Installs (or replaces) a forward entry and arms its idle time-out.
+    pub(crate) fn install_forward(
+        &mut self,
+        key: ForwardKey,
+        entry: ForwardEntry,
+        now: Instant,
+    ) -> Result<(), TableFull> {
+        if let Some(gen) = self.forward.insert(key, entry)? {
+            self.timers
+                .arm(now + self.opts.forward_idle, Timer::Forward { key, gen });
+        }
+        Ok(())
+    }
+
+    fn on_forward_timer(&mut self, now: Instant, key: ForwardKey, gen: u32) {
+        match self
+            .forward
+            .check_idle(&key, gen, now, self.opts.forward_idle)
+        {
+            IdleCheck::Stale => {}
+            IdleCheck::Expired => self.counters.inc(Event::ForwardExpired),
+            IdleCheck::Later(at) => self.timers.arm(at, Timer::Forward { key, gen }),
+        }
+    }
+
+    fn on_pending_timer(&mut self, flow: Flow, irs: u32) {
+        if self.pending.get(&flow).is_some_and(|r| r.tcb.irs == irs) {
+            self.pending.remove(&flow);
+            self.counters.inc(Event::PendingExpired);
+        }
+    }
+
+    /// Remembers for a while that `flow` just closed here, so that its late
+    /// duplicates (an ACK of a retransmitted FIN) are dropped quietly instead
+    /// of reset.
+    pub(crate) fn remember_closed(&mut self, flow: Flow, now: Instant) {
+        self.closed_gen = self.closed_gen.wrapping_add(1);
+        let gen = self.closed_gen;
+        if self.closed.insert(flow, gen).is_ok() {
+            self.timers
+                .arm(now + CLOSED_LINGER, Timer::Closed { flow, gen });
+        }
     }
 }
+
+/// How long a node remembers a connection that closed here: longer than a
+/// client's retransmissions of its last segments take through heavy loss
+/// (the kernel keeps TIME-WAIT for 60 s for the same reason; this costs a
+/// table entry, not an endpoint).
+pub const CLOSED_LINGER: Duration = Duration::from_secs(30);

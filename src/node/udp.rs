@@ -41,7 +41,7 @@ impl<P: Port> Node<P> {
         };
         let key = ForwardKey::of(&flow);
         let hold_limit = self.opts.hold_limit;
-        match self.udp_flows.get_mut(&key) {
+        match self.udp_flows.get_mut(&key).map(|(_, f)| f) {
             Some(UdpFlow::Forwarded { target, last }) => {
                 *last = now;
                 let p = self.peers.addr(*target);
@@ -79,7 +79,7 @@ impl<P: Port> Node<P> {
         match self.place_udp_flow(now, &flow) {
             None => {
                 self.counters.inc(Event::DecisionLocal);
-                let _ = self.udp_flows.insert(key, UdpFlow::Local { last: now });
+                self.add_udp_flow(now, key, UdpFlow::Local { last: now });
                 self.echo_udp(buf, via);
             }
             Some(target) => self.start_udp_move(now, flow, target, buf, off),

@@ -45,9 +45,30 @@ pub struct ForwardEntry {
     pub last_used: Instant,
 }
 
-/// The forward table of one node.
+/// An entry and the generation that names its idle timer.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    entry: ForwardEntry,
+    gen: u32,
+}
+
+/// What an idle check of an entry found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleCheck {
+    /// The timer was for an entry that is gone or was replaced by a new one.
+    Stale,
+    /// The entry was idle for the whole time-out and is removed.
+    Expired,
+    /// The entry was used meanwhile: check again then.
+    Later(Instant),
+}
+
+/// The forward table of one node. Entries leave on a notice, or after an
+/// idle time-out that the node's timer wheel checks entry by entry
+/// ([`ForwardTable::check_idle`]): never a walk over the table.
 pub struct ForwardTable {
-    map: BoundedMap<ForwardKey, ForwardEntry>,
+    map: BoundedMap<ForwardKey, Slot>,
+    next_gen: u32,
 }
 
 impl ForwardTable {
@@ -55,6 +76,7 @@ impl ForwardTable {
     pub fn new(limit: usize) -> Self {
         ForwardTable {
             map: BoundedMap::new(limit),
+            next_gen: 0,
         }
     }
 
@@ -80,29 +102,59 @@ impl ForwardTable {
 
     /// Looks a client up and marks the entry used.
     pub fn lookup(&mut self, key: &ForwardKey, now: Instant) -> Option<ForwardEntry> {
-        let e = self.map.get_mut(key)?;
-        e.last_used = now;
-        Some(*e)
+        let s = self.map.get_mut(key)?;
+        s.entry.last_used = now;
+        Some(s.entry)
     }
 
     /// The entry of a client.
     pub fn get(&self, key: &ForwardKey) -> Option<&ForwardEntry> {
-        self.map.get(key)
+        self.map.get(key).map(|s| &s.entry)
     }
 
-    /// Installs or replaces an entry.
-    pub fn insert(&mut self, key: ForwardKey, entry: ForwardEntry) -> Result<(), TableFull> {
-        self.map.insert(key, entry).map(|_| ())
+    /// Installs or replaces an entry. For a new client, returns the
+    /// generation to arm its idle timer with (a replaced entry keeps its timer).
+    pub fn insert(
+        &mut self,
+        key: ForwardKey,
+        entry: ForwardEntry,
+    ) -> Result<Option<u32>, TableFull> {
+        if let Some(s) = self.map.get_mut(&key) {
+            s.entry = entry;
+            return Ok(None);
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let gen = self.next_gen;
+        self.map.insert(key, Slot { entry, gen })?;
+        Ok(Some(gen))
     }
 
     /// Removes a client's entry.
     pub fn remove(&mut self, key: &ForwardKey) -> Option<ForwardEntry> {
-        self.map.remove(key)
+        self.map.remove(key).map(|s| s.entry)
     }
 
-    /// Removes entries idle for longer than `idle`; returns how many.
-    pub fn expire(&mut self, now: Instant, idle: Duration) -> usize {
-        self.map.retain(|_, e| now < e.last_used + idle)
+    /// The idle timer `gen` of `key`'s entry fired at `now`: removes the
+    /// entry if it was not used for `idle`.
+    pub fn check_idle(
+        &mut self,
+        key: &ForwardKey,
+        gen: u32,
+        now: Instant,
+        idle: Duration,
+    ) -> IdleCheck {
+        match self.map.get(key) {
+            Some(s) if s.gen == gen => {
+                let due = s.entry.last_used + idle;
+                if now >= due {
+                    self.map.remove(key);
+                    IdleCheck::Expired
+                } else {
+                    IdleCheck::Later(due)
+                }
+            }
+            _ => IdleCheck::Stale,
+        }
     }
 }
 
@@ -127,22 +179,31 @@ mod tests {
     }
 
     #[test]
-    fn limit_lookup_expire() {
+    fn limit_lookup_idle() {
         let mut t = ForwardTable::new(2);
-        t.insert(key(1), entry(0)).unwrap();
-        t.insert(key(2), entry(0)).unwrap();
+        let g1 = t.insert(key(1), entry(0)).unwrap().expect("new");
+        let g2 = t.insert(key(2), entry(0)).unwrap().expect("new");
+        assert_ne!(g1, g2);
         assert_eq!(t.insert(key(3), entry(0)), Err(TableFull));
         assert_eq!(t.full_refusals(), 1);
-        // Replacing an existing key is not refused.
-        t.insert(key(2), entry(5)).unwrap();
+        // Replacing an existing key is not refused and keeps its timer.
+        assert_eq!(t.insert(key(2), entry(5)), Ok(None));
         assert!(t.lookup(&key(1), Instant::from_millis(1000)).is_some());
+        let idle = Duration::from_millis(1000);
+        let now = Instant::from_millis(1500);
+        assert_eq!(t.check_idle(&key(2), g2, now, idle), IdleCheck::Expired);
         assert_eq!(
-            t.expire(Instant::from_millis(1500), Duration::from_millis(1000)),
-            1
+            t.check_idle(&key(1), g1, now, idle),
+            IdleCheck::Later(Instant::from_millis(2000))
         );
+        assert_eq!(t.check_idle(&key(1), g1 + 7, now, idle), IdleCheck::Stale);
         assert!(t.get(&key(2)).is_none());
         assert!(t.get(&key(1)).is_some());
+        // A new entry for a removed key gets a new generation: old timers are stale.
         assert!(t.remove(&key(1)).is_some());
+        let g3 = t.insert(key(1), entry(0)).unwrap().expect("new");
+        assert_eq!(t.check_idle(&key(1), g1, now, idle), IdleCheck::Stale);
+        assert_eq!(t.check_idle(&key(1), g3, now, idle), IdleCheck::Expired);
         assert!(t.is_empty());
     }
 }

@@ -22,4 +22,4 @@ pub mod forward;
 pub use arp::ArpCache;
 pub use bounded::{BoundedMap, TableFull};
 pub use connections::ConnectionTable;
-pub use forward::{ForwardEntry, ForwardKey, ForwardTable};
+pub use forward::{ForwardEntry, ForwardKey, ForwardTable, IdleCheck};

@@ -301,6 +301,7 @@ impl Capture {
         std::fs::read_to_string(&self.out)
             .unwrap_or_default()
             .lines()
+            .filter(|l| !l.trim().is_empty())
             .map(str::to_string)
             .collect()
     }

@@ -44,6 +44,8 @@ labelled_counters! {
         Ipv4OtherProtocol => "ipv4_other_protocol", "IP protocol other than ICMP, TCP, UDP.";
         UdpMalformed => "udp_malformed", "A UDP header that does not parse or has a bad checksum.";
         UdpNoService => "udp_no_service", "UDP to a port with no service.";
+        UdpServerSource => "udp_server_source", "UDP from a source port below 1024 (echo, chargen, DNS...): never echoed, so two echo services cannot bounce a datagram forever.";
+        UdpRateLimited => "udp_rate_limited", "UDP echo refused: over the node's echo rate (udp_echo_rate).";
         UdpTableFull => "udp_table_full", "New UDP flow refused: the UDP flow table is full.";
         ArpWaitFull => "arp_wait_full", "Reply dropped while its next hop's MAC was being resolved (queue full).";
         IcmpMalformed => "icmp_malformed", "An ICMP message that does not parse or has a bad checksum.";
@@ -66,6 +68,7 @@ labelled_counters! {
         IposUnknownSender => "ipos_unknown_sender", "A valid ipOS frame from a MAC that is not a farm node's.";
         IposBadTcb => "ipos_bad_tcb", "Connection packet whose TCB does not parse or import.";
         MigrationHoldFull => "migration_hold_full", "Client packet for a migrating endpoint beyond the hold limit.";
+        HoldBudgetFull => "hold_budget_full", "Client packet for a moving endpoint or flow dropped: all moves together hold max_held packets already.";
         PendingFull => "pending_full", "Incoming migration refused: too many migrations in progress.";
         BadChunk => "bad_chunk", "Carried request chunk out of range.";
         AdvertMalformed => "advert_malformed", "Server-state advertisement that does not parse.";

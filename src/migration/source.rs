@@ -277,6 +277,7 @@ impl<P: Port> Node<P> {
             return; // checked above: not reached
         };
         self.counters.inc(Event::MigrationsAcked);
+        self.held -= export.held.len();
         // Commit: from now on the target owns the connection and may talk.
         self.send_commit(&flow, target.mac);
         if let Some(f) = conn
@@ -308,6 +309,7 @@ impl<P: Port> Node<P> {
         };
         conn.ep.set_rcv_window_cap(None);
         let flow = conn.ep.flow();
+        self.held -= export.held.len();
         self.counters.inc(why);
         self.send_abort(&flow, export.target);
         for (buf, off) in export.held {

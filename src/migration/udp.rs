@@ -78,6 +78,9 @@ impl<P: Port> Node<P> {
         buf: P::Buf,
         off: usize,
     ) {
+        if self.held >= self.opts.max_held {
+            return self.counters.drop(DropReason::HoldBudgetFull);
+        }
         self.counters.inc(Event::DecisionLoad);
         self.counters.inc(Event::UdpMigrationsStarted);
         self.counters.inc(Event::UdpHeld);
@@ -92,6 +95,7 @@ impl<P: Port> Node<P> {
         };
         let key = ForwardKey::of(&flow);
         if self.add_udp_flow(now, key, UdpFlow::Moving(Box::new(m))) {
+            self.held += 1;
             self.send_udp_migration(now, key);
         }
     }
@@ -168,8 +172,9 @@ impl<P: Port> Node<P> {
             return;
         };
         self.counters.inc(Event::UdpMigrationsFallback);
+        self.held -= m.held.len();
         for (b, _) in m.held {
-            self.echo_udp(b, Via::Wire);
+            self.echo_udp(now, b, Via::Wire);
         }
     }
 
@@ -217,6 +222,7 @@ impl<P: Port> Node<P> {
         // The entry was there a moment ago: there is room for it again.
         let _ = self.udp_flows.insert(key, (gen, forwarded));
         self.counters.inc(Event::UdpMigrationsAcked);
+        self.held -= m.held.len();
         let p = self.peers.addr(target);
         let entry = ForwardEntry {
             target_ip: p.ip,

@@ -37,6 +37,7 @@ mod host;
 mod ipos;
 mod options;
 mod peers;
+mod rate;
 mod rx;
 mod tcp;
 mod timers;
@@ -89,6 +90,10 @@ pub struct Node<P: Port> {
     /// Flows that closed here a moment ago (generation of their timer).
     pub(crate) closed: BoundedMap<Flow, u32>,
     pub(crate) closed_gen: u32,
+    /// Client packets held by moves in progress (TCP and UDP), at most `max_held`.
+    pub(crate) held: usize,
+    /// Tokens for UDP echoes (the echo service's rate limit).
+    pub(crate) udp_echo_budget: rate::TokenBucket,
     pub(crate) arp: ArpCache<P::Buf>,
     pub(crate) view: FarmView,
     pub(crate) counters: Counters,
@@ -135,6 +140,11 @@ impl<P: Port> Node<P> {
             udp_gen: 0,
             closed: BoundedMap::new(opts.max_connections.saturating_mul(4)),
             closed_gen: 0,
+            held: 0,
+            udp_echo_budget: rate::TokenBucket::new(
+                opts.udp_echo_rate,
+                (opts.udp_echo_rate / 10).max(1),
+            ),
             arp: ArpCache::default(),
             view,
             peers,
@@ -194,6 +204,11 @@ impl<P: Port> Node<P> {
     /// The policy's current view of the farm.
     pub fn view(&self) -> &FarmView {
         &self.view
+    }
+
+    /// Client packets held by moves in progress, all together.
+    pub fn held_count(&self) -> usize {
+        self.held
     }
 
     /// Connections served here (the load this node advertises).

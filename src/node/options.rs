@@ -62,6 +62,12 @@ pub struct NodeOptions {
     /// hold their segments back (below [`crate::port::TX_BACKLOG`], where the
     /// port starts dropping).
     pub tx_high_water: usize,
+    /// UDP echoes per second a node sends at most (0: no limit); bursts of a
+    /// tenth of it pass at once.
+    pub udp_echo_rate: u32,
+    /// Client packets held by all moves together, at most (well below the
+    /// packet-buffer pool, so that held packets can never starve receive).
+    pub max_held: usize,
 }
 
 /// What a forward entry outlives its endpoint's idle time-out by: a client
@@ -126,6 +132,8 @@ impl Default for NodeOptions {
             head_window: 16 * 1024,
             head_timeout: Duration::from_secs(10),
             tx_high_water: crate::port::TX_BACKLOG / 2,
+            udp_echo_rate: 20_000,
+            max_held: 4096,
         }
     }
 }

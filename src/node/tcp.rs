@@ -109,15 +109,19 @@ impl<P: Port> Node<P> {
     /// A segment for the connection in `slot`.
     fn deliver(&mut self, now: Instant, slot: u32, buf: P::Buf, off: usize) {
         let hold_limit = self.opts.hold_limit;
+        let budget_full = self.held >= self.opts.max_held;
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
         if let Phase::Exporting(export) = conn.phase_mut() {
-            if export.held.len() < hold_limit {
-                export.held.push((buf, off));
-                self.counters.inc(Event::PacketsHeld);
-            } else {
+            if export.held.len() >= hold_limit {
                 self.counters.drop(DropReason::MigrationHoldFull);
+            } else if budget_full {
+                self.counters.drop(DropReason::HoldBudgetFull);
+            } else {
+                export.held.push((buf, off));
+                self.held += 1;
+                self.counters.inc(Event::PacketsHeld);
             }
             return;
         }

@@ -13,6 +13,9 @@ use ipos_wire::{Flow, DATA_HEADROOM};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Packet, UdpPacket};
 
+/// Source ports below this belong to servers, not clients: never echoed.
+const FIRST_CLIENT_PORT: u16 = 1024;
+
 impl<P: Port> Node<P> {
     /// A client UDP datagram, from the wire or out of an ipOS data frame.
     pub(crate) fn handle_udp(&mut self, now: Instant, buf: P::Buf, via: Via) {
@@ -39,8 +42,14 @@ impl<P: Port> Node<P> {
                 dst_port: udp.dst_port(),
             }
         };
+        if flow.src_port < FIRST_CLIENT_PORT {
+            // Echo, chargen, DNS and other services send from these ports: an
+            // echo of theirs would be answered again, forever.
+            return self.counters.drop(DropReason::UdpServerSource);
+        }
         let key = ForwardKey::of(&flow);
         let hold_limit = self.opts.hold_limit;
+        let budget_full = self.held >= self.opts.max_held;
         match self.udp_flows.get_mut(&key).map(|(_, f)| f) {
             Some(UdpFlow::Forwarded { target, last }) => {
                 *last = now;
@@ -55,17 +64,20 @@ impl<P: Port> Node<P> {
             }
             Some(UdpFlow::Moving(m)) => {
                 m.last = now;
-                if m.held.len() < hold_limit {
-                    m.held.push((buf, off));
-                    self.counters.inc(Event::UdpHeld);
-                } else {
+                if m.held.len() >= hold_limit {
                     self.counters.drop(DropReason::MigrationHoldFull);
+                } else if budget_full {
+                    self.counters.drop(DropReason::HoldBudgetFull);
+                } else {
+                    m.held.push((buf, off));
+                    self.held += 1;
+                    self.counters.inc(Event::UdpHeld);
                 }
                 return;
             }
             Some(UdpFlow::Local { last }) | Some(UdpFlow::Owned { last }) => {
                 *last = now;
-                return self.echo_udp(buf, via);
+                return self.echo_udp(now, buf, via);
             }
             None => {}
         }
@@ -80,7 +92,7 @@ impl<P: Port> Node<P> {
             None => {
                 self.counters.inc(Event::DecisionLocal);
                 self.add_udp_flow(now, key, UdpFlow::Local { last: now });
-                self.echo_udp(buf, via);
+                self.echo_udp(now, buf, via);
             }
             Some(target) => self.start_udp_move(now, flow, target, buf, off),
         }
@@ -89,7 +101,10 @@ impl<P: Port> Node<P> {
     /// Echoes a datagram back to its client, in the same buffer. A datagram
     /// that came in a data frame is answered directly, from the address the
     /// client sent it to (the VIP), to the client's MAC as ARP resolves it.
-    pub(crate) fn echo_udp(&mut self, mut buf: P::Buf, via: Via) {
+    pub(crate) fn echo_udp(&mut self, now: Instant, mut buf: P::Buf, via: Via) {
+        if !self.udp_echo_budget.take(now) {
+            return self.counters.drop(DropReason::UdpRateLimited);
+        }
         let peer_mac = match via {
             Via::Wire => Some(EthernetAddress::from_bytes(&buf.data()[6..12])),
             Via::Tunnel { .. } => {

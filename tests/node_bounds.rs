@@ -1,0 +1,144 @@
+//! Bounds a hostile or unlucky peer runs into: the UDP echo service never
+//! answers a server port and is rate-limited; the packets all moves hold
+//! together stay under a budget, and are given back when the moves end.
+
+mod support;
+
+use ipos::counters::{DropReason, Event};
+use ipos::node::{Node, NodeOptions};
+use ipos::port::mem::{HookAction, MemPort, MemSwitch};
+use smoltcp::time::{Duration, Instant};
+use std::cell::Cell;
+use std::rc::Rc;
+use support::*;
+
+/// An IPv4/UDP datagram from the client to `dst`:`dport` from `sport`.
+fn udp_frame(dst: smoltcp::wire::Ipv4Address, sport: u16, dport: u16) -> Vec<u8> {
+    let payload = b"ipos-echo";
+    let mut f = vec![0u8; 14 + 20 + 8 + payload.len()];
+    ipos_wire::emit_ethernet_header(&mut f, MACS[A], CLIENT_MAC, 0x0800).unwrap();
+    let ip = ipos_wire::Ipv4Header {
+        src: CLIENT_IP,
+        dst,
+        protocol: smoltcp::wire::IpProtocol::Udp,
+        payload_len: 8 + payload.len(),
+        ident: 1,
+    };
+    ipos_wire::emit_ipv4_header(&mut f[14..], &ip).unwrap();
+    let u = &mut f[34..];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u[8..].copy_from_slice(payload);
+    // Checksum 0: none (allowed for UDP over IPv4).
+    f
+}
+
+fn echo_node(opts: NodeOptions) -> (Node<MemPort>, MemPort) {
+    let switch = MemSwitch::new(7);
+    let port = switch.port(MACS[A]);
+    let client = switch.port(CLIENT_MAC);
+    let mut id = identity(A);
+    id.udp_echo_port = Some(7);
+    let opts = NodeOptions {
+        migration: false,
+        advert_interval: Duration::ZERO,
+        ..opts
+    };
+    (Node::new(port, id, opts), client)
+}
+
+#[test]
+fn udp_echo_never_answers_a_server_port() {
+    let (mut node, client) = echo_node(options());
+    let now = Instant::from_millis(10);
+    for sport in [7u16, 19, 53, 1023] {
+        node.port_mut().inject(&udp_frame(IPS[A], sport, 7));
+    }
+    node.port_mut().inject(&udp_frame(IPS[A], 40_000, 7));
+    node.poll(now);
+    let out = client.take_all();
+    assert_eq!(out.len(), 1, "only the client port is echoed");
+    assert_eq!(node.counters().dropped(DropReason::UdpServerSource), 4);
+    assert_eq!(node.counters().get(Event::UdpEchoed), 1);
+}
+
+#[test]
+fn udp_echo_is_rate_limited() {
+    let (mut node, client) = echo_node(NodeOptions {
+        udp_echo_rate: 100,
+        ..options()
+    });
+    // 50 at once: the burst (a tenth of the rate) passes, the rest is refused.
+    let now = Instant::from_millis(10);
+    for i in 0..50u16 {
+        node.port_mut().inject(&udp_frame(IPS[A], 40_000 + i, 7));
+    }
+    while node.poll(now) > 0 {}
+    assert_eq!(client.take_all().len(), 10);
+    assert_eq!(node.counters().dropped(DropReason::UdpRateLimited), 40);
+    // A second later the bucket is full again.
+    let later = now + Duration::from_secs(1);
+    for i in 0..5u16 {
+        node.port_mut().inject(&udp_frame(IPS[A], 41_000 + i, 7));
+    }
+    node.poll(later);
+    assert_eq!(client.take_all().len(), 5);
+}
+
+/// A move stays in progress (its connection packets are held back by the
+/// switch) while the client keeps sending: the front holds at most
+/// `max_held` packets for all moves, drops the rest (the client resends
+/// them), and gives the budget back once the moves end.
+#[test]
+fn held_packets_stay_within_the_budget() {
+    let mut f = Farm::with_options(31, |_| NodeOptions {
+        max_held: 3,
+        ..options()
+    });
+    f.warm_up();
+    let stalled = Rc::new(Cell::new(true));
+    let s = stalled.clone();
+    f.switch.set_hook(move |port, frame| {
+        if port == A && s.get() && ipos_type(frame) == Some(T_CONNECTION) {
+            HookAction::Hold
+        } else {
+            HookAction::Deliver
+        }
+    });
+    // Two connections, each sends its request and then pipelines more.
+    let ids: Vec<usize> = (0..2u16)
+        .map(|i| f.request(46000 + i, &get("/b/bytes/1000")))
+        .collect();
+    let moving = f.run_until(Duration::from_millis(100), |f| {
+        f.ev(A, Event::MigrationsStarted) == 2
+    });
+    assert!(moving, "moves did not start; {}", f.summary());
+    for &id in &ids {
+        for _ in 0..3 {
+            f.client.send(id, get("/b/bytes/1000").as_bytes());
+            f.run_for(Duration::from_millis(2));
+        }
+    }
+    f.run_for(Duration::from_millis(10));
+    assert!(f.node(A).held_count() <= 3, "{}", f.summary());
+    assert!(
+        f.drops(A, DropReason::HoldBudgetFull) > 0,
+        "{}",
+        f.summary()
+    );
+    // Let the moves finish: everything is answered, the budget is back.
+    stalled.set(false);
+    f.switch.release_hooked();
+    let ok = f.run_until(Duration::from_secs(20), |f| {
+        ids.iter().all(|&id| f.responses(id).len() == 4)
+    });
+    assert!(ok, "responses missing; {}", f.summary());
+    for &id in &ids {
+        for r in f.responses(id) {
+            r.assert_bytes_from("b", 1000);
+        }
+    }
+    assert_eq!(f.node(A).held_count(), 0);
+    f.close_all_and_drain(&ids, Duration::from_secs(10));
+}

@@ -71,6 +71,13 @@ fn ab(farm: &Farm, n: u64, c: u64, url: &str, limit: Duration) -> AbReport {
     }
 }
 
+/// `ab` completed `n` requests, none failed, none answered with an error.
+fn assert_ab_ok(r: &AbReport, n: u64) {
+    assert_eq!(r.complete, n, "ab:\n{}", r.text);
+    assert_eq!(r.failed, 0, "ab:\n{}", r.text);
+    assert_eq!(r.non_2xx, 0, "ab:\n{}", r.text);
+}
+
 fn assert_no_rst(lines: &[String]) {
     assert!(
         lines.is_empty(),
@@ -124,9 +131,7 @@ fn ab_20000_connections_every_one_moved() {
         "ab -n {N} -c 32 /b/bytes/100 via the VIP: {:.0} req/s",
         r.rate
     );
-    assert_eq!(r.complete, N, "ab:\n{}", r.text);
-    assert_eq!(r.failed, 0, "ab:\n{}", r.text);
-    assert_eq!(r.non_2xx, 0, "ab:\n{}", r.text);
+    assert_ab_ok(&r, N);
     assert_no_rst(&rsts);
     let b = settle(&farm, "b", |s| get(s, "http_responses") >= N);
     let a = settle(&farm, "a", |s| {
@@ -370,9 +375,7 @@ fn ab_through_5pct_loss_on_the_client_link() {
     );
     let rsts = cap.stop();
     println!("ab -n {N} -c 16 through 5% loss: {:.0} req/s", r.rate);
-    assert_eq!(r.complete, N, "ab:\n{}", r.text);
-    assert_eq!(r.failed, 0, "ab:\n{}", r.text);
-    assert_eq!(r.non_2xx, 0, "ab:\n{}", r.text);
+    assert_ab_ok(&r, N);
     assert_no_rst(&rsts);
     let b = settle(&farm, "b", |s| get(s, "http_responses") >= N);
     let a = farm.stats("a");

@@ -164,16 +164,18 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         }
         if now >= next_view_check {
             next_view_check = now + Duration::from_millis(100);
-            let missing: Vec<String> = node.unheard_peers(now).map(|ip| ip.to_string()).collect();
-            if missing.is_empty() != view_complete {
-                view_complete = missing.is_empty();
-                if view_complete {
+            let complete = node.unheard_peers(now).next().is_none();
+            if complete != view_complete {
+                view_complete = complete;
+                if complete {
                     log::info!(
                         "farm view complete: node {} hears every other node ({} in all)",
                         spec.name,
                         farm.nodes.len()
                     );
                 } else {
+                    let missing: Vec<String> =
+                        node.unheard_peers(now).map(|ip| ip.to_string()).collect();
                     log::warn!(
                         "farm view incomplete: no fresh advert from {}",
                         missing.join(", ")

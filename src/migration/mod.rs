@@ -55,10 +55,19 @@
 //!    no byte is sent twice, whichever frames are lost.
 //! 6. A node that receives a connection packet for a client it forwards
 //!    (the endpoint comes back, a -> b -> a) drops its forward entry first.
-//!    A SYN from a forwarded client port starts a new connection: the stale
-//!    entry (its close notice was lost) is removed.
-//! 7. End: when T's endpoint closes, T sends F a connection notice with owner
-//!    0.0.0.0:0 and F removes its forward entry; idle forward entries expire.
+//!    A connection packet whose TCB names another client ISN than the
+//!    connection T holds on those ports is a new incarnation: T replaces an
+//!    old one in TIME-WAIT (or closed), and refuses it otherwise.
+//! 7. A SYN from a forwarded client port follows the forward entry to the
+//!    owner: in TIME-WAIT there, RFC 6191 may let it open a new connection
+//!    (fed by the same forwarder); an established one answers with a
+//!    challenge ACK (RFC 5961). An owner that does not know the flow (its
+//!    close notice was lost, or it restarted) answers any data frame for it
+//!    with a "closed" notice, and the forwarder removes its entry.
+//! 8. End: when T's endpoint closes, T sends F a connection notice with owner
+//!    0.0.0.0:0 and F removes its forward entry; both remember the flow for a
+//!    while to drop its late duplicates quietly. A forward entry's idle
+//!    time-out outlives the endpoint's (every client packet refreshes both).
 //!
 //! The connection notice's format is in [`notice`].
 

@@ -108,8 +108,7 @@ impl<P: Port> Node<P> {
         key: ForwardKey,
         f: UdpFlow<P::Buf>,
     ) -> bool {
-        self.udp_gen = self.udp_gen.wrapping_add(1);
-        let gen = self.udp_gen;
+        let gen = self.new_gen();
         let at = f.next_deadline(self.opts.udp_idle);
         if self.udp_flows.insert(key, (gen, f)).is_err() {
             self.counters.drop(DropReason::UdpTableFull);

@@ -86,10 +86,10 @@ pub struct Node<P: Port> {
     pub(crate) pending: BoundedMap<Flow, Reassembly>,
     /// UDP flows, each with the generation that names its timer.
     pub(crate) udp_flows: BoundedMap<ForwardKey, (u32, UdpFlow<P::Buf>)>,
-    pub(crate) udp_gen: u32,
     /// Flows that closed here a moment ago (generation of their timer).
     pub(crate) closed: BoundedMap<Flow, u32>,
-    pub(crate) closed_gen: u32,
+    /// Generations of the entries that timers name (UDP flows, closed flows).
+    pub(crate) next_gen: u32,
     /// Client packets held by moves in progress (TCP and UDP), at most `max_held`.
     pub(crate) held: usize,
     /// Tokens for UDP echoes (the echo service's rate limit).
@@ -119,7 +119,7 @@ impl<P: Port> Node<P> {
         };
         let peers = Peers::new(&id);
         let view = FarmView::new(&opts.policy);
-        let timers = timers::Timers::new(Instant::from_micros(0), opts.timer_scan);
+        let timers = timers::Timers::new(Instant::from_micros(0), opts.timer_tick);
         let tcp_direct = ipos_tcp::Config {
             mss: opts.mss(false),
             ..opts.tcp.clone()
@@ -137,9 +137,8 @@ impl<P: Port> Node<P> {
             forward: ForwardTable::new(opts.max_forward),
             pending: BoundedMap::new(opts.max_pending),
             udp_flows: BoundedMap::new(opts.max_udp_flows),
-            udp_gen: 0,
             closed: BoundedMap::new(opts.max_connections.saturating_mul(4)),
-            closed_gen: 0,
+            next_gen: 0,
             held: 0,
             udp_echo_budget: rate::TokenBucket::new(
                 opts.udp_echo_rate,
@@ -204,6 +203,12 @@ impl<P: Port> Node<P> {
     /// The policy's current view of the farm.
     pub fn view(&self) -> &FarmView {
         &self.view
+    }
+
+    /// A fresh generation for a table entry that a timer will name.
+    pub(crate) fn new_gen(&mut self) -> u32 {
+        self.next_gen = self.next_gen.wrapping_add(1);
+        self.next_gen
     }
 
     /// Client packets held by moves in progress, all together.

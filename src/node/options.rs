@@ -18,7 +18,7 @@ pub struct NodeOptions {
     /// Client packets held per migrating endpoint, at most.
     pub hold_limit: usize,
     /// The timer wheel's tick: the resolution of every timer.
-    pub timer_scan: Duration,
+    pub timer_tick: Duration,
     /// Whether this node moves connections at all (targets always accept).
     pub migration: bool,
     /// Time before the first connection packet retry; it doubles after each
@@ -114,7 +114,7 @@ impl Default for NodeOptions {
             max_forward: 65536,
             max_pending: 1024,
             hold_limit: 32,
-            timer_scan: Duration::from_millis(1),
+            timer_tick: Duration::from_millis(1),
             migration: true,
             migrate_retry: Duration::from_millis(40),
             migrate_tries: 7,

@@ -112,11 +112,6 @@ impl Peers {
             .map(|i| PeerId(i as u16))
     }
 
-    /// True when `mac` is a farm node's.
-    pub fn is_member(&self, mac: EthernetAddress) -> bool {
-        self.by_mac(mac).is_some()
-    }
-
     /// The addresses of `id`.
     pub fn addr(&self, id: PeerId) -> PeerAddr {
         self.list[usize::from(id.0)]
@@ -135,16 +130,6 @@ impl Peers {
     /// Every node's address, this one included.
     pub fn ips(&self) -> impl Iterator<Item = Ipv4Address> + '_ {
         self.list.iter().map(|p| p.ip)
-    }
-
-    /// Number of nodes, this one included.
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-
-    /// Never true: the farm holds at least this node.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
     }
 }
 
@@ -173,7 +158,7 @@ mod tests {
             ip: Ipv4Address::new(198, 18, 0, 12),
         };
         let p = Peers::new(&id(vec![b.clone()]));
-        assert_eq!(p.len(), 2, "the node itself is added");
+        assert_eq!(p.ips().count(), 2, "the node itself is added");
         let me = p.me();
         assert_eq!(p.ip(me), Ipv4Address::new(198, 18, 0, 11));
         let pb = p.by_mac(b.mac).unwrap();
@@ -185,7 +170,7 @@ mod tests {
                 ip: b.ip
             }
         );
-        assert!(!p.is_member(EthernetAddress([2, 0, 0, 0, 0, 9])));
+        assert!(p.by_mac(EthernetAddress([2, 0, 0, 0, 0, 9])).is_none());
         assert!(id(vec![]).owns_ip(Ipv4Address::new(198, 18, 0, 100)));
     }
 }

@@ -247,7 +247,7 @@ impl<P: Port> Node<P> {
     fn send_segments(&mut self, now: Instant, slot: u32) {
         if self.port.tx_backlog() >= self.opts.tx_high_water {
             self.counters.inc(Event::TxBackpressure);
-            return self.arm_conn_at(slot, now + self.opts.timer_scan);
+            return self.arm_conn_at(slot, now + self.opts.timer_tick);
         }
         let Some(conn) = self.conns.get(slot) else {
             return;

@@ -185,8 +185,7 @@ impl<P: Port> Node<P> {
     /// duplicates (an ACK of a retransmitted FIN) are dropped quietly instead
     /// of reset.
     pub(crate) fn remember_closed(&mut self, flow: Flow, now: Instant) {
-        self.closed_gen = self.closed_gen.wrapping_add(1);
-        let gen = self.closed_gen;
+        let gen = self.new_gen();
         if self.closed.insert(flow, gen).is_ok() {
             self.timers
                 .arm(now + CLOSED_LINGER, Timer::Closed { flow, gen });

@@ -49,16 +49,6 @@ impl<B> ArpCache<B> {
         }
     }
 
-    /// Entries in the cache.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True when the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Parks a reply for `ip`; gives it back when the queue is full. The
     /// boolean says whether a request for `ip` is already out.
     pub fn park(&mut self, buf: B, ip: Ipv4Address) -> Result<bool, B> {

@@ -48,11 +48,6 @@ impl<K: Eq + Hash, V> BoundedMap<K, V> {
         self.map.len() >= self.limit
     }
 
-    /// The limit.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Inserts refused because the map was full.
     pub fn full_refusals(&self) -> u64 {
         self.full_refusals
@@ -86,18 +81,6 @@ impl<K: Eq + Hash, V> BoundedMap<K, V> {
     pub fn remove(&mut self, key: &K) -> Option<V> {
         self.map.remove(key)
     }
-
-    /// Keeps the entries for which `keep` holds; returns how many went.
-    pub fn retain(&mut self, keep: impl FnMut(&K, &mut V) -> bool) -> usize {
-        let before = self.map.len();
-        self.map.retain(keep);
-        before - self.map.len()
-    }
-
-    /// Every entry.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter()
-    }
 }
 
 #[cfg(test)]
@@ -113,7 +96,7 @@ mod tests {
         assert_eq!(m.insert(3, "c"), Err(TableFull));
         assert_eq!(m.full_refusals(), 1);
         assert_eq!(m.insert(2, "B"), Ok(Some("b")), "replacing is not refused");
-        assert_eq!(m.retain(|k, _| *k == 2), 1);
+        assert_eq!(m.remove(&1), Some("a"));
         assert_eq!(m.get(&2), Some(&"B"));
         assert_eq!(m.remove(&2), Some("B"));
         assert!(m.is_empty());

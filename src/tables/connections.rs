@@ -90,19 +90,6 @@ impl<T> ConnectionTable<T> {
         self.free.push(slot);
         Some(v)
     }
-
-    /// Number of slots (upper bound of slot indices).
-    pub fn slot_count(&self) -> u32 {
-        self.slots.len() as u32
-    }
-
-    /// Every entry, with its slot.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|(_, v)| (i as u32, v)))
-    }
 }
 
 #[cfg(test)]

@@ -505,6 +505,19 @@ impl Endpoint {
         )
     }
 
+    /// A state in which data may be in flight from us: sent data can still be
+    /// (re)transmitted and acknowledged.
+    fn sends_data(&self) -> bool {
+        matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        )
+    }
+
     /// TIME-WAIT, (re)starting its timer; nothing more is sent but ACKs.
     fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;

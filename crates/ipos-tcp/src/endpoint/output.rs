@@ -125,14 +125,7 @@ impl Endpoint {
     /// The next data segment, in priority order: owed fast retransmit, tail loss probe,
     /// SACK recovery (NextSeg), then new data or the go-back-N pass within cwnd.
     fn send_data(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
-        if !matches!(
-            self.state,
-            State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck
-        ) {
+        if !self.sends_data() {
             return None;
         }
         let opts = self.seg_opts(now, out.len());

@@ -21,7 +21,7 @@
 
 use smoltcp::time::Instant;
 
-use super::{Endpoint, State, DUP_THRESH, NONE_AT, SB_MAX};
+use super::{Endpoint, DUP_THRESH, NONE_AT, SB_MAX};
 use crate::seq::{gt, le, lt};
 use crate::tcb::*;
 
@@ -321,14 +321,7 @@ impl Endpoint {
             || self.srtt == 0
             || self.snd_una == self.snd_max
             || self.has(TCB_F_PERSIST)
-            || !matches!(
-                self.state,
-                State::Established
-                    | State::CloseWait
-                    | State::FinWait1
-                    | State::Closing
-                    | State::LastAck
-            );
+            || !self.sends_data();
         if off {
             self.cold.early = EarlyTimer::Off;
             return;

@@ -14,6 +14,10 @@
 //! ip = "198.18.0.100"
 //! front = "a"                 # the node that answers ARP for the VIP
 //!
+//! [auth]                      # optional: authenticate every ipOS frame
+//! key_file = "farm.key"       # 64 hex digits, chmod 600; relative to this file
+//! mode = "authenticate"       # or "encrypt" (TCBs and request bytes encrypted too)
+//!
 //! [[nodes]]
 //! name = "a"
 //! mac = "02:00:c6:12:00:0b"
@@ -69,6 +73,14 @@ struct RawFarm {
     policy: Option<RawPolicy>,
     mtu: Option<RawMtu>,
     http: Option<RawHttp>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    key_file: String,
+    mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +230,15 @@ impl Default for PolicySpec {
     }
 }
 
+/// How the farm's ipOS frames are protected (`[auth]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSpec {
+    /// The key file (resolved against the farm file's directory).
+    pub key_file: PathBuf,
+    /// What the tag protects.
+    pub mode: crate::auth::Mode,
+}
+
 /// A parsed, validated farm configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FarmConfig {
@@ -239,6 +260,8 @@ pub struct FarmConfig {
     pub mtu: MtuSpec,
     /// Seconds a client may take to send a whole request head.
     pub head_timeout_s: u64,
+    /// Frame authentication; `None`: ipOS frames carry no trailer.
+    pub auth: Option<AuthSpec>,
 }
 
 impl FarmConfig {
@@ -399,11 +422,16 @@ impl FarmConfig {
         }
         let mut mtu = MtuSpec::default();
         if let Some(m) = raw.mtu {
-            // The smallest MTU that still carries a 536-byte segment in a data frame.
-            let least = (ipos_wire::HEADER_LEN + 40 + 536) as u16;
-            for (name, val, slot) in [
-                ("mtu.farm", m.farm, &mut mtu.farm),
-                ("mtu.client", m.client, &mut mtu.client),
+            // The client path must carry a 536-byte segment; the farm segment a
+            // carried request chunk in a data frame, with the authentication trailer.
+            let client_least = (40 + 536) as u16;
+            let farm_least = (ipos_wire::HEADER_LEN
+                + 40
+                + crate::migration::CHUNK
+                + ipos_wire::trailer::TRAILER_LEN) as u16;
+            for (name, val, slot, least) in [
+                ("mtu.farm", m.farm, &mut mtu.farm, farm_least),
+                ("mtu.client", m.client, &mut mtu.client, client_least),
             ] {
                 if let Some(v) = val {
                     if !(least..=9216).contains(&v) {
@@ -459,6 +487,31 @@ impl FarmConfig {
                 policy.url.push((r.prefix.clone(), r.node.clone()));
             }
         }
+        let auth = match raw.auth {
+            None => None,
+            Some(a) => {
+                if a.key_file.is_empty() {
+                    return Err(err("auth.key_file".into(), "names no file".into()));
+                }
+                let mode = match a.mode.as_deref() {
+                    None | Some("authenticate") => crate::auth::Mode::Authenticated,
+                    Some("encrypt") => crate::auth::Mode::Encrypted,
+                    Some(m) => {
+                        return Err(err(
+                            "auth.mode".into(),
+                            format!("{m:?}: use \"authenticate\" or \"encrypt\""),
+                        ))
+                    }
+                };
+                let f = PathBuf::from(&a.key_file);
+                let key_file = if f.is_relative() {
+                    path.parent().unwrap_or(Path::new(".")).join(f)
+                } else {
+                    f
+                };
+                Some(AuthSpec { key_file, mode })
+            }
+        };
         let udp_echo_port = match raw.udp_echo_port {
             None => Some(7),
             Some(0) => None,
@@ -474,6 +527,7 @@ impl FarmConfig {
             policy,
             mtu,
             head_timeout_s,
+            auth,
         })
     }
 
@@ -500,7 +554,8 @@ impl FarmConfig {
     }
 
     /// Who node `name` is: its addresses, the VIP when it fronts it, the
-    /// farm's services and EtherType, and every member of the farm.
+    /// farm's services and EtherType, and every member of the farm. Its
+    /// `auth` is `None`: [`FarmConfig::auth_config`] reads the key.
     pub fn identity(&self, name: &str) -> Option<NodeIdentity> {
         let spec = self.node(name)?;
         Some(NodeIdentity {
@@ -512,6 +567,7 @@ impl FarmConfig {
                 .as_ref()
                 .filter(|v| v.front == spec.name)
                 .map(|v| v.ip),
+            farm_vip: self.vip.as_ref().map(|v| v.ip),
             service_ports: self.service_ports.clone(),
             ethertype: self.ethertype,
             udp_echo_port: self.udp_echo_port,
@@ -524,7 +580,23 @@ impl FarmConfig {
                     ip: n.ip,
                 })
                 .collect(),
+            auth: None,
         })
+    }
+
+    /// The farm's authentication settings, the key read from its file
+    /// (refused when group or others may read it); `None` when the farm
+    /// file has no `[auth]`. Set it as the identity's `auth`.
+    pub fn auth_config(&self) -> Result<Option<crate::auth::AuthConfig>, ConfigError> {
+        let Some(a) = &self.auth else {
+            return Ok(None);
+        };
+        let key = crate::auth::FarmKey::load(&a.key_file).map_err(|e| ConfigError {
+            file: a.key_file.clone(),
+            field: String::new(),
+            message: e.to_string(),
+        })?;
+        Ok(Some(crate::auth::AuthConfig { key, mode: a.mode }))
     }
 
     /// The node options this file sets (TCP buffers and MSS, the connection

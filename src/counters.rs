@@ -74,6 +74,14 @@ labelled_counters! {
         AdvertMalformed => "advert_malformed", "Server-state advertisement that does not parse.";
         NoticeMalformed => "notice_malformed", "Connection notice that does not parse or names no known node.";
         ForwardNoTarget => "forward_no_target", "Data frame for a connection this node neither owns nor forwards (its sender is told the connection is closed).";
+        AuthNoTrailer => "auth_no_trailer", "ipOS frame too short to carry the farm authentication trailer (the farm has a key; the sender has none, or the frame was cut).";
+        AuthWrongMode => "auth_wrong_mode", "ipOS frame whose trailer names another mode than this farm's (authenticated or encrypted), or an unknown one.";
+        AuthUnknownKey => "auth_unknown_key", "ipOS frame sealed with a key id this node does not hold.";
+        AuthBadTag => "auth_bad_tag", "ipOS frame whose authentication tag does not verify: forged, corrupted, or from another farm's key.";
+        AuthReplayed => "auth_replayed", "ipOS frame whose sequence number was seen already or is older than the replay window.";
+        AuthOldEpoch => "auth_old_epoch", "ipOS frame from an earlier boot of its sender (a replay across a restart).";
+        NoticeNotOwner => "notice_not_owner", "Connection notice from a node that is not the connection's current owner (forwarder) or source (target).";
+        ConnNotOurService => "conn_not_our_service", "Connection packet for an address or port this farm does not serve (not the VIP or a service port).";
         TunnelTooBig => "tunnel_too_big", "A client packet that would not fit in a data frame on the farm segment (farm MTU).";
     }
 }
@@ -137,6 +145,8 @@ labelled_counters! {
         HttpBodyBytes => "http_body_bytes", "Request body bytes read (counted when their connection leaves the node).";
         AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
         AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
+        TcbClamped => "tcb_clamped", "Imported TCBs with a field outside its sane range (MSS, windows, congestion window, RTO), clamped into it.";
+        PeerRestarts => "peer_restarts", "Authenticated frames that began a new epoch of their sender (its first frames, or a restart).";
     }
 }
 
@@ -151,6 +161,7 @@ impl From<&ipos_wire::Error> for DropReason {
             E::UnknownProtocol(_) => DropReason::IposUnknownProtocol,
             E::BadInnerPacket => DropReason::IposBadInner,
             E::BadLength | E::WrongEtherType => DropReason::IposBadLength,
+            E::BadTrailer => DropReason::AuthWrongMode,
         }
     }
 }

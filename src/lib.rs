@@ -10,9 +10,11 @@
 //! and its 140-byte TCB), the `ipos-http` crate (the built-in service),
 //! [`tables`] (FIG. 12 and the node's own), [`node`] (the poll loop, in rooms
 //! along a packet's path), [`migration`] (the protocol and its roles),
-//! [`config`] (the farm file), [`counters`].
+//! [`config`] (the farm file), [`auth`] (the farm key and the frames'
+//! authentication trailer), [`counters`].
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod counters;
 pub mod migration;

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 const NODE_A_MAC: &str = "02:00:c6:12:00:0b";
+const NODE_B_MAC: &str = "02:00:c6:12:00:0c";
 
 #[test]
 fn ping_nodes_and_vip_then_down_leaves_nothing() {
@@ -84,7 +85,10 @@ fn malformed_ipos_frames_are_counted_by_reason() {
     if skip() {
         return;
     }
-    let farm = Farm::up("m", 1, &[]);
+    // No farm key: the frames below reach the parser. They carry node b's MAC
+    // as their source (a node only parses ipOS frames from farm members);
+    // the acknowledgement comes from the client's own MAC.
+    let farm = Farm::up_auth("m", 2, &[], "none");
     // Make sure the node is live first (and the bridge has learnt its MAC).
     let out = farm.client(
         Duration::from_secs(20),
@@ -100,7 +104,7 @@ fn malformed_ipos_frames_are_counted_by_reason() {
         ("bad_length", "drop.ipos_truncated"),
         ("unexpected_ack", "drop.ipos_unknown_sender"),
     ];
-    let mut args = vec!["eth0", NODE_A_MAC, "5"];
+    let mut args = vec!["eth0", NODE_A_MAC, "5", "--src", NODE_B_MAC];
     args.extend(kinds.iter().map(|k| k.0));
     let (ok, text) = farm.client_script(Duration::from_secs(20), "ipos_frames.py", &args);
     assert!(ok, "sender failed: {text}");

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Sends hand-made ipOS frames from a raw socket: one kind per argument.
 
-usage: ipos_frames.py IFACE DST_MAC COUNT KIND [KIND ...]
+usage: ipos_frames.py IFACE DST_MAC COUNT [--src MAC] KIND [KIND ...]
 KIND: truncated, bad_checksum, unknown_type, unknown_protocol, bad_inner, bad_length,
       unexpected_ack (a valid acknowledgement, but from a MAC that is not a farm node's)
+--src: the source MAC of every kind but unexpected_ack (which uses the interface's own), e.g. a
+farm node's, so that the frames reach the node's parser.
 Addresses are 198.18.0.0/15 only. The checksum is the Internet checksum of the 16-byte ipOS
 header (checksum field zero) followed by the connection information for connection frames.
 """
@@ -56,12 +58,18 @@ def frames(kind: str) -> bytes:
 
 def main() -> None:
     iface, dst, count = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), int(sys.argv[3])
+    kinds = sys.argv[4:]
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
-    src = s.getsockname()[4][:6]
+    own = s.getsockname()[4][:6]
+    forged = own
+    if kinds[:1] == ["--src"]:
+        forged = bytes.fromhex(kinds[1].replace(":", ""))
+        kinds = kinds[2:]
     sent = 0
-    for kind in sys.argv[4:]:
+    for kind in kinds:
         body = frames(kind)
+        src = own if kind == "unexpected_ack" else forged
         for _ in range(count):
             s.send(dst + src + struct.pack("!H", ETHERTYPE) + body)
             sent += 1

@@ -99,6 +99,8 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         )
     })?;
 
+    // The key is read before the EAL starts: a bad key file is the user's first error.
+    let auth = farm.auth_config().map_err(|e| e.to_string())?;
     dpdk::eal_init(eal_args).map_err(|e| format!("{e}; check the EAL options before `--`"))?;
     let port_id = opts.port_id.unwrap_or(spec.port);
     let pool = Mempool::new(&format!("ipos_{}", spec.name), opts.mbufs, 256, 2048 + 128)
@@ -119,7 +121,20 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
             spec.mac
         );
     }
-    let id = farm.identity(&spec.name).expect("the node exists");
+    let mut id = farm.identity(&spec.name).expect("the node exists");
+    match &auth {
+        Some(a) => log::info!(
+            "ipOS frames {} with the farm key",
+            match a.mode {
+                ipos::auth::Mode::Authenticated => "authenticated",
+                ipos::auth::Mode::Encrypted => "authenticated and encrypted",
+            }
+        ),
+        None => log::warn!(
+            "the farm file has no [auth] key_file: ipOS frames are accepted on their source MAC alone and TCBs travel in clear"
+        ),
+    }
+    id.auth = auth;
     let vip = id.vip;
     let nopts = farm.node_options();
     log::info!(

@@ -45,7 +45,8 @@ impl<P: Port> Node<P> {
         let macs = self.macs_to(entry.target_mac);
         match ipos_wire::emit_data_header(buf.data_mut(), self.id.ethertype, &macs) {
             Ok(len) => {
-                if len - ETHERNET_LEN > usize::from(self.opts.farm_mtu) {
+                let trailer = usize::from(self.opts.farm_trailer);
+                if len - ETHERNET_LEN + trailer > usize::from(self.opts.farm_mtu) {
                     // The farm segment would drop it: say so here instead.
                     return self.counters.drop(DropReason::TunnelTooBig);
                 }
@@ -76,10 +77,11 @@ impl<P: Port> Node<P> {
             }
             return;
         };
+        // Only the connection's current owner may say where it went or that it ended.
+        if e.target_mac != src_mac {
+            return self.counters.drop(DropReason::NoticeNotOwner);
+        }
         if n.is_closed() {
-            if e.target_mac != src_mac {
-                return self.counters.drop(DropReason::IposUnexpected);
-            }
             self.forward.remove(&fkey);
             // Late duplicates the client still sends are dropped quietly here.
             self.remember_closed(flow, now);

@@ -72,6 +72,7 @@
 //! The connection notice's format is in [`notice`].
 
 pub mod carried;
+pub mod clamp;
 pub mod forwarder;
 pub mod notice;
 pub mod retry;

@@ -8,6 +8,7 @@
 //! source that kept the connection says so with an abort notice, and a
 //! target that hears nothing drops its copy after twice the source's tries.
 
+use super::clamp::clamp_imported;
 use super::{Notice, Reassembly, Retry};
 use crate::counters::{DropReason, Event};
 use crate::node::{Conn, Node, Origin, PeerId, Phase, Timer};
@@ -37,6 +38,12 @@ impl<P: Port> Node<P> {
         if server_addr != self.id.ip {
             return self.counters.drop(DropReason::IposUnexpected);
         }
+        // Only connections to the farm's VIP on a port it serves ever move.
+        if Some(flow.dst_addr) != self.id.farm_vip
+            || !self.id.service_ports.contains(&flow.dst_port)
+        {
+            return self.counters.drop(DropReason::ConnNotOurService);
+        }
         // The endpoint comes (back) here: stop forwarding this client elsewhere.
         let fkey = ForwardKey::of(&flow);
         if self
@@ -47,9 +54,14 @@ impl<P: Port> Node<P> {
             self.forward.remove(&fkey);
             self.counters.inc(Event::ForwardMoved);
         }
-        let Ok(tcb) = Tcb::parse(tcb) else {
+        let Ok(mut tcb) = Tcb::parse(tcb) else {
             return self.counters.drop(DropReason::IposBadTcb);
         };
+        match clamp_imported(&mut tcb, &self.tcp_movable, self.tcp_movable.mss) {
+            Ok(false) => {}
+            Ok(true) => self.counters.inc(Event::TcbClamped),
+            Err(_) => return self.counters.drop(DropReason::IposBadTcb),
+        }
         if let Some(slot) = self.conns.find(&flow) {
             let c = self.conns.get(slot).expect("slot from index");
             if c.ep.irs() == tcb.irs {
@@ -211,15 +223,30 @@ impl<P: Port> Node<P> {
         if sender != Some(owner) {
             return false;
         }
-        self.pending.remove(flow);
-        if let Some(slot) = self.conns.find(flow) {
-            if self.conns.get(slot).is_some_and(|c| {
-                c.origin.is_imported() && !matches!(c.phase(), Phase::Exporting(_))
-            }) {
-                self.conns.remove(slot);
-                self.counters.inc(Event::MigrationsAborted);
+        // Only the move's own source may call it off, and only before its commit.
+        if let Some(r) = self.pending.get(flow) {
+            if r.source_mac != src_mac {
+                self.counters.drop(DropReason::NoticeNotOwner);
+                return true;
             }
+            self.pending.remove(flow);
+            return true;
         }
+        let Some(slot) = self.conns.find(flow) else {
+            return false;
+        };
+        let from_source = self.conns.get(slot).is_some_and(|c| match c.phase() {
+            Phase::AwaitingCommit(w) => {
+                c.origin.is_imported() && self.peers.mac(w.source) == src_mac
+            }
+            _ => false,
+        });
+        if !from_source {
+            self.counters.drop(DropReason::NoticeNotOwner);
+            return true;
+        }
+        self.conns.remove(slot);
+        self.counters.inc(Event::MigrationsAborted);
         true
     }
 }

@@ -185,8 +185,11 @@ impl<P: Port> Node<P> {
         server_addr: Ipv4Address,
         src_mac: EthernetAddress,
     ) {
-        if server_addr != self.id.ip || Some(flow.dst_port) != self.id.udp_echo_port {
+        if server_addr != self.id.ip {
             return self.counters.drop(DropReason::IposUnexpected);
+        }
+        if Some(flow.dst_addr) != self.id.farm_vip || Some(flow.dst_port) != self.id.udp_echo_port {
+            return self.counters.drop(DropReason::ConnNotOurService);
         }
         let key = ForwardKey::of(&flow);
         match self.udp_flows.get(&key).map(|(_, f)| f) {

@@ -3,7 +3,7 @@
 //! the applications behind them; adverts from the other farm members update
 //! the policy's view, which holds this node's own row too.
 
-use super::{Node, HTTP_PID, UDP_ECHO_PID};
+use super::{Node, PeerId, HTTP_PID, UDP_ECHO_PID};
 use crate::counters::{DropReason, Event};
 use crate::port::Port;
 use ipos_policy::{AdvertRepr, AppEntry, ListenEntry};
@@ -108,10 +108,11 @@ impl<P: Port> Node<P> {
     }
 
     /// An advert from a farm member.
-    pub(crate) fn on_advert(&mut self, now: Instant, body: &[u8]) {
+    pub(crate) fn on_advert(&mut self, now: Instant, body: &[u8], from: PeerId) {
         match AdvertRepr::parse(body) {
             Ok(a) => {
-                if a.node_ip != self.id.ip && self.peers.by_ip(a.node_ip).is_some() {
+                // A node advertises itself only: the row named must be the sender's.
+                if a.node_ip != self.id.ip && a.node_ip == self.peers.ip(from) {
                     self.view =
                         ipos_policy::apply_advert(&self.view, &a, now.total_millis() as u64);
                     self.counters.inc(Event::AdvertsReceived);
@@ -121,5 +122,21 @@ impl<P: Port> Node<P> {
             }
             Err(_) => self.counters.drop(DropReason::AdvertMalformed),
         }
+    }
+
+    /// Peer `from` began a new epoch (its authenticated frames say it
+    /// restarted): its advert sequence starts again from 1, so the row it
+    /// advertised before is forgotten and its next advert is taken.
+    pub(crate) fn on_peer_epoch(&mut self, from: PeerId) {
+        let ip = self.peers.ip(from);
+        if ip == self.id.ip || self.view.servers().get(ip).is_none() {
+            return;
+        }
+        log::info!("{}: node {ip} restarted (new epoch)", self.id.name);
+        let mut next = self.view.clone();
+        next.servers_mut().remove(ip);
+        next.listening_mut().remove_server(ip);
+        next.apps_mut().remove_server(ip);
+        self.view = next;
     }
 }

@@ -1,9 +1,11 @@
-//! ipOS frames: checked by `ipos-wire`, accepted only from farm members, and
+//! ipOS frames: accepted only from farm members, their authentication
+//! trailer checked when the farm has a key, parsed by `ipos-wire`, and
 //! handed to the role they concern. Data frames are unwrapped in place: the
 //! client packet inside (whose IPv4 header checksum is verified here) goes
 //! back to the TCP or UDP room as a tunnel arrival.
 
 use super::{Node, Via};
+use crate::auth::AuthError;
 use crate::counters::{DropReason, Event};
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
@@ -11,17 +13,45 @@ use ipos_wire::{ExtensionKind, Message, Protocol, DATA_HEADROOM};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Packet};
 
+/// The drop counter of a frame that failed the authentication check.
+fn auth_drop(e: AuthError) -> DropReason {
+    match e {
+        AuthError::NoTrailer => DropReason::AuthNoTrailer,
+        AuthError::WrongMode => DropReason::AuthWrongMode,
+        AuthError::UnknownKey => DropReason::AuthUnknownKey,
+        AuthError::BadTag => DropReason::AuthBadTag,
+        AuthError::Replayed => DropReason::AuthReplayed,
+        AuthError::OldEpoch => DropReason::AuthOldEpoch,
+    }
+}
+
 impl<P: Port> Node<P> {
     pub(crate) fn handle_ipos(&mut self, now: Instant, mut buf: P::Buf) {
         let src_mac = EthernetAddress::from_bytes(&buf.data()[6..12]);
+        // Only the farm's nodes speak ipOS to us: a frame from any other MAC
+        // is spoofed or misdirected.
+        let Some(from) = self.peers.by_mac(src_mac) else {
+            return self.counters.drop(DropReason::IposUnknownSender);
+        };
+        // A farm with a key: the trailer is checked (and cut) before anything
+        // else of the frame is read.
+        if let Some(auth) = self.auth.as_mut() {
+            match auth.open(from.index(), buf.data_mut()) {
+                Ok(opened) => {
+                    if buf.set_len(opened.len).is_err() {
+                        return self.counters.drop(DropReason::IposBadLength);
+                    }
+                    if opened.restarted {
+                        self.counters.inc(Event::PeerRestarts);
+                        self.on_peer_epoch(from);
+                    }
+                }
+                Err(e) => return self.counters.drop(auth_drop(e)),
+            }
+        }
         let frame = match ipos_wire::Frame::parse(buf.data(), self.id.ethertype) {
             Ok(f) => f,
             Err(e) => return self.counters.drop(DropReason::from(&e)),
-        };
-        // Only the farm's nodes speak ipOS to us: a valid frame from any other
-        // MAC is spoofed or misdirected.
-        let Some(from) = self.peers.by_mac(src_mac) else {
-            return self.counters.drop(DropReason::IposUnknownSender);
         };
         match frame.message {
             Message::TcpConnection {
@@ -67,7 +97,7 @@ impl<P: Port> Node<P> {
             } => {
                 self.counters.inc(Event::IposRxExtension);
                 match kind {
-                    ExtensionKind::ServerState => self.on_advert(now, body),
+                    ExtensionKind::ServerState => self.on_advert(now, body, from),
                     ExtensionKind::ConnectionNotice => match Notice::parse(body) {
                         Some(n) => self.on_notice(now, flow, n, src_mac),
                         None => self.counters.drop(DropReason::NoticeMalformed),

@@ -103,13 +103,15 @@ pub struct Node<P: Port> {
     pub(crate) iss_secret: u64,
     pub(crate) timers: timers::Timers,
     pub(crate) adverts: advert::AdvertState,
+    /// Seals the ipOS frames sent and checks those received (a farm with a key).
+    pub(crate) auth: Option<crate::auth::FarmAuth>,
     rx: Vec<P::Buf>,
 }
 
 impl<P: Port> Node<P> {
     /// A node on `port`. `id.peers` should contain the node itself (it is
     /// added when missing).
-    pub fn new(port: P, id: NodeIdentity, opts: NodeOptions) -> Node<P> {
+    pub fn new(port: P, id: NodeIdentity, mut opts: NodeOptions) -> Node<P> {
         let service = Service::new(&id.name);
         let iss_secret = {
             use std::hash::{BuildHasher, Hasher};
@@ -118,6 +120,14 @@ impl<P: Port> Node<P> {
             h.finish()
         };
         let peers = Peers::new(&id);
+        let auth = id.auth.as_ref().map(|a| {
+            crate::auth::FarmAuth::new(a, id.mac, peers.macs(), crate::auth::boot_epoch())
+        });
+        opts.farm_trailer = if auth.is_some() {
+            ipos_wire::trailer::TRAILER_LEN as u16
+        } else {
+            0
+        };
         let view = FarmView::new(&opts.policy);
         let timers = timers::Timers::new(Instant::from_micros(0), opts.timer_tick);
         let tcp_direct = ipos_tcp::Config {
@@ -156,6 +166,7 @@ impl<P: Port> Node<P> {
             iss_secret,
             timers,
             adverts: advert::AdvertState::default(),
+            auth,
             rx: Vec::with_capacity(BURST),
         }
     }

@@ -52,6 +52,9 @@ pub struct NodeOptions {
     pub farm_mtu: u16,
     /// IP MTU of the path towards clients.
     pub client_mtu: u16,
+    /// Bytes every ipOS frame carries after its body: the authentication
+    /// trailer when the farm has a key (36), else 0. Set by [`crate::node::Node::new`].
+    pub farm_trailer: u16,
     /// Receive window a connection that may move advertises until the policy
     /// has placed it: the bytes that could have to be carried along.
     pub head_window: u32,
@@ -90,7 +93,9 @@ impl NodeOptions {
     /// The MSS to advertise: the configured one, clamped so that a client
     /// segment fits the client path (`client_mtu - 40`) and, for a connection
     /// that may move, fits in a data frame on the farm segment
-    /// (`farm_mtu - 16 - 40`). With 1500-byte MTUs: 1460 direct, 1444 movable.
+    /// (`farm_mtu - 16 - 40`, less the authentication trailer when the farm
+    /// has a key). With 1500-byte MTUs: 1460 direct, 1444 movable (1408 with
+    /// the trailer).
     pub fn mss(&self, movable: bool) -> u16 {
         let mut mss = self
             .tcp
@@ -99,7 +104,7 @@ impl NodeOptions {
         if movable {
             mss = mss.min(
                 self.farm_mtu
-                    .saturating_sub(TUNNEL_OVERHEAD + IPV4_TCP_HEADERS),
+                    .saturating_sub(TUNNEL_OVERHEAD + self.farm_trailer + IPV4_TCP_HEADERS),
             );
         }
         mss
@@ -129,6 +134,7 @@ impl Default for NodeOptions {
             conn_idle: Duration::from_secs(900),
             farm_mtu: 1500,
             client_mtu: 1500,
+            farm_trailer: 0,
             head_window: 16 * 1024,
             head_timeout: Duration::from_secs(10),
             tx_high_water: crate::port::TX_BACKLOG / 2,
@@ -147,6 +153,9 @@ mod tests {
         let mut o = NodeOptions::default();
         assert_eq!(o.mss(false), 1460);
         assert_eq!(o.mss(true), 1444, "1500 - 16 (ipOS) - 40 (IPv4 + TCP)");
+        o.farm_trailer = ipos_wire::trailer::TRAILER_LEN as u16;
+        assert_eq!(o.mss(true), 1408, "less the 36-byte authentication trailer");
+        o.farm_trailer = 0;
         o.farm_mtu = 9000;
         assert_eq!(o.mss(true), 1460, "a jumbo farm segment needs no clamp");
         o.client_mtu = 1400;

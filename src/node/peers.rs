@@ -27,6 +27,9 @@ pub struct NodeIdentity {
     pub ip: Ipv4Address,
     /// The VIP, when this node fronts it (answers ARP and accepts on it).
     pub vip: Option<Ipv4Address>,
+    /// The farm's VIP, whoever fronts it: the address of every connection
+    /// that moves (a connection packet for any other is refused).
+    pub farm_vip: Option<Ipv4Address>,
     /// TCP ports served.
     pub service_ports: Vec<u16>,
     /// EtherType of ipOS frames.
@@ -35,6 +38,9 @@ pub struct NodeIdentity {
     pub udp_echo_port: Option<u16>,
     /// Every node of the farm, this one included.
     pub peers: Vec<Peer>,
+    /// The farm key and mode that seal and check every ipOS frame; `None`:
+    /// frames travel without the authentication trailer.
+    pub auth: Option<crate::auth::AuthConfig>,
 }
 
 impl NodeIdentity {
@@ -47,6 +53,13 @@ impl NodeIdentity {
 /// A farm node, as an index into [`Peers`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerId(u16);
+
+impl PeerId {
+    /// Its position in the farm's node list.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
 
 /// A peer's addresses, copied where a frame is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +144,11 @@ impl Peers {
     pub fn ips(&self) -> impl Iterator<Item = Ipv4Address> + '_ {
         self.list.iter().map(|p| p.ip)
     }
+
+    /// Every node's MAC, in [`PeerId`] order.
+    pub fn macs(&self) -> impl Iterator<Item = EthernetAddress> + '_ {
+        self.list.iter().map(|p| p.mac)
+    }
 }
 
 #[cfg(test)]
@@ -143,10 +161,12 @@ mod tests {
             mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
             ip: Ipv4Address::new(198, 18, 0, 11),
             vip: Some(Ipv4Address::new(198, 18, 0, 100)),
+            farm_vip: Some(Ipv4Address::new(198, 18, 0, 100)),
             service_ports: vec![80],
             ethertype: 7,
             udp_echo_port: None,
             peers,
+            auth: None,
         }
     }
 

@@ -5,6 +5,8 @@ use super::{Node, PeerId};
 use crate::counters::{DropReason, Event};
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
+use ipos_wire::headers::ETHERNET_LEN;
+use ipos_wire::trailer::TRAILER_LEN;
 use ipos_wire::{ExtensionKind, Flow, MacAddrs, Protocol};
 use smoltcp::wire::EthernetAddress;
 
@@ -12,8 +14,19 @@ use smoltcp::wire::EthernetAddress;
 const BUILD_ROOM: usize = 2048;
 
 impl<P: Port> Node<P> {
-    /// Hands a finished frame to the port.
-    pub(crate) fn transmit(&mut self, buf: P::Buf) {
+    /// Hands a finished frame to the port; an ipOS frame of a farm with a
+    /// key gets its authentication trailer here, the one place every frame
+    /// passes (so nothing is sealed twice or forgotten).
+    pub(crate) fn transmit(&mut self, mut buf: P::Buf) {
+        if let Some(auth) = self.auth.as_mut() {
+            let d = buf.data();
+            if d.len() >= ETHERNET_LEN && u16::from_be_bytes([d[12], d[13]]) == self.id.ethertype {
+                let n = d.len();
+                if buf.set_len(n + TRAILER_LEN).is_err() || !auth.seal(buf.data_mut()) {
+                    return self.counters.drop(DropReason::TxNoBuffer);
+                }
+            }
+        }
         self.counters.inc(Event::TxFrames);
         self.port.send(buf);
     }

@@ -35,8 +35,14 @@ pub struct Farm {
 }
 
 impl Farm {
-    /// Brings up a farm of `nodes` nodes; `extra` are iposd options.
+    /// Brings up a farm of `nodes` nodes (frames authenticated with a fresh
+    /// farm key); `extra` are iposd options.
     pub fn up(tag: &str, nodes: usize, extra: &[&str]) -> Farm {
+        Farm::up_auth(tag, nodes, extra, "authenticate")
+    }
+
+    /// [`Farm::up`] with the farm's `--auth` mode: `authenticate`, `encrypt` or `none`.
+    pub fn up_auth(tag: &str, nodes: usize, extra: &[&str], auth: &str) -> Farm {
         let lock = FARM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let id = format!("{}{}", tag, std::process::id() % 100000);
         let run = std::env::temp_dir().join(format!("ipos-farm{id}"));
@@ -48,6 +54,7 @@ impl Farm {
         };
         let mut cmd = Command::new(root().join("scripts/farm"));
         cmd.arg("up").arg("--nodes").arg(nodes.to_string());
+        cmd.arg("--auth").arg(auth);
         cmd.arg("--iposd").arg(env!("CARGO_BIN_EXE_iposd"));
         if !extra.is_empty() {
             cmd.arg("--").args(extra);

@@ -476,9 +476,18 @@ const MAX_STEPS: u64 = 400_000;
 impl Farm {
     /// A farm whose node `n` uses `opts(n)`.
     pub fn with_options(seed: u64, opts: impl Fn(usize) -> NodeOptions) -> Farm {
+        Farm::with_identities(seed, opts, identity)
+    }
+
+    /// A farm whose node `n` is `id(n)` with `opts(n)`.
+    pub fn with_identities(
+        seed: u64,
+        opts: impl Fn(usize) -> NodeOptions,
+        id: impl Fn(usize) -> NodeIdentity,
+    ) -> Farm {
         let switch = MemSwitch::new(seed);
         let nodes: Vec<Node<MemPort>> = (0..3)
-            .map(|n| Node::new(switch.port(MACS[n]), identity(n), opts(n)))
+            .map(|n| Node::new(switch.port(MACS[n]), id(n), opts(n)))
             .collect();
         let port = switch.port(CLIENT_MAC);
         assert_eq!(port.index(), CLIENT_PORT);

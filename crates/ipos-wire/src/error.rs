@@ -35,11 +35,14 @@ pub enum Error {
     /// length runs past the IPv4 payload. When emitting: the output buffer is
     /// too small for the frame.
     BadLength,
+    /// The farm authentication trailer names a mode this crate does not know
+    /// (see [`crate::trailer`]).
+    BadTrailer,
 }
 
 impl Error {
     /// Every reason label, in [`Error::index`] order.
-    pub const REASONS: [&'static str; 7] = [
+    pub const REASONS: [&'static str; 8] = [
         "truncated",
         "wrong_ethertype",
         "bad_checksum",
@@ -47,6 +50,7 @@ impl Error {
         "unknown_protocol",
         "bad_inner_packet",
         "bad_length",
+        "bad_trailer",
     ];
 
     /// Stable snake_case label for drop counters (one of [`Error::REASONS`]).
@@ -64,6 +68,7 @@ impl Error {
             Error::UnknownProtocol(_) => 4,
             Error::BadInnerPacket => 5,
             Error::BadLength => 6,
+            Error::BadTrailer => 7,
         }
     }
 }
@@ -78,6 +83,7 @@ impl fmt::Display for Error {
             Error::UnknownProtocol(p) => write!(f, "unknown ipOS protocol 0x{p:02x}"),
             Error::BadInnerPacket => write!(f, "inner packet does not match the ipOS header"),
             Error::BadLength => write!(f, "inconsistent length"),
+            Error::BadTrailer => write!(f, "unknown authentication trailer mode"),
         }
     }
 }
@@ -101,6 +107,7 @@ mod tests {
             Error::UnknownProtocol(0x42),
             Error::BadInnerPacket,
             Error::BadLength,
+            Error::BadTrailer,
         ];
         assert_eq!(all.len(), Error::REASONS.len());
         for (i, e) in all.iter().enumerate() {

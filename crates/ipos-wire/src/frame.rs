@@ -52,6 +52,8 @@ pub const TCP_CONNECTION_FRAME_LEN: usize = FRAME_HEADER_LEN + TCP_CONN_INFO_LEN
 pub const UDP_CONNECTION_FRAME_LEN: usize = FRAME_HEADER_LEN + UDP_CONN_INFO_LEN;
 /// Length of a migration acknowledgement frame (FIG. 11I).
 pub const ACK_FRAME_LEN: usize = FRAME_HEADER_LEN;
+/// The shortest ipOS frame: Ethernet and ipOS headers.
+pub const MIN_FRAME_LEN: usize = FRAME_HEADER_LEN;
 /// Shortest TCP data frame (FIG. 11G).
 pub const MIN_TCP_DATA_FRAME_LEN: usize = FRAME_HEADER_LEN + MIN_TCP_PACKET_LEN;
 /// Shortest UDP data frame (FIG. 11H).

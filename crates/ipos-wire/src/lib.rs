@@ -13,6 +13,8 @@
 //! * [`inner`]: checks on the client IPv4 packet a data frame carries.
 //! * [`frame`]: whole frames: [`Frame::parse`], [`Frame::emit`] and builders.
 //! * [`headers`]: the plain Ethernet and IPv4 header writers all of ipos uses.
+//! * [`trailer`]: the farm authentication trailer (ours) at the end of every
+//!   ipOS frame of a farm with a key.
 //! * [`checksum`]: the RFC 1071 Internet checksum over several slices.
 //! * [`error`]: [`Error`], one variant per drop reason.
 //!
@@ -53,6 +55,7 @@ pub mod frame;
 pub mod header;
 pub mod headers;
 pub mod inner;
+pub mod trailer;
 
 pub use conn_info::{ConnInfoRepr, Packet as ConnInfoPacket, TCB_LEN};
 pub use error::{Error, Result};

@@ -1,0 +1,361 @@
+//! Farm authentication: every ipOS frame a node sends carries the trailer of
+//! [`ipos_wire::trailer`] with an XChaCha20-Poly1305 tag (RustCrypto's
+//! `chacha20poly1305`), and every ipOS frame it receives is checked against
+//! it before anything else of the frame is parsed.
+//!
+//! * **Keys**: see [`key`]: one farm key in a file, one derived key per
+//!   sender (HKDF-SHA256 over its MAC).
+//! * **Nonces**: the sender's epoch (boot time, µs) and a sequence number
+//!   from 1, so a sender never repeats one.
+//! * **Replay**: per peer, the latest epoch and a [`replay::ReplayWindow`]
+//!   over its sequence numbers. A higher epoch is the peer's restart: it is
+//!   taken once its tag verifies, and the window starts afresh.
+//! * **Modes**: [`Mode::Authenticated`] (the tag covers the whole frame in
+//!   clear; the associated data is the frame up to the tag) or
+//!   [`Mode::Encrypted`] (everything after the ipOS header is encrypted; the
+//!   Ethernet and ipOS headers are the associated data, and the trailer head
+//!   is bound through the nonce). A farm uses one mode on every node.
+//!
+//! Sealing and opening work in place on the frame's bytes: no allocation.
+
+pub mod key;
+pub mod replay;
+
+pub use ipos_wire::trailer::Mode;
+pub use key::{FarmKey, KeyError};
+
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use ipos_wire::trailer::{split_sealed, TrailerRepr, TAG_LEN, TRAILER_HEAD_LEN, TRAILER_LEN};
+use ipos_wire::DATA_HEADROOM;
+use replay::{Replay, ReplayWindow};
+use smoltcp::wire::EthernetAddress;
+
+/// The key id of the one key a farm file names.
+const KEY_ID: u8 = 0;
+
+/// A farm's authentication settings: its key and its mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The farm key.
+    pub key: FarmKey,
+    /// What the tag protects.
+    pub mode: Mode,
+}
+
+/// Why a received frame failed the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// Too short to hold the ipOS headers and a trailer.
+    NoTrailer,
+    /// A mode this farm does not use, or an unknown mode byte.
+    WrongMode,
+    /// A key id this node does not hold.
+    UnknownKey,
+    /// The tag does not verify: forged, corrupted, or sealed with another key.
+    BadTag,
+    /// A sequence number seen already, or older than the replay window.
+    Replayed,
+    /// An epoch older than the peer's latest: a frame from before its restart.
+    OldEpoch,
+}
+
+/// A frame that passed the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// The frame's length without the trailer.
+    pub len: usize,
+    /// The first frame of a new epoch of this peer: it restarted.
+    pub restarted: bool,
+}
+
+/// What a node knows of one peer's frames.
+struct PeerState {
+    opener: XChaCha20Poly1305,
+    epoch: u64,
+    window: ReplayWindow,
+}
+
+/// A node's sealing key and sequence, and its peers' opening state.
+pub struct FarmAuth {
+    mode: Mode,
+    epoch: u64,
+    next_seq: u64,
+    sealer: XChaCha20Poly1305,
+    peers: Vec<PeerState>,
+}
+
+impl core::fmt::Debug for FarmAuth {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FarmAuth")
+            .field("mode", &self.mode)
+            .field("epoch", &self.epoch)
+            .field("next_seq", &self.next_seq)
+            .field("peers", &self.peers.len())
+            .finish()
+    }
+}
+
+impl FarmAuth {
+    /// The state of the node with MAC `me`, in a farm whose nodes (in
+    /// [`crate::node::PeerId`] order) have the MACs `peers`; its frames carry
+    /// `epoch` (its boot time in µs since the Unix epoch; see [`boot_epoch`]).
+    pub fn new(
+        config: &AuthConfig,
+        me: EthernetAddress,
+        peers: impl IntoIterator<Item = EthernetAddress>,
+        epoch: u64,
+    ) -> FarmAuth {
+        let cipher = |mac| XChaCha20Poly1305::new(&config.key.sender_key(mac).into());
+        FarmAuth {
+            mode: config.mode,
+            epoch,
+            next_seq: 1,
+            sealer: cipher(me),
+            peers: peers
+                .into_iter()
+                .map(|mac| PeerState {
+                    opener: cipher(mac),
+                    epoch: 0,
+                    window: ReplayWindow::default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The mode of this farm.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Seals `frame` in place: its last [`TRAILER_LEN`] bytes are room for
+    /// the trailer, written here; before them, a whole ipOS frame (Ethernet
+    /// header first). False when `frame` is too short to be one.
+    pub fn seal(&mut self, frame: &mut [u8]) -> bool {
+        let n = frame.len();
+        if n < DATA_HEADROOM + TRAILER_LEN {
+            return false;
+        }
+        let t = TrailerRepr {
+            mode: self.mode,
+            key_id: KEY_ID,
+            epoch: self.epoch,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        let body_end = n - TRAILER_LEN;
+        if t.emit(&mut frame[body_end..]).is_err() {
+            return false;
+        }
+        let nonce = XNonce::from(t.nonce());
+        let tag = match self.mode {
+            Mode::Authenticated => {
+                self.sealer
+                    .encrypt_in_place_detached(&nonce, &frame[..n - TAG_LEN], &mut [])
+            }
+            Mode::Encrypted => {
+                let (aad, rest) = frame.split_at_mut(DATA_HEADROOM);
+                self.sealer.encrypt_in_place_detached(
+                    &nonce,
+                    aad,
+                    &mut rest[..body_end - DATA_HEADROOM],
+                )
+            }
+        };
+        match tag {
+            Ok(tag) => {
+                frame[n - TAG_LEN..].copy_from_slice(&tag);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Checks (and in [`Mode::Encrypted`] decrypts, in place) a frame from
+    /// the peer at index `peer`; the replay state moves only when it passes.
+    pub fn open(&mut self, peer: usize, frame: &mut [u8]) -> Result<Opened, AuthError> {
+        let n = frame.len();
+        let tag = {
+            let (_, tag) = split_sealed(frame).map_err(|_| AuthError::NoTrailer)?;
+            Tag::clone_from_slice(tag)
+        };
+        if n < DATA_HEADROOM + TRAILER_LEN {
+            return Err(AuthError::NoTrailer);
+        }
+        let body_end = n - TRAILER_LEN;
+        let head = &frame[body_end..body_end + TRAILER_HEAD_LEN];
+        let t = TrailerRepr::parse(head).map_err(|_| AuthError::WrongMode)?;
+        if t.mode != self.mode {
+            return Err(AuthError::WrongMode);
+        }
+        if t.key_id != KEY_ID {
+            return Err(AuthError::UnknownKey);
+        }
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Err(AuthError::BadTag);
+        };
+        if t.epoch < p.epoch {
+            return Err(AuthError::OldEpoch);
+        }
+        if t.epoch == p.epoch {
+            p.window.check(t.seq).map_err(|r| match r {
+                Replay::Duplicate | Replay::TooOld => AuthError::Replayed,
+            })?;
+        } else if t.seq == 0 {
+            return Err(AuthError::Replayed);
+        }
+        let nonce = XNonce::from(t.nonce());
+        let verified = match self.mode {
+            Mode::Authenticated => {
+                p.opener
+                    .decrypt_in_place_detached(&nonce, &frame[..n - TAG_LEN], &mut [], &tag)
+            }
+            Mode::Encrypted => {
+                // The reserved bytes are bound by nothing else: they must be zero.
+                if frame[body_end + 2..body_end + 4] != [0, 0] {
+                    return Err(AuthError::BadTag);
+                }
+                let (aad, rest) = frame.split_at_mut(DATA_HEADROOM);
+                p.opener.decrypt_in_place_detached(
+                    &nonce,
+                    aad,
+                    &mut rest[..body_end - DATA_HEADROOM],
+                    &tag,
+                )
+            }
+        };
+        verified.map_err(|_| AuthError::BadTag)?;
+        let restarted = t.epoch > p.epoch;
+        if restarted {
+            p.epoch = t.epoch;
+            p.window = ReplayWindow::default();
+        }
+        p.window.accept(t.seq);
+        Ok(Opened {
+            len: body_end,
+            restarted,
+        })
+    }
+}
+
+/// This boot's epoch: the wall clock in µs since the Unix epoch (so a
+/// restarted node's epoch is higher than its last one, as long as its clock
+/// did not step back across the restart).
+pub fn boot_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0a]);
+    const B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0b]);
+
+    fn pair(mode: Mode) -> (FarmAuth, FarmAuth) {
+        let c = AuthConfig {
+            key: FarmKey::from_bytes([0x42; 32]),
+            mode,
+        };
+        (
+            FarmAuth::new(&c, A, [A, B], 1_000),
+            FarmAuth::new(&c, B, [A, B], 2_000),
+        )
+    }
+
+    /// An ack-sized frame from A to B, with trailer room.
+    fn frame() -> Vec<u8> {
+        let mut f = vec![0u8; DATA_HEADROOM + 8 + TRAILER_LEN];
+        f[0..6].copy_from_slice(B.as_bytes());
+        f[6..12].copy_from_slice(A.as_bytes());
+        f[12..14].copy_from_slice(&[0x00, 0x07]);
+        for (i, b) in f[14..DATA_HEADROOM + 8].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    #[test]
+    fn seal_open_and_refusals() {
+        for mode in [Mode::Authenticated, Mode::Encrypted] {
+            let (mut a, mut b) = pair(mode);
+            let clear = frame();
+            let mut f = clear.clone();
+            assert!(a.seal(&mut f));
+            let body = DATA_HEADROOM..DATA_HEADROOM + 8;
+            assert_eq!(&f[..DATA_HEADROOM], &clear[..DATA_HEADROOM]);
+            assert_eq!(
+                f[body.clone()] == clear[body.clone()],
+                mode == Mode::Authenticated
+            );
+            let sealed = f.clone();
+            assert_eq!(
+                b.open(0, &mut f),
+                Ok(Opened {
+                    len: DATA_HEADROOM + 8,
+                    restarted: true
+                })
+            );
+            assert_eq!(&f[..DATA_HEADROOM + 8], &clear[..DATA_HEADROOM + 8]);
+            // The same frame again is a replay.
+            let mut again = sealed.clone();
+            assert_eq!(b.open(0, &mut again), Err(AuthError::Replayed));
+            // Every single-byte change is refused (and moves no state).
+            for i in 0..sealed.len() {
+                let mut g = sealed.clone();
+                g[i] ^= 0x01;
+                let r = b.open(0, &mut g);
+                assert!(r.is_err(), "byte {i} changed, still accepted ({mode:?})");
+            }
+            // Opened with the wrong peer's key.
+            let mut g = frame();
+            assert!(a.seal(&mut g));
+            assert_eq!(b.open(1, &mut g.clone()), Err(AuthError::BadTag));
+            assert_eq!(b.open(0, &mut g).map(|o| o.restarted), Ok(false));
+            // Too short to carry a trailer.
+            assert_eq!(b.open(0, &mut [0u8; 40]), Err(AuthError::NoTrailer));
+        }
+    }
+
+    #[test]
+    fn restart_takes_a_new_epoch_and_refuses_the_old_one() {
+        let c = AuthConfig {
+            key: FarmKey::from_bytes([1; 32]),
+            mode: Mode::Authenticated,
+        };
+        let mut b = FarmAuth::new(&c, B, [A, B], 5);
+        let mut a1 = FarmAuth::new(&c, A, [A, B], 100);
+        let mut old = frame();
+        assert!(a1.seal(&mut old));
+        let mut f = frame();
+        assert!(a1.seal(&mut f));
+        assert!(b.open(0, &mut f).unwrap().restarted);
+        // A restarts: sequence 1 again, a higher epoch.
+        let mut a2 = FarmAuth::new(&c, A, [A, B], 200);
+        let mut f = frame();
+        assert!(a2.seal(&mut f));
+        assert!(b.open(0, &mut f).unwrap().restarted);
+        // A frame of the earlier boot is now refused, even unseen.
+        assert_eq!(b.open(0, &mut old), Err(AuthError::OldEpoch));
+        // Another farm's key, and the other mode.
+        let other = AuthConfig {
+            key: FarmKey::from_bytes([2; 32]),
+            mode: Mode::Authenticated,
+        };
+        let mut stranger = FarmAuth::new(&other, A, [A, B], 300);
+        let mut f = frame();
+        assert!(stranger.seal(&mut f));
+        assert_eq!(b.open(0, &mut f), Err(AuthError::BadTag));
+        let enc = AuthConfig {
+            mode: Mode::Encrypted,
+            ..c
+        };
+        let mut e = FarmAuth::new(&enc, A, [A, B], 400);
+        let mut f = frame();
+        assert!(e.seal(&mut f));
+        assert_eq!(b.open(0, &mut f), Err(AuthError::WrongMode));
+    }
+}

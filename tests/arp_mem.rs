@@ -37,7 +37,13 @@ fn node_b() -> (Node<MemPort>, MemPort) {
     (Node::new(port, id, opts), host)
 }
 
-fn arp(op: u16, dst: EthernetAddress, smac: EthernetAddress, sip: Ipv4Address, tip: Ipv4Address) -> Vec<u8> {
+fn arp(
+    op: u16,
+    dst: EthernetAddress,
+    smac: EthernetAddress,
+    sip: Ipv4Address,
+    tip: Ipv4Address,
+) -> Vec<u8> {
     let mut f = vec![0u8; 42];
     ipos_wire::emit_ethernet_header(&mut f, dst, smac, 0x0806).unwrap();
     f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, op as u8]);
@@ -125,7 +131,8 @@ fn unsolicited_replies_learn_nothing_and_the_cap_holds() {
     for i in 0..n {
         let mac = EthernetAddress([2, 1, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
         let ip = Ipv4Address::from(0xc613_0000 + i);
-        node.port_mut().inject(&arp(1, EthernetAddress::BROADCAST, mac, ip, IPS[B]));
+        node.port_mut()
+            .inject(&arp(1, EthernetAddress::BROADCAST, mac, ip, IPS[B]));
         if i % 32 == 31 {
             node.poll(now);
             now += Duration::from_millis(1);
@@ -134,7 +141,11 @@ fn unsolicited_replies_learn_nothing_and_the_cap_holds() {
     while node.poll(now) > 0 {}
     assert_eq!(node.arp_cache_count(), ARP_CACHE_LIMIT);
     assert_eq!(node.counters().get(Event::ArpCacheFull), 100);
-    assert_eq!(node.counters().get(Event::ArpReplies), u64::from(n), "all answered");
+    assert_eq!(
+        node.counters().get(Event::ArpReplies),
+        u64::from(n),
+        "all answered"
+    );
     assert_eq!(host.take_all().len(), n as usize);
     // Every entry ages out; the timers cost what is due.
     node.poll(now + ARP_MAX_AGE + Duration::from_secs(1));
@@ -143,7 +154,10 @@ fn unsolicited_replies_learn_nothing_and_the_cap_holds() {
     node.poll(now + ARP_MAX_AGE + Duration::from_secs(4));
     node.poll(now + ARP_MAX_AGE + Duration::from_secs(5));
     assert_eq!(node.arp_cache_count(), 0);
-    assert_eq!(node.counters().get(Event::ArpExpired), ARP_CACHE_LIMIT as u64);
+    assert_eq!(
+        node.counters().get(Event::ArpExpired),
+        ARP_CACHE_LIMIT as u64
+    );
 }
 
 #[test]
@@ -151,17 +165,31 @@ fn entries_age_and_are_resolved_again() {
     let (mut node, host) = node_b();
     let t0 = Instant::from_millis(10);
     // The client asks for b: b learns it (and answers).
-    node.port_mut()
-        .inject(&arp(1, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT_IP, IPS[B]));
+    node.port_mut().inject(&arp(
+        1,
+        EthernetAddress::BROADCAST,
+        CLIENT_MAC,
+        CLIENT_IP,
+        IPS[B],
+    ));
     move_flow_to_b(&mut node, CLIENT_IP, 40000);
     forwarded_datagram(&mut node, CLIENT_IP, 40000);
     node.poll(t0);
     assert_eq!(node.arp_cache_count(), 1);
-    assert_eq!(seen(&host, CLIENT_IP, CLIENT_MAC), (0, 1), "echoed at once, no ARP request");
+    assert_eq!(
+        seen(&host, CLIENT_IP, CLIENT_MAC),
+        (0, 1),
+        "echoed at once, no ARP request"
+    );
     // Heard again at t0 + 200 s: the entry lives until t0 + 500 s.
     let t1 = t0 + Duration::from_secs(200);
-    node.port_mut()
-        .inject(&arp(1, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT_IP, IPS[B]));
+    node.port_mut().inject(&arp(
+        1,
+        EthernetAddress::BROADCAST,
+        CLIENT_MAC,
+        CLIENT_IP,
+        IPS[B],
+    ));
     node.poll(t1);
     let _ = host.take_all();
     node.poll(t0 + ARP_MAX_AGE + Duration::from_secs(1));
@@ -178,7 +206,8 @@ fn entries_age_and_are_resolved_again() {
     assert_eq!(seen(&host, CLIENT_IP, CLIENT_MAC), (1, 0), "resolved again");
     assert_eq!(node.arp_wait_count(), 1);
     // The client answers: the echo goes out, nothing waits.
-    node.port_mut().inject(&arp(2, MACS[B], CLIENT_MAC, CLIENT_IP, IPS[B]));
+    node.port_mut()
+        .inject(&arp(2, MACS[B], CLIENT_MAC, CLIENT_IP, IPS[B]));
     node.poll(t2 + Duration::from_millis(1));
     assert_eq!(seen(&host, CLIENT_IP, CLIENT_MAC), (0, 1));
     assert_eq!(node.arp_wait_count(), 0);
@@ -209,12 +238,16 @@ fn waiting_replies_expire_after_bounded_retries() {
         }
     }
     assert_eq!(asks, ARP_TRIES as usize);
-    assert_eq!(node.counters().get(Event::ArpRequestsSent), u64::from(ARP_TRIES));
+    assert_eq!(
+        node.counters().get(Event::ArpRequestsSent),
+        u64::from(ARP_TRIES)
+    );
     assert_eq!(node.arp_wait_count(), 0);
     assert_eq!(node.counters().dropped(DropReason::ArpUnresolved), 3);
     // A late answer is unsolicited now, and learns nothing.
     let late = EthernetAddress([2, 0, 0, 0, 0, 0x77]);
-    node.port_mut().inject(&arp(2, MACS[B], late, silent, IPS[B]));
+    node.port_mut()
+        .inject(&arp(2, MACS[B], late, silent, IPS[B]));
     node.poll(t0 + Duration::from_secs(6));
     assert_eq!(node.arp_cache_count(), 0);
     assert_eq!(node.counters().dropped(DropReason::ArpUnsolicited), 1);

@@ -20,7 +20,9 @@ fn ms(n: u64) -> Duration {
 /// `owner` (by URL); returns them once answered, idle.
 fn idle_connections(f: &mut Farm, first_port: u16, n: u16, owner: usize) -> Vec<usize> {
     let path = format!("/{}/bytes/3000", NAMES[owner]);
-    let ids: Vec<usize> = (0..n).map(|i| f.request(first_port + i, &get(&path))).collect();
+    let ids: Vec<usize> = (0..n)
+        .map(|i| f.request(first_port + i, &get(&path)))
+        .collect();
     for &id in &ids {
         f.await_responses(id, 1, Duration::from_secs(5))[0].assert_bytes_from(NAMES[owner], 3000);
     }
@@ -63,7 +65,9 @@ fn dead_target_loses_its_forward_entries_and_clients_get_a_reset() {
         f.client.send(id, get("/bytes/100").as_bytes());
     }
     let t0 = f.now;
-    let all = f.run_until(ms(50), |f| to_b.iter().all(|&id| f.client.conns[id].rst_seen()));
+    let all = f.run_until(ms(50), |f| {
+        to_b.iter().all(|&id| f.client.conns[id].rst_seen())
+    });
     assert!(all, "not every client of b got a RST; {}", f.summary());
     eprintln!("clients of b reset after {}", f.now - t0);
     for &id in &to_c {
@@ -77,8 +81,12 @@ fn dead_target_loses_its_forward_entries_and_clients_get_a_reset() {
     assert_eq!(f.ev(A, Event::ForwardTargetDown), 6, "{}", f.summary());
     assert_eq!(f.ev(A, Event::TcpResetsSent), 6);
     assert_eq!(f.drops(A, DropReason::TcpNoConnection), 6);
-    assert_eq!(f.drops(A, DropReason::TcpAfterClose), 0, "reset, not silence");
-    assert_eq!(f.ev(A, Event::PacketsForwarded) > 0, true);
+    assert_eq!(
+        f.drops(A, DropReason::TcpAfterClose),
+        0,
+        "reset, not silence"
+    );
+    assert!(f.ev(A, Event::PacketsForwarded) > 0);
     assert_eq!(f.node(A).forward_count(), 2, "c's entries stay");
     assert_eq!(f.ev(C, Event::TcpResetsSent), 0);
 }
@@ -172,7 +180,9 @@ fn restart_shown_by_the_sequence_is_heard_at_once() {
     for &id in &old {
         f.client.send(id, get("/bytes/10").as_bytes());
     }
-    assert!(f.run_until(ms(20), |f| old.iter().all(|&id| f.client.conns[id].rst_seen())));
+    assert!(f.run_until(ms(20), |f| old
+        .iter()
+        .all(|&id| f.client.conns[id].rst_seen())));
 }
 
 /// b restarts but a has not heard of it (b does not advertise, and a would

@@ -9,10 +9,10 @@ use crate::counters::{DropReason, Event};
 use crate::port::{PacketBuf, Port};
 use crate::tables::arp::{ARP_MAX_AGE, ARP_RETRY_INTERVAL};
 use crate::tables::{IdleCheck, RetryCheck};
-use smoltcp::time::Instant;
 use ipos_tcp::{fill_checksum, write_header, TcpHeader, TcpOptions, ACK, RST};
 use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPV4_LEN};
 use ipos_wire::{emit_ipv4_header, Ipv4Header};
+use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol,
     Ipv4Address, Ipv4Packet, TcpPacket,
@@ -53,7 +53,8 @@ impl<P: Port> Node<P> {
             self.arp.refresh(ip, mac, now);
         }
         if !request_for_us {
-            let reply_to_us = operation == ArpOperation::Reply && target_protocol_addr == self.id.ip;
+            let reply_to_us =
+                operation == ArpOperation::Reply && target_protocol_addr == self.id.ip;
             return match (reply_to_us, asked) {
                 (true, true) => {} // the answer to our request
                 (true, false) => self.counters.drop(DropReason::ArpUnsolicited),
@@ -82,7 +83,9 @@ impl<P: Port> Node<P> {
     /// it has: counted), arming a new entry's aging timer.
     fn learn_arp(&mut self, now: Instant, ip: Ipv4Address, mac: EthernetAddress) {
         match self.arp.learn(ip, mac, now) {
-            Ok(Some(gen)) => self.timers.arm(now + ARP_MAX_AGE, Timer::ArpAge { ip, gen }),
+            Ok(Some(gen)) => self
+                .timers
+                .arm(now + ARP_MAX_AGE, Timer::ArpAge { ip, gen }),
             Ok(None) => {}
             Err(_) => self.counters.inc(Event::ArpCacheFull),
         }

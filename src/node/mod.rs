@@ -44,7 +44,7 @@ mod timers;
 mod tx;
 mod udp;
 
-pub use options::NodeOptions;
+pub use options::{NodeOptions, PEER_DOWN_ADVERTS};
 pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 
 pub(crate) use conn::{Conn, Origin, Phase, ServingCount};
@@ -227,7 +227,7 @@ impl<P: Port> Node<P> {
             ("held_packets", self.held_count()),
             ("arp_cache", self.arp_cache_count()),
             ("arp_wait", self.arp_wait_count()),
-            ("peers_down", self.peers_down_count()),
+            ("peers_down_now", self.peers_down_count()),
         ]
     }
 

@@ -178,7 +178,11 @@ mod tests {
         assert_eq!(o.mss(false), 1360);
         o.set_idle_timeout(Duration::from_secs(30));
         assert!(o.forward_idle > o.conn_idle);
-        assert_eq!(o.peer_down_after, Duration::from_secs(3), "6 adverts of 500 ms");
+        assert_eq!(
+            o.peer_down_after,
+            Duration::from_secs(3),
+            "6 adverts of 500 ms"
+        );
         o.set_advert_interval(Duration::from_millis(20));
         assert_eq!(o.peer_down_after, Duration::from_millis(120));
     }

@@ -175,7 +175,11 @@ impl<B> ArpCache<B> {
         } else {
             let gen = self.new_gen();
             // Never full: there are fewer resolutions than waiting replies.
-            if self.resolving.insert(ip, Resolution { tries: 1, gen }).is_err() {
+            if self
+                .resolving
+                .insert(ip, Resolution { tries: 1, gen })
+                .is_err()
+            {
                 return Err(buf);
             }
             Some(gen)

@@ -320,7 +320,10 @@ mod tests {
         }
         assert_eq!(t.len(), 50);
         assert!((0..100u16).all(|p| t.get(&key(p)).is_some() == (p % 2 == 0)));
-        assert!(passes >= 100 / 8, "{passes} calls: more than 8 entries per call");
+        assert!(
+            passes >= 100 / 8,
+            "{passes} calls: more than 8 entries per call"
+        );
     }
 
     #[test]

@@ -343,7 +343,9 @@ mod tests {
     fn restart_is_heard_at_once() {
         let v = apply_advert(&FarmView::default(), &advert(A, 500, &[(80, 1)]), 100);
         // While fresh: a restarted node's first adverts are taken...
-        let r = v.try_apply_advert(&advert(A, 1, &[]), 200).expect("restart");
+        let r = v
+            .try_apply_advert(&advert(A, 1, &[]), 200)
+            .expect("restart");
         assert_eq!(r.servers().get(A).unwrap().advert_sequence, Some(1));
         assert_eq!(r.listening().get(A, 80), None, "its rows replaced");
         // ...then its sequence goes on as usual.

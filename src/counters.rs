@@ -119,7 +119,7 @@ labelled_counters! {
         ForwardClosed => "forward_closed", "Forward entries removed on the owner's close notice.";
         ForwardMoved => "forward_moved", "Forward entries moved to a new owner (chained migration).";
         ForwardExpired => "forward_expired", "Forward entries removed after the idle time-out.";
-        ForwardTargetDown => "forward_target_down", "Forward entries removed because their target went down or restarted (at the client's next segment, which gets a RST, or by the sweep).";
+        ForwardTargetDown => "forward_target_down", "Forward entries removed because their target went down or restarted (at the client's next segment, which gets a RST, or by the sweep), and UDP flows forwarded to a node that went down (at their next datagram, which starts a new flow).";
         ForwardReset => "forward_reset", "Forward entries removed because their owner no longer knows the connection (it restarted, or forgot it): the client's next segment gets a RST.";
         PeersDown => "peers_down", "Times a farm member went down (no advert for peer_down_after).";
         PeersUp => "peers_up", "Times a farm member that was down was heard again.";

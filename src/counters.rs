@@ -48,6 +48,8 @@ labelled_counters! {
         UdpRateLimited => "udp_rate_limited", "UDP echo refused: over the node's echo rate (udp_echo_rate).";
         UdpTableFull => "udp_table_full", "New UDP flow refused: the UDP flow table is full.";
         ArpWaitFull => "arp_wait_full", "Reply dropped while its next hop's MAC was being resolved (queue full).";
+        ArpUnsolicited => "arp_unsolicited", "An ARP reply to us that we did not ask for: it refreshes a known entry, creates none.";
+        ArpUnresolved => "arp_unresolved", "A reply that waited for its next hop's MAC, freed because ARP got no answer in time (after its retries).";
         IcmpMalformed => "icmp_malformed", "An ICMP message that does not parse or has a bad checksum.";
         IcmpIgnored => "icmp_ignored", "ICMP other than echo request.";
         TcpMalformed => "tcp_malformed", "A TCP header that does not parse.";
@@ -125,6 +127,11 @@ labelled_counters! {
         ForwardClosed => "forward_closed", "Forward entries removed on the owner's close notice.";
         ForwardMoved => "forward_moved", "Forward entries moved to a new owner (chained migration).";
         ForwardExpired => "forward_expired", "Forward entries removed after the idle time-out.";
+        ForwardTargetDown => "forward_target_down", "Forward entries removed because their target went down or restarted (at the client's next segment, which gets a RST, or by the sweep), and UDP flows forwarded to a node that went down (at their next datagram, which starts a new flow).";
+        ForwardReset => "forward_reset", "Forward entries removed because their owner no longer knows the connection (it restarted, or forgot it): the client's next segment gets a RST.";
+        PeersDown => "peers_down", "Times a farm member went down (no advert for peer_down_after).";
+        PeersUp => "peers_up", "Times a farm member that was down was heard again.";
+        PeersRestarted => "peers_restarted", "Times a farm member's adverts showed a restart while it was up.";
         NoticesSent => "notices_sent", "Connection notices sent to forwarders.";
         UdpEchoed => "udp_echoed", "UDP datagrams echoed.";
         UdpMigrationsStarted => "udp_migrations_started", "UDP flows this node started to move.";
@@ -135,7 +142,9 @@ labelled_counters! {
         UdpHeld => "udp_held", "UDP datagrams held while their flow was moving.";
         UdpFlowsExpired => "udp_flows_expired", "UDP flow entries removed after the idle time-out.";
         PendingExpired => "pending_expired", "Incoming moves dropped because their carried bytes did not all arrive in time.";
-        ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a client's MAC.";
+        ArpRequestsSent => "arp_requests_sent", "ARP requests sent to resolve a client's MAC (first tries and retries).";
+        ArpCacheFull => "arp_cache_full", "Addresses not learned because the ARP cache was full.";
+        ArpExpired => "arp_expired", "ARP cache entries removed after ARP_MAX_AGE without being heard.";
         TxBackpressure => "tx_backpressure", "Times an endpoint held its segments back because the port's transmit queue was backed up.";
         ConnIdleClosed => "conn_idle_closed", "TCP connections aborted after the idle time-out.";
         TcpTimeWaitReused => "tcp_time_wait_reused", "Connections in TIME-WAIT ended by a new SYN from the same client port (RFC 6191), which opened a new connection.";
@@ -146,7 +155,7 @@ labelled_counters! {
         AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
         AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
         TcbClamped => "tcb_clamped", "Imported TCBs with a field outside its sane range (MSS, windows, congestion window, RTO), clamped into it.";
-        PeerRestarts => "peer_restarts", "Authenticated frames that began a new epoch of their sender (its first frames, or a restart).";
+        PeerEpochs => "peer_epochs", "Authenticated frames that began a new epoch of their sender: the first frames heard from it, or its restart.";
     }
 }
 

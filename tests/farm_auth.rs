@@ -244,7 +244,7 @@ fn moves_work_with_every_frame_sealed() {
         for n in 0..3 {
             assert_eq!(auth_drops(&f, n), 0, "{mode:?}: {}", f.summary());
             // Each node heard the two others' first epoch.
-            assert_eq!(f.ev(n, Event::PeerRestarts), 2, "{mode:?}: {}", f.summary());
+            assert_eq!(f.ev(n, Event::PeerEpochs), 2, "{mode:?}: {}", f.summary());
         }
         let frames = seen.borrow();
         assert!(frames.len() > 20);

@@ -405,25 +405,62 @@ fn all_acks_lost_target_alive() {
     f.close_and_drain(id, secs(20));
 }
 
+/// What the loss hook dropped of the moves' exchanges.
+#[derive(Default, Debug, Clone, Copy)]
+struct MoveLosses {
+    /// Connection packets a sent.
+    connection: u32,
+    /// Connection packets, carried chunks and acknowledgements lost before a
+    /// committed the move they belong to: each may cost a retry.
+    exchange: u32,
+    /// Every ipOS frame lost.
+    all: u32,
+}
+
 /// 5 % of ipOS frames (connection packets, chunks, acks, forwarded client
 /// packets, notices, adverts) are lost, for 16 seeds, two migrations each
-/// (to b and to c, concurrently).
+/// (to b and to c, concurrently). Each move's retries are accounted for: a
+/// lost connection packet costs a retry, and every retry was caused by a
+/// frame of that move's exchange that was lost.
 #[test]
 fn random_ipos_loss_five_percent() {
-    fn is_ipos(f: &[u8]) -> bool {
-        ipos_type(f).is_some()
-    }
     let (mut lost, mut retried, mut left) = (0, 0, 0);
     for seed in 100u64..116 {
         let mut f = Farm::new(seed);
         f.warm_up();
-        f.switch.set_impairment(
-            Impairment {
-                loss: 5,
-                ..Impairment::default()
-            },
-            Some(is_ipos),
-        );
+        let losses = Rc::new(Cell::new(MoveLosses::default()));
+        let l = losses.clone();
+        let mut rng = Rng::new(seed);
+        // a has committed its move to b, to c (it sent a commit).
+        let mut committed = [false; 3];
+        f.switch.set_hook(move |port, frame| {
+            let Some(ty) = ipos_type(frame) else {
+                return HookAction::Deliver;
+            };
+            let to = node_of_mac(dst_mac(frame));
+            if port == A && ty == T_ACK {
+                if let Some(t) = to {
+                    committed[t] = true;
+                }
+            }
+            if rng.next_u64() % 100 >= 5 {
+                return HookAction::Deliver;
+            }
+            let mut c = l.get();
+            c.all += 1;
+            let of_exchange = match (port, ty, to) {
+                (A, T_CONNECTION, Some(_)) => {
+                    c.connection += 1;
+                    true
+                }
+                (A, T_DATA, Some(t)) => !committed[t],
+                (t, T_ACK, Some(A)) if t != A => !committed[t],
+                _ => false,
+            };
+            c.exchange += u32::from(of_exchange);
+            l.set(c);
+            HookAction::Drop
+        });
         let ids = [
             f.request(41000, &get(&format!("/b/bytes/{BIG}"))),
             f.request(41001, &get(&format!("/c/bytes/{BIG}"))),
@@ -440,6 +477,18 @@ fn random_ipos_loss_five_percent() {
         assert_eq!(f.client.stats.rst_in, 0);
         assert_eq!(f.ev(A, Event::MigrationsFallback), 0, "seed {seed}");
         assert_eq!(f.ev(A, Event::MigrationsAcked), 2, "seed {seed}");
+        let l = losses.get();
+        let r = f.ev(A, Event::MigrationsRetried);
+        assert_eq!(
+            f.ev(A, Event::MigrationsSent),
+            2 + r,
+            "seed {seed}: first tries + retries"
+        );
+        assert!(
+            u64::from(l.connection) <= r && r <= u64::from(l.exchange),
+            "seed {seed}: {r} retries for {l:?}; {}",
+            f.summary()
+        );
         for id in ids {
             f.client.close(id);
         }
@@ -453,9 +502,14 @@ fn random_ipos_loss_five_percent() {
         assert!(ok, "seed {seed}: not drained; {}", f.summary());
         for n in 0..3 {
             assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "seed {seed}");
+            assert_eq!(
+                f.ev(n, Event::PeersDown),
+                0,
+                "seed {seed}: a lost advert or two took a node down"
+            );
         }
-        lost += f.switch.dropped();
-        retried += f.ev(A, Event::MigrationsRetried);
+        lost += l.all;
+        retried += r;
         // A lost close notice leaves the entry until it idles out.
         left += f.node(A).forward_count();
     }

@@ -246,11 +246,10 @@ fn write_stats(path: &std::path::Path, node: &Node<DpdkPort>, port_id: u16, pool
             d.ipackets, d.opackets, d.imissed, d.ierrors, d.oerrors, d.rx_nombuf
         ));
     }
-    s.push_str(&format!(
-        "connections {}\nmbufs_free {}\n",
-        node.connection_count(),
-        pool.available()
-    ));
+    for (name, n) in node.table_sizes() {
+        s.push_str(&format!("{name} {n}\n"));
+    }
+    s.push_str(&format!("mbufs_free {}\n", pool.available()));
     let tmp = path.with_extension("tmp");
     let ok = std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(s.as_bytes()))

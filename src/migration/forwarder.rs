@@ -5,7 +5,15 @@
 //! same buffer (the 30-byte ipOS head goes into the headroom). The owner's
 //! notices keep the entry right: a move points it at the new owner, a close
 //! removes it; an owner that receives a data frame for a flow it does not
-//! know says "closed" too (its close notice was lost, or it restarted).
+//! know says so (its close notice was lost, or it restarted): "closed" for a
+//! SYN, "reset" for any other segment.
+//!
+//! An entry whose target went down or restarted (its epoch moved on, see
+//! `src/node/peers.rs`) points at endpoints that are gone: it is removed at
+//! the client's next packet, which then finds no connection here and gets a
+//! RST, and the forward table's sweep removes the idle clients' entries.
+//! Neither is remembered as closed: a client that still believes in its
+//! connection must hear that it is gone, not silence.
 
 use crate::counters::{DropReason, Event};
 use crate::migration::Notice;
@@ -26,8 +34,29 @@ impl<P: Port> Node<P> {
         if self.forward.is_empty() {
             return None;
         }
-        let entry = self.forward.lookup(&ForwardKey::of(flow), now)?;
+        let key = ForwardKey::of(flow);
+        let entry = self.forward.lookup(&key, now)?;
+        if !self.peers.is_current(entry.target_mac, entry.target_epoch) {
+            // Its owner went down or restarted: the endpoint is gone.
+            self.forward.remove(&key);
+            self.counters.inc(Event::ForwardTargetDown);
+            return None;
+        }
         (entry.target_port == flow.dst_port).then_some(entry)
+    }
+
+    /// Advances the forward table's sweep (after a peer went down or
+    /// restarted) by at most `budget` entries, removing those whose target is
+    /// gone.
+    pub(crate) fn sweep_forward(&mut self, budget: usize) {
+        if !self.forward.sweeping() {
+            return;
+        }
+        let peers = &self.peers;
+        let removed = self
+            .forward
+            .sweep(budget, |e| !peers.is_current(e.target_mac, e.target_epoch));
+        self.counters.add(Event::ForwardTargetDown, removed as u64);
     }
 
     /// Wraps a client packet (IPv4 header at `off`) in an ipOS data frame to
@@ -83,13 +112,19 @@ impl<P: Port> Node<P> {
         }
         if n.is_closed() {
             self.forward.remove(&fkey);
+            if n.is_reset() {
+                // The owner does not know it: the client's next segment
+                // finds nothing here and gets a RST.
+                return self.counters.inc(Event::ForwardReset);
+            }
             // Late duplicates the client still sends are dropped quietly here.
             self.remember_closed(flow, now);
             return self.counters.inc(Event::ForwardClosed);
         }
-        let Some(p) = self.peers.by_ip(n.owner_ip).map(|p| self.peers.addr(p)) else {
+        let Some(id) = self.peers.by_ip(n.owner_ip) else {
             return self.counters.drop(DropReason::NoticeMalformed);
         };
+        let p = self.peers.addr(id);
         if p.ip == self.id.ip {
             return self.counters.drop(DropReason::NoticeMalformed);
         }
@@ -97,6 +132,7 @@ impl<P: Port> Node<P> {
             target_ip: p.ip,
             target_port: n.owner_port,
             target_mac: p.mac,
+            target_epoch: self.peers.epoch(id),
             last_used: e.last_used,
         };
         // The entry exists: replacing it cannot fail, and keeps its idle timer.

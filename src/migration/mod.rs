@@ -62,9 +62,16 @@
 //!    owner: in TIME-WAIT there, RFC 6191 may let it open a new connection
 //!    (fed by the same forwarder); an established one answers with a
 //!    challenge ACK (RFC 5961). An owner that does not know the flow (its
-//!    close notice was lost, or it restarted) answers any data frame for it
-//!    with a "closed" notice, and the forwarder removes its entry.
-//! 8. End: when T's endpoint closes, T sends F a connection notice with owner
+//!    close notice was lost, or it restarted) answers a data frame for it
+//!    with a notice: "closed" for a SYN (the client's next SYN is F's to
+//!    accept), "reset" for any other segment (F removes its entry without
+//!    remembering the flow, so the client's next segment gets a RST).
+//! 8. A dead or restarted owner: F calls a node down when its adverts stop
+//!    for `peer_down_after`, or sees a restart in its adverts; the forward
+//!    entries of that node's former run go (see [`forwarder`]), and the
+//!    clients get a RST on their next segment. Moves towards it that are in
+//!    flight fall back after their retries.
+//! 9. End: when T's endpoint closes, T sends F a connection notice with owner
 //!    0.0.0.0:0 and F removes its forward entry; both remember the flow for a
 //!    while to drop its late duplicates quietly. A forward entry's idle
 //!    time-out outlives the endpoint's (every client packet refreshes both).

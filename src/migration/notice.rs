@@ -4,7 +4,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | owner IPv4 address: the new owner (to a forwarder: "forward to it now"); 0.0.0.0 (to a forwarder: "the connection closed"); the sender's own address, sent by a source to a target ("I kept it, forget your copy") |
-//! | 4 | 2 | owner port |
+//! | 4 | 2 | owner port; with owner 0.0.0.0, why: 0 the connection ended (the forwarder drops the client's late duplicates quietly for a while), 1 the owner does not know it (it restarted, or forgot it: the forwarder lets the client's next segment get a RST) |
 //!
 //! The ipOS header's flow names the connection (client IP/port, VIP/port).
 
@@ -28,6 +28,14 @@ impl Notice {
     pub const CLOSED: Notice = Notice {
         owner_ip: Ipv4Address::UNSPECIFIED,
         owner_port: 0,
+    };
+
+    /// "I do not know this connection" (it restarted, or forgot it): the
+    /// forwarder drops its entry without remembering the flow, so that the
+    /// client's next segment gets a RST instead of silence.
+    pub const RESET: Notice = Notice {
+        owner_ip: Ipv4Address::UNSPECIFIED,
+        owner_port: 1,
     };
 
     /// "The connection lives at `ip`:`port` now": to a forwarder, a move;
@@ -58,9 +66,14 @@ impl Notice {
         [o[0], o[1], o[2], o[3], p[0], p[1]]
     }
 
-    /// True for the "closed" notice.
+    /// True for the "closed" notice (and for [`Notice::RESET`]).
     pub fn is_closed(&self) -> bool {
         self.owner_ip.is_unspecified()
+    }
+
+    /// True for [`Notice::RESET`]: closed because the owner does not know it.
+    pub fn is_reset(&self) -> bool {
+        self.is_closed() && self.owner_port == 1
     }
 }
 
@@ -78,6 +91,11 @@ mod tests {
         assert_eq!(Notice::parse(&n.emit()), Some(n));
         assert_eq!(Notice::parse(&[0; 5]), None);
         assert!(Notice::parse(&[0; 6]).unwrap().is_closed());
+        assert!(!Notice::parse(&[0; 6]).unwrap().is_reset());
+        assert_eq!(Notice::RESET.emit(), [0, 0, 0, 0, 0, 1]);
+        let r = Notice::parse(&Notice::RESET.emit()).unwrap();
+        assert!(r.is_closed() && r.is_reset());
+        assert!(!n.is_reset());
         assert_eq!(Notice::owner(Ipv4Address::new(198, 18, 0, 13), 80), n);
     }
 }

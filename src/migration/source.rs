@@ -259,6 +259,7 @@ impl<P: Port> Node<P> {
             target_ip: target.ip,
             target_port: flow.dst_port,
             target_mac: target.mac,
+            target_epoch: self.peers.epoch(export.target),
             last_used: now,
         };
         // The forward entry first: without it the client's next packets would

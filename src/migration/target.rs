@@ -100,9 +100,13 @@ impl<P: Port> Node<P> {
 
     /// A data frame from `from` for a flow with no connection here: a carried
     /// request chunk of an incoming move, or a flow this node does not know
-    /// (its close notice was lost, or the node restarted): then `from` is told
-    /// it is closed, so that it stops forwarding into the void, unless it is
-    /// a late duplicate of a connection that just closed here (no SYN).
+    /// (its close notice was lost, or the node restarted): then `from` is told,
+    /// so that it stops forwarding into the void, unless it is a late
+    /// duplicate of a connection that just closed here (no SYN). For a SYN
+    /// (a client port reused) the notice says "closed": the client's next SYN
+    /// is the forwarder's to accept. For any other segment it says
+    /// [`Notice::RESET`]: the client believes in a connection that is gone
+    /// here, and its next segment gets a RST from the forwarder.
     pub(crate) fn on_unknown_tunnelled(
         &mut self,
         now: Instant,
@@ -117,7 +121,8 @@ impl<P: Port> Node<P> {
                 return self.counters.drop(DropReason::TcpAfterClose);
             }
             self.counters.drop(DropReason::ForwardNoTarget);
-            return self.send_notice(flow, from, Notice::CLOSED);
+            let notice = if syn { Notice::CLOSED } else { Notice::RESET };
+            return self.send_notice(flow, from, notice);
         };
         let ip = Ipv4Packet::new_unchecked(&buf.data()[DATA_HEADROOM..]);
         let tcp = TcpPacket::new_unchecked(ip.payload());

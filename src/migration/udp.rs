@@ -230,6 +230,7 @@ impl<P: Port> Node<P> {
             target_ip: p.ip,
             target_port: flow.dst_port,
             target_mac: p.mac,
+            target_epoch: self.peers.epoch(target),
             last_used: m.last,
         };
         for (b, off) in m.held {

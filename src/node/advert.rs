@@ -1,9 +1,28 @@
 //! Server-state advertisements (ipos extension 0x10): every
 //! `advert_interval` a node broadcasts its load, its listening sockets and
 //! the applications behind them; adverts from the other farm members update
-//! the policy's view, which holds this node's own row too.
+//! the policy's view, which holds this node's own row too, and tell which
+//! peers are heard.
+//!
+//! # Peers that go down and come back
+//!
+//! A peer whose adverts stop for `peer_down_after` (6 advert intervals, 3 s)
+//! is *down*: one timer per peer in the wheel finds out (it re-arms itself
+//! from the peer's last advert while the peer speaks, so it costs one wheel
+//! entry per advert interval and peer, never a walk). The policy judges
+//! freshness with the same limit, so it no longer chooses the peer; the
+//! forward entries that point at it are removed, at the client's next
+//! segment (which then gets a RST) or by the forward table's sweep.
+//!
+//! A restarted node counts its adverts from 1 again. The rule (the policy's
+//! too, see `ipos_policy::view`): the next advert of a peer that is down is
+//! taken whatever its sequence (it is up again, its old connections are
+//! gone), and so is an advert that shows a restart of a peer that is up (a
+//! sequence of at most 8 after one of at least 64): the peer's epoch grows,
+//! and its forward entries go as for a peer that went down. New connections
+//! reach it again at once.
 
-use super::{Node, PeerId, HTTP_PID, UDP_ECHO_PID};
+use super::{Liveness, Node, PeerId, Timer, HTTP_PID, UDP_ECHO_PID};
 use crate::counters::{DropReason, Event};
 use crate::port::Port;
 use ipos_policy::{AdvertRepr, AppEntry, ListenEntry};
@@ -109,34 +128,117 @@ impl<P: Port> Node<P> {
 
     /// An advert from a farm member.
     pub(crate) fn on_advert(&mut self, now: Instant, body: &[u8], from: PeerId) {
-        match AdvertRepr::parse(body) {
-            Ok(a) => {
-                // A node advertises itself only: the row named must be the sender's.
-                if a.node_ip != self.id.ip && a.node_ip == self.peers.ip(from) {
-                    self.view =
-                        ipos_policy::apply_advert(&self.view, &a, now.total_millis() as u64);
-                    self.counters.inc(Event::AdvertsReceived);
-                } else {
-                    self.counters.drop(DropReason::IposUnexpected);
-                }
+        let a = match AdvertRepr::parse(body) {
+            Ok(a) => a,
+            Err(_) => return self.counters.drop(DropReason::AdvertMalformed),
+        };
+        // A node advertises itself only: the row named must be the sender's.
+        if a.node_ip == self.id.ip || a.node_ip != self.peers.ip(from) {
+            return self.counters.drop(DropReason::IposUnexpected);
+        }
+        let peer = from;
+        self.counters.inc(Event::AdvertsReceived);
+        let prev = self
+            .view
+            .servers()
+            .get(a.node_ip)
+            .and_then(|s| s.advert_sequence);
+        if let Some(view) = self.view.try_apply_advert(&a, now.total_millis() as u64) {
+            self.view = view;
+            let restart = prev.is_some_and(|p| ipos_policy::shows_restart(p, a.sequence));
+            self.peer_heard(now, peer, a.sequence, restart);
+        }
+    }
+
+    /// An advert of `peer` (sequence `seq`) was taken at `now`.
+    fn peer_heard(&mut self, now: Instant, peer: PeerId, seq: u32, restart: bool) {
+        let after = self.opts.peer_down_after;
+        match self.peers.heard(peer, now) {
+            Liveness::Unheard => self.timers.arm(now + after, Timer::Peer { peer }),
+            Liveness::Down { last } => {
+                log::info!(
+                    "peer {} ({}) up again after {} ms of silence (advert sequence {seq})",
+                    self.peers.name(peer),
+                    self.peers.ip(peer),
+                    (now - last).total_millis()
+                );
+                self.counters.inc(Event::PeersUp);
+                self.timers.arm(now + after, Timer::Peer { peer });
             }
-            Err(_) => self.counters.drop(DropReason::AdvertMalformed),
+            Liveness::Up { .. } if restart => {
+                log::warn!(
+                    "peer {} ({}) restarted (advert sequence {seq}): its forward entries go",
+                    self.peers.name(peer),
+                    self.peers.ip(peer)
+                );
+                self.peers.restarted(peer);
+                self.counters.inc(Event::PeersRestarted);
+                self.forward.start_sweep();
+            }
+            Liveness::Up { .. } => {}
         }
     }
 
     /// Peer `from` began a new epoch (its authenticated frames say it
-    /// restarted): its advert sequence starts again from 1, so the row it
-    /// advertised before is forgotten and its next advert is taken.
+    /// restarted; see [`crate::auth`]): a restart known at once, without
+    /// waiting for its adverts to show it. Its forward entries go as for a
+    /// peer that restarted, and the row it advertised is forgotten, so that
+    /// its next advert (sequence 1 again) is taken.
     pub(crate) fn on_peer_epoch(&mut self, from: PeerId) {
-        let ip = self.peers.ip(from);
-        if ip == self.id.ip || self.view.servers().get(ip).is_none() {
+        if from == self.peers.me() {
             return;
         }
-        log::info!("{}: node {ip} restarted (new epoch)", self.id.name);
-        let mut next = self.view.clone();
-        next.servers_mut().remove(ip);
-        next.listening_mut().remove_server(ip);
-        next.apps_mut().remove_server(ip);
-        self.view = next;
+        match self.peers.liveness(from) {
+            // The first frames this node hears from it: nothing to forget.
+            Liveness::Unheard => return,
+            Liveness::Down { .. } => {}
+            Liveness::Up { .. } => {
+                log::warn!(
+                    "peer {} ({}) restarted (new epoch in its authenticated frames): its forward entries go",
+                    self.peers.name(from),
+                    self.peers.ip(from)
+                );
+                self.peers.restarted(from);
+                self.counters.inc(Event::PeersRestarted);
+                self.forward.start_sweep();
+            }
+        }
+        let ip = self.peers.ip(from);
+        if self.view.servers().get(ip).is_some() {
+            let mut next = self.view.clone();
+            next.servers_mut().remove(ip);
+            next.listening_mut().remove_server(ip);
+            next.apps_mut().remove_server(ip);
+            self.view = next;
+        }
+    }
+
+    /// The silence timer of `peer`: down when it has not advertised for
+    /// `peer_down_after`, else checked again then.
+    pub(crate) fn on_peer_timer(&mut self, now: Instant, peer: PeerId) {
+        let Liveness::Up { last } = self.peers.liveness(peer) else {
+            return;
+        };
+        // Down once silent for longer than `peer_down_after`, as the policy
+        // judges freshness (a row exactly that old is still fresh).
+        let due = last + self.opts.peer_down_after + self.opts.timer_tick;
+        if now < due {
+            return self.timers.arm(due, Timer::Peer { peer });
+        }
+        self.peers.set_down(peer);
+        self.counters.inc(Event::PeersDown);
+        log::warn!(
+            "peer {} ({}) down: no advert for {} ms; {} forward entries to look at",
+            self.peers.name(peer),
+            self.peers.ip(peer),
+            (now - last).total_millis(),
+            self.forward.len()
+        );
+        self.forward.start_sweep();
+    }
+
+    /// True when the farm member at `ip` is down (silent for `peer_down_after`).
+    pub fn peer_is_down(&self, ip: Ipv4Address) -> bool {
+        self.peers.by_ip(ip).is_some_and(|p| self.peers.is_down(p))
     }
 }

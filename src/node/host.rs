@@ -1,13 +1,18 @@
 //! What any IPv4 host does: answer ARP for its addresses, answer ICMP echo,
 //! reset TCP segments that belong to no connection, and resolve a MAC
-//! address before answering a client that did not send to us directly.
+//! address before answering a client that did not send to us directly (the
+//! cache's rules, aging and retries are in [`crate::tables::arp`]; their
+//! timers are in the node's wheel).
 
-use super::Node;
+use super::{Node, Timer};
 use crate::counters::{DropReason, Event};
 use crate::port::{PacketBuf, Port};
+use crate::tables::arp::{ARP_MAX_AGE, ARP_RETRY_INTERVAL};
+use crate::tables::{IdleCheck, RetryCheck};
 use ipos_tcp::{fill_checksum, write_header, TcpHeader, TcpOptions, ACK, RST};
 use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPV4_LEN};
 use ipos_wire::{emit_ipv4_header, Ipv4Header};
+use smoltcp::time::Instant;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol,
     Ipv4Address, Ipv4Packet, TcpPacket,
@@ -17,7 +22,7 @@ use smoltcp::wire::{
 const TCP_HEADER_LEN: usize = 20;
 
 impl<P: Port> Node<P> {
-    pub(crate) fn handle_arp(&mut self, mut buf: P::Buf) {
+    pub(crate) fn handle_arp(&mut self, now: Instant, mut buf: P::Buf) {
         let repr = match ArpPacket::new_checked(&buf.data()[ETHERNET_LEN..])
             .and_then(|p| ArpRepr::parse(&p))
         {
@@ -26,41 +31,91 @@ impl<P: Port> Node<P> {
         };
         let ArpRepr::EthernetIpv4 {
             operation,
-            source_hardware_addr,
-            source_protocol_addr,
+            source_hardware_addr: mac,
+            source_protocol_addr: ip,
             target_protocol_addr,
             ..
         } = repr
         else {
             return self.counters.drop(DropReason::ArpMalformed);
         };
-        if operation == ArpOperation::Reply && target_protocol_addr == self.id.ip {
-            let _ = self.arp.learn(source_protocol_addr, source_hardware_addr);
-            return self.flush_arp_wait(source_protocol_addr, source_hardware_addr);
-        }
-        if operation != ArpOperation::Request || !self.id.owns_ip(target_protocol_addr) {
+        let request_for_us =
+            operation == ArpOperation::Request && self.id.owns_ip(target_protocol_addr);
+        let asked = self.arp.is_resolving(ip);
+        if request_for_us || asked {
+            // RFC 826's merge for a request to us; the answer we asked for.
+            self.learn_arp(now, ip, mac);
+            if asked {
+                self.flush_arp_wait(ip, mac);
+            }
+        } else {
             // Refresh what we already know, like a kernel does; learn nothing new.
-            self.arp.refresh(source_protocol_addr, source_hardware_addr);
-            return self.counters.drop(DropReason::ArpNotForUs);
+            self.arp.refresh(ip, mac, now);
         }
-        // A full cache keeps what it knows; the reply below needs no entry.
-        let _ = self.arp.learn(source_protocol_addr, source_hardware_addr);
+        if !request_for_us {
+            let reply_to_us =
+                operation == ArpOperation::Reply && target_protocol_addr == self.id.ip;
+            return match (reply_to_us, asked) {
+                (true, true) => {} // the answer to our request
+                (true, false) => self.counters.drop(DropReason::ArpUnsolicited),
+                (false, _) => self.counters.drop(DropReason::ArpNotForUs),
+            };
+        }
         // Answer in place: the request buffer becomes the reply.
         let reply = ArpRepr::EthernetIpv4 {
             operation: ArpOperation::Reply,
             source_hardware_addr: self.id.mac,
             source_protocol_addr: target_protocol_addr,
-            target_hardware_addr: source_hardware_addr,
-            target_protocol_addr: source_protocol_addr,
+            target_hardware_addr: mac,
+            target_protocol_addr: ip,
         };
         if buf.set_len(ETHERNET_LEN + reply.buffer_len()).is_err() {
             return self.counters.drop(DropReason::ArpMalformed);
         }
         let d = buf.data_mut();
-        self.write_eth(d, source_hardware_addr, ETHERTYPE_ARP);
+        self.write_eth(d, mac, ETHERTYPE_ARP);
         reply.emit(&mut ArpPacket::new_unchecked(&mut d[ETHERNET_LEN..]));
         self.counters.inc(Event::ArpReplies);
         self.transmit(buf);
+    }
+
+    /// Learns `ip`'s MAC within the cache's limit (a full cache keeps what
+    /// it has: counted), arming a new entry's aging timer.
+    fn learn_arp(&mut self, now: Instant, ip: Ipv4Address, mac: EthernetAddress) {
+        match self.arp.learn(ip, mac, now) {
+            Ok(Some(gen)) => self
+                .timers
+                .arm(now + ARP_MAX_AGE, Timer::ArpAge { ip, gen }),
+            Ok(None) => {}
+            Err(_) => self.counters.inc(Event::ArpCacheFull),
+        }
+    }
+
+    /// The aging timer of `ip`'s ARP entry.
+    pub(crate) fn on_arp_age(&mut self, now: Instant, ip: Ipv4Address, gen: u32) {
+        match self.arp.check_age(ip, gen, now) {
+            IdleCheck::Stale => {}
+            IdleCheck::Expired => self.counters.inc(Event::ArpExpired),
+            IdleCheck::Later(at) => self.timers.arm(at, Timer::ArpAge { ip, gen }),
+        }
+    }
+
+    /// The retry timer of `ip`'s resolution: ask again, or free what waited.
+    pub(crate) fn on_arp_retry(&mut self, now: Instant, ip: Ipv4Address, gen: u32) {
+        match self.arp.retry_due(ip, gen) {
+            RetryCheck::Stale => {}
+            RetryCheck::Again => {
+                self.send_arp_request(ip);
+                self.timers
+                    .arm(now + ARP_RETRY_INTERVAL, Timer::ArpRetry { ip, gen });
+            }
+            RetryCheck::GiveUp => {
+                while let Some(b) = self.arp.take_waiting(ip) {
+                    drop(b);
+                    self.counters.drop(DropReason::ArpUnresolved);
+                }
+            }
+        }
     }
 
     pub(crate) fn handle_icmp(&mut self, mut buf: P::Buf) {
@@ -145,16 +200,21 @@ impl<P: Port> Node<P> {
     }
 
     /// Sends a ready IPv4 reply (Ethernet header still to write) to `ip`:
-    /// at once when its MAC is known, else parked until ARP resolves it.
-    pub(crate) fn send_resolved(&mut self, mut buf: P::Buf, ip: Ipv4Address) {
-        if let Some(mac) = self.arp.lookup(ip) {
+    /// at once when its MAC is known (and not stale), else parked until ARP
+    /// resolves it (see [`crate::tables::arp`] for the retries and the limit).
+    pub(crate) fn send_resolved(&mut self, now: Instant, mut buf: P::Buf, ip: Ipv4Address) {
+        if let Some(mac) = self.arp.lookup(ip, now) {
             self.write_eth(buf.data_mut(), mac, ETHERTYPE_IPV4);
             return self.transmit(buf);
         }
         match self.arp.park(buf, ip) {
             Err(_) => self.counters.drop(DropReason::ArpWaitFull),
-            Ok(true) => {}
-            Ok(false) => self.send_arp_request(ip),
+            Ok(None) => {}
+            Ok(Some(gen)) => {
+                self.send_arp_request(ip);
+                self.timers
+                    .arm(now + ARP_RETRY_INTERVAL, Timer::ArpRetry { ip, gen });
+            }
         }
     }
 
@@ -181,6 +241,7 @@ impl<P: Port> Node<P> {
 
     /// Sends the replies that waited for `ip`'s MAC address.
     fn flush_arp_wait(&mut self, ip: Ipv4Address, mac: EthernetAddress) {
+        self.arp.end_resolution(ip);
         while let Some(mut b) = self.arp.take_waiting(ip) {
             self.write_eth(b.data_mut(), mac, ETHERTYPE_IPV4);
             self.transmit(b);

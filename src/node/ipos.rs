@@ -42,7 +42,7 @@ impl<P: Port> Node<P> {
                         return self.counters.drop(DropReason::IposBadLength);
                     }
                     if opened.restarted {
-                        self.counters.inc(Event::PeerRestarts);
+                        self.counters.inc(Event::PeerEpochs);
                         self.on_peer_epoch(from);
                     }
                 }

@@ -44,8 +44,8 @@ mod timers;
 mod tx;
 mod udp;
 
-pub use options::NodeOptions;
-pub use peers::{NodeIdentity, Peer, PeerAddr, PeerId, Peers};
+pub use options::{NodeOptions, PEER_DOWN_ADVERTS};
+pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 
 pub(crate) use conn::{Conn, Origin, Phase, ServingCount};
 pub(crate) use rx::Via;
@@ -128,7 +128,9 @@ impl<P: Port> Node<P> {
         } else {
             0
         };
-        let view = FarmView::new(&opts.policy);
+        let mut view = FarmView::new(&opts.policy);
+        // The policy stops choosing a peer when the node calls it down.
+        view.set_stale_after_ms(opts.peer_down_after.total_millis());
         let timers = timers::Timers::new(Instant::from_micros(0), opts.timer_tick);
         let tcp_direct = ipos_tcp::Config {
             mss: opts.mss(false),
@@ -209,6 +211,35 @@ impl<P: Port> Node<P> {
     /// Entries in the UDP flow table.
     pub fn udp_flow_count(&self) -> usize {
         self.udp_flows.len()
+    }
+
+    /// Entries in the ARP cache.
+    pub fn arp_cache_count(&self) -> usize {
+        self.arp.len()
+    }
+
+    /// Replies waiting for an ARP resolution.
+    pub fn arp_wait_count(&self) -> usize {
+        self.arp.waiting()
+    }
+
+    /// Farm members that are down now.
+    pub fn peers_down_count(&self) -> usize {
+        self.peers.down_count()
+    }
+
+    /// The sizes of the node's tables, by name (for the stats file).
+    pub fn table_sizes(&self) -> [(&'static str, usize); 8] {
+        [
+            ("connections", self.connection_count()),
+            ("forward_entries", self.forward_count()),
+            ("pending_moves", self.pending_count()),
+            ("udp_flows", self.udp_flow_count()),
+            ("held_packets", self.held_count()),
+            ("arp_cache", self.arp_cache_count()),
+            ("arp_wait", self.arp_wait_count()),
+            ("peers_down_now", self.peers_down_count()),
+        ]
     }
 
     /// The policy's current view of the farm.

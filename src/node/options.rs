@@ -26,8 +26,16 @@ pub struct NodeOptions {
     pub migrate_retry: Duration,
     /// Connection packets sent before the source serves the connection itself.
     pub migrate_tries: u32,
-    /// How often server state is advertised (zero: never).
+    /// How often server state is advertised (zero: never). Set it with
+    /// [`NodeOptions::set_advert_interval`], which keeps `peer_down_after`
+    /// in step.
     pub advert_interval: Duration,
+    /// A peer whose adverts stop this long is *down*: the policy no longer
+    /// chooses it, and the forward entries that point at it go (the client
+    /// gets a RST on its next segment). [`PEER_DOWN_ADVERTS`] advert
+    /// intervals: 3 s with the default 500 ms. Its next advert is taken
+    /// whatever its sequence (a restarted node counts from 1 again).
+    pub peer_down_after: Duration,
     /// Forward entries unused this long are removed (longer than `conn_idle`).
     pub forward_idle: Duration,
     /// Incoming migrations not completed within this time are dropped.
@@ -71,12 +79,18 @@ pub struct NodeOptions {
     /// Client packets held by all moves together, at most (well below the
     /// packet-buffer pool, so that held packets can never starve receive).
     pub max_held: usize,
+    /// Forward entries the sweep after a peer went down looks at per poll.
+    pub forward_sweep_budget: usize,
 }
 
 /// What a forward entry outlives its endpoint's idle time-out by: a client
 /// packet refreshes the forward entry on its way to the endpoint, so with
 /// this margin the entry never goes before the endpoint it points at.
 pub const FORWARD_IDLE_MARGIN: Duration = Duration::from_secs(60);
+
+/// Advert intervals without an advert after which a peer is down: several,
+/// so that a lost advert or two never take a live node out of the farm.
+pub const PEER_DOWN_ADVERTS: u32 = 6;
 
 /// Bytes a data frame adds to a client packet after the Ethernet header.
 const TUNNEL_OVERHEAD: u16 = ipos_wire::HEADER_LEN as u16;
@@ -88,6 +102,15 @@ impl NodeOptions {
     pub fn set_idle_timeout(&mut self, idle: Duration) {
         self.conn_idle = idle;
         self.forward_idle = idle + FORWARD_IDLE_MARGIN;
+    }
+
+    /// Sets the advert interval, and the silence after which a peer is down
+    /// to [`PEER_DOWN_ADVERTS`] intervals.
+    pub fn set_advert_interval(&mut self, every: Duration) {
+        self.advert_interval = every;
+        if every > Duration::ZERO {
+            self.peer_down_after = every * PEER_DOWN_ADVERTS;
+        }
     }
 
     /// The MSS to advertise: the configured one, clamped so that a client
@@ -124,6 +147,7 @@ impl Default for NodeOptions {
             migrate_retry: Duration::from_millis(40),
             migrate_tries: 7,
             advert_interval: Duration::from_millis(500),
+            peer_down_after: Duration::from_millis(500) * PEER_DOWN_ADVERTS,
             forward_idle: Duration::from_secs(900) + FORWARD_IDLE_MARGIN,
             pending_timeout: Duration::from_secs(2),
             policy: PolicyConfig::default(),
@@ -140,6 +164,7 @@ impl Default for NodeOptions {
             tx_high_water: crate::port::TX_BACKLOG / 2,
             udp_echo_rate: 20_000,
             max_held: 4096,
+            forward_sweep_budget: super::timers::FORWARD_SWEEP_BUDGET,
         }
     }
 }
@@ -162,5 +187,12 @@ mod tests {
         assert_eq!(o.mss(false), 1360);
         o.set_idle_timeout(Duration::from_secs(30));
         assert!(o.forward_idle > o.conn_idle);
+        assert_eq!(
+            o.peer_down_after,
+            Duration::from_secs(3),
+            "6 adverts of 500 ms"
+        );
+        o.set_advert_interval(Duration::from_millis(20));
+        assert_eq!(o.peer_down_after, Duration::from_millis(120));
     }
 }

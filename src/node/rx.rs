@@ -48,7 +48,7 @@ impl<P: Port> Node<P> {
             return self.handle_ipos(now, buf);
         }
         match ethertype {
-            ETHERTYPE_ARP => self.handle_arp(buf),
+            ETHERTYPE_ARP => self.handle_arp(now, buf),
             ETHERTYPE_IPV4 => match ipv4_len(&buf.data()[ETHERNET_LEN..]) {
                 Ok(len) => {
                     if ETHERNET_LEN + len < buf.len() && buf.set_len(ETHERNET_LEN + len).is_err() {

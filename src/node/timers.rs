@@ -1,25 +1,33 @@
 //! Timers that cost what is due: every deadline a node keeps (connection
 //! timers, move retries, commits awaited, request-head and idle time-outs,
 //! forward and UDP entries' idle time-outs, incoming moves' time-outs,
-//! recently closed flows) sits in one [`TimerWheel`]; a poll hands out at
-//! most [`TIMER_BUDGET`] due entries, so no poll walks a table. The advert
-//! is the one periodic job.
+//! recently closed flows, peers' silence, ARP entries' age and resolutions'
+//! retries) sits in one [`TimerWheel`]; a poll hands out at most
+//! [`TIMER_BUDGET`] due entries, so no poll walks a table. The advert is the
+//! one periodic job; the forward table's sweep (after a peer went down)
+//! looks at most `forward_sweep_budget` ([`FORWARD_SWEEP_BUDGET`]) entries a
+//! poll.
 //!
 //! Entries are cancelled lazily: each names the state it was armed for (a
 //! connection's timer sequence number, a table entry's generation, an
 //! incarnation's ISN) and is ignored when that state has moved on.
 
-use super::{Node, Phase};
+use super::{Node, PeerId, Phase};
 use crate::counters::Event;
 use crate::port::Port;
 use crate::tables::{ForwardEntry, ForwardKey, IdleCheck, TableFull};
 use crate::timer_wheel::TimerWheel;
 use ipos_wire::Flow;
 use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::Ipv4Address;
 
 /// Due wheel entries handled per poll, at most: a burst of expiries is
 /// spread over polls instead of stalling one.
 pub const TIMER_BUDGET: usize = 1024;
+
+/// Forward entries the sweep looks at per poll by default (65 536 entries,
+/// a full table, take 256 polls).
+pub const FORWARD_SWEEP_BUDGET: usize = 256;
 
 /// What a wheel entry is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +43,12 @@ pub(crate) enum Timer {
     Udp { key: ForwardKey, gen: u32 },
     /// A recently closed flow is forgotten (generation `gen`).
     Closed { flow: Flow, gen: u32 },
+    /// A peer that is up must have advertised again by now.
+    Peer { peer: PeerId },
+    /// An ARP cache entry (generation `gen`) is removed unless heard meanwhile.
+    ArpAge { ip: Ipv4Address, gen: u32 },
+    /// An ARP resolution (generation `gen`) asks again or gives up.
+    ArpRetry { ip: Ipv4Address, gen: u32 },
 }
 
 /// The node's wheel, the periodic advert, and the scratch list of due entries.
@@ -76,9 +90,13 @@ impl<P: Port> Node<P> {
                         self.closed.remove(&flow);
                     }
                 }
+                Timer::Peer { peer } => self.on_peer_timer(now, peer),
+                Timer::ArpAge { ip, gen } => self.on_arp_age(now, ip, gen),
+                Timer::ArpRetry { ip, gen } => self.on_arp_retry(now, ip, gen),
             }
         }
         self.timers.due = due;
+        self.sweep_forward(self.opts.forward_sweep_budget);
         if self.opts.advert_interval > Duration::ZERO && now >= self.timers.next_advert {
             self.timers.next_advert = now + self.opts.advert_interval;
             self.advertise(now);

@@ -48,6 +48,13 @@ impl<P: Port> Node<P> {
             return self.counters.drop(DropReason::UdpServerSource);
         }
         let key = ForwardKey::of(&flow);
+        if let Some((_, UdpFlow::Forwarded { target, .. })) = self.udp_flows.get(&key) {
+            if self.peers.is_down(*target) {
+                // Its owner went down: the datagram starts a new flow.
+                self.udp_flows.remove(&key);
+                self.counters.inc(Event::ForwardTargetDown);
+            }
+        }
         let hold_limit = self.opts.hold_limit;
         let budget_full = self.held >= self.opts.max_held;
         match self.udp_flows.get_mut(&key).map(|(_, f)| f) {
@@ -58,6 +65,7 @@ impl<P: Port> Node<P> {
                     target_ip: p.ip,
                     target_port: flow.dst_port,
                     target_mac: p.mac,
+                    target_epoch: self.peers.epoch(*target),
                     last_used: now,
                 };
                 return self.forward_packet(buf, off, &entry, Event::UdpForwarded);
@@ -138,7 +146,7 @@ impl<P: Port> Node<P> {
                 self.write_eth(buf.data_mut(), m, ETHERTYPE_IPV4);
                 self.transmit(buf);
             }
-            None => self.send_resolved(buf, client),
+            None => self.send_resolved(now, buf, client),
         }
     }
 }

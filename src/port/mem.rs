@@ -302,6 +302,24 @@ impl MemSwitch {
         }
     }
 
+    /// A fresh port on the station of port `idx` (same MAC, same index): a
+    /// host that restarts on the same link. Frames waiting in its inbox are
+    /// discarded (counted by [`MemSwitch::hook_dropped`]).
+    pub fn reattach(&self, idx: usize) -> MemPort {
+        let mut s = self.inner.borrow_mut();
+        let waiting = s.stations[idx].inbox.len() as u64;
+        s.stations[idx].inbox.clear();
+        s.hook_dropped += waiting;
+        MemPort {
+            switch: self.clone(),
+            idx,
+            mac: s.stations[idx].mac,
+            tx: VecDeque::new(),
+            tx_ring: None,
+            counters: PortCounters::default(),
+        }
+    }
+
     /// Frames dropped by impairment so far.
     pub fn dropped(&self) -> u64 {
         self.inner.borrow().dropped

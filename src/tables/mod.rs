@@ -7,7 +7,7 @@
 //! | forward (FIG. 12) | client IP, port | owner's IP, port, MAC | [`forward`] |
 //! | pending incoming moves | [`Flow`](ipos_wire::Flow) | the TCB and the carried bytes so far | [`bounded`] (in the node) |
 //! | UDP flows | client IP, port | the flow's role | [`bounded`] (in the node) |
-//! | ARP cache and replies waiting for a MAC | IPv4 address | MAC | [`arp`] |
+//! | ARP cache, resolutions and replies waiting for a MAC | IPv4 address | MAC, when heard | [`arp`] |
 //!
 //! They are owned by one poll loop each: plain `hashbrown` maps that no other
 //! thread touches, so lookups take no lock. The read-mostly tables (server
@@ -19,7 +19,7 @@ pub mod bounded;
 pub mod connections;
 pub mod forward;
 
-pub use arp::ArpCache;
+pub use arp::{ArpCache, RetryCheck};
 pub use bounded::{BoundedMap, TableFull};
 pub use connections::ConnectionTable;
 pub use forward::{ForwardEntry, ForwardKey, ForwardTable, IdleCheck};

@@ -151,6 +151,41 @@ impl Farm {
         std::fs::read_to_string(self.run.join(format!("{node}.log"))).unwrap_or_default()
     }
 
+    /// Kills a node's iposd with SIGKILL (a crash: no last stats, no goodbye)
+    /// and waits (bounded) until it is gone.
+    pub fn kill9(&self, node: &str) {
+        let pid = std::fs::read_to_string(self.run.join(format!("{node}.pid"))).unwrap_or_default();
+        let pid = pid.trim();
+        assert!(!pid.is_empty(), "no pid for node {node}");
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+        let t0 = Instant::now();
+        while self.node_alive(node) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "node {node} survives kill -9"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `scripts/farm restart NODE`: the node starts again from nothing, on the
+    /// same tap, and this returns once it hears every other node.
+    pub fn restart(&self, node: &str) {
+        let out = run_bounded(
+            Command::new(root().join("scripts/farm"))
+                .args(["restart", node])
+                .env("IPOS_FARM_ID", &self.id)
+                .env("IPOS_KEEP_RUN", "1"),
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.status.success(),
+            "farm restart {node} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Node pids still alive.
     pub fn node_alive(&self, node: &str) -> bool {
         let pid = std::fs::read_to_string(self.run.join(format!("{node}.pid"))).unwrap_or_default();
@@ -206,10 +241,21 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
     }
 }
 
-/// True (and says why) when the end-to-end tests cannot run here.
+/// True (and says so) when the end-to-end tests cannot run here. The line
+/// `skipped (not root): <test>` goes straight to the process's stderr, past
+/// the test harness's capture, so that `scripts/test` counts the skipped
+/// tests in its closing line.
 pub fn skip() -> bool {
     if !can_run_farm() {
-        eprintln!("skipped: needs root and iproute2 (run scripts/test)");
+        use std::io::Write as _;
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("an end-to-end test")
+            .to_string();
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nskipped (not root): {test} needs root and iproute2 (run scripts/test as root)"
+        );
         return true;
     }
     false

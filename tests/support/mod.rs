@@ -84,12 +84,12 @@ pub fn farm_config() -> FarmConfig {
     FarmConfig::parse(&test_farm_toml(3), Path::new("test-farm.toml")).expect("test farm file")
 }
 
-/// Options of a test node: the farm file's (`/b/` -> b, `/c/` -> c), adverts every 20 ms.
+/// Options of a test node: the farm file's (`/b/` -> b, `/c/` -> c), adverts
+/// every 20 ms (a peer silent for 120 ms is down).
 pub fn options() -> NodeOptions {
-    NodeOptions {
-        advert_interval: Duration::from_millis(20),
-        ..farm_config().node_options()
-    }
+    let mut o = farm_config().node_options();
+    o.set_advert_interval(Duration::from_millis(20));
+    o
 }
 
 /// Node `n` of the test farm, without the UDP echo service.
@@ -466,6 +466,8 @@ pub struct Farm {
     pub tick: Duration,
     /// Steps taken so far.
     pub steps: u64,
+    /// Nodes that are dead ([`Farm::kill`]): never polled, their frames lost.
+    pub dead: [bool; 3],
 }
 
 /// Most poll rounds within one time step (each round polls every host).
@@ -498,7 +500,22 @@ impl Farm {
             now: Instant::from_millis(1_000),
             tick: Duration::from_micros(200),
             steps: 0,
+            dead: [false; 3],
         }
+    }
+
+    /// Node `n` dies (as under `kill -9`): it is polled no more, and the
+    /// frames sent to it are lost.
+    pub fn kill(&mut self, n: usize) {
+        self.dead[n] = true;
+    }
+
+    /// Node `n` starts again from nothing (no connections, advert sequence
+    /// from 1) on the same switch port, with `opts`.
+    pub fn restart(&mut self, n: usize, opts: NodeOptions) {
+        let port = self.switch.reattach(n);
+        self.nodes[n] = Node::new(port, identity(n), opts);
+        self.dead[n] = false;
     }
 
     /// A farm of nodes with [`options`].
@@ -511,8 +528,12 @@ impl Farm {
     pub fn step(&mut self) {
         for _ in 0..ROUNDS_PER_STEP {
             self.client.poll(self.now);
-            for n in self.nodes.iter_mut() {
-                n.poll(self.now);
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                if self.dead[i] {
+                    drop(n.port_mut().take_all());
+                } else {
+                    n.poll(self.now);
+                }
             }
             if self.switch.pending() == 0 {
                 break;

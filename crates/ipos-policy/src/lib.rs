@@ -40,4 +40,4 @@ pub use shared::{SharedFarmView, ViewGuard};
 pub use tables::{
     AppInfo, AppInfoTable, CookieMap, ListeningTable, ServerState, ServerStateTable, UrlMap,
 };
-pub use view::{apply_advert, FarmView};
+pub use view::{apply_advert, shows_restart, FarmView};

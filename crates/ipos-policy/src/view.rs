@@ -23,11 +23,20 @@
 //! [`apply_advert`] replaces the advertising server's state row, all of its
 //! listening sockets and all of its application rows with what the
 //! advertisement carries, stamped with the caller's `now_ms`. An
-//! advertisement whose sequence number is not newer (serial-number
-//! arithmetic, RFC 1982 style) than the one that wrote a still-fresh row is a
-//! duplicate or arrived out of order and changes nothing; once the row has
-//! gone stale any sequence is accepted, so a restarted node (whose sequence
-//! starts again) is heard again after at most `stale_after_ms`.
+//! advertisement is taken when
+//!
+//! 1. its sequence number is newer (serial-number arithmetic, RFC 1982
+//!    style) than the one that wrote the row, or
+//! 2. the row has gone stale (the server was silent for `stale_after_ms`:
+//!    down): its next advertisement is taken whatever its sequence, or
+//! 3. it shows a restart ([`shows_restart`]): a restarted node counts from 1
+//!    again, so a sequence of at most [`RESTART_MAX_SEQ`] after one of at
+//!    least [`RESTART_MIN_PREV`] is a new run of that node, heard at once
+//!    rather than after `stale_after_ms`.
+//!
+//! Any other advertisement is a duplicate or arrived out of order and
+//! changes nothing. (A duplicate delayed by the 56 advertisement intervals
+//! that rule 3 needs does not happen on a farm segment.)
 
 use std::sync::Arc;
 
@@ -37,6 +46,18 @@ use crate::tables::{
     AppInfo, AppInfoTable, CookieMap, ListeningTable, ServerState, ServerStateTable, UrlMap,
 };
 use crate::Ipv4Address;
+
+/// The sequence numbers a restarted node sends first (it counts from 1).
+pub const RESTART_MAX_SEQ: u32 = 8;
+/// The least sequence number after which a sequence of at most
+/// [`RESTART_MAX_SEQ`] is taken as a restart rather than as a late duplicate.
+pub const RESTART_MIN_PREV: u32 = 64;
+
+/// Whether an advertisement with sequence `seq`, after one with `prev`, shows
+/// that its node restarted (see the module docs, rule 3).
+pub fn shows_restart(prev: u32, seq: u32) -> bool {
+    seq <= RESTART_MAX_SEQ && prev >= RESTART_MIN_PREV
+}
 
 /// One consistent snapshot of the farm's read-mostly tables and the policy
 /// settings that go with them.
@@ -186,7 +207,10 @@ impl FarmView {
                 // Serial-number order: newer iff the forward distance is in
                 // 1..2^31.
                 let newer = (advert.sequence.wrapping_sub(prev) as i32) > 0;
-                if !newer && old.is_fresh(now_ms, self.stale_after_ms) {
+                if !newer
+                    && !shows_restart(prev, advert.sequence)
+                    && old.is_fresh(now_ms, self.stale_after_ms)
+                {
                     return None;
                 }
             }
@@ -313,6 +337,27 @@ mod tests {
         let later = 100 + v.stale_after_ms() + 1;
         let r = v.try_apply_advert(&advert(A, 0, &[]), later).unwrap();
         assert_eq!(r.servers().get(A).unwrap().advert_sequence, Some(0));
+    }
+
+    #[test]
+    fn restart_is_heard_at_once() {
+        let v = apply_advert(&FarmView::default(), &advert(A, 500, &[(80, 1)]), 100);
+        // While fresh: a restarted node's first adverts are taken...
+        let r = v
+            .try_apply_advert(&advert(A, 1, &[]), 200)
+            .expect("restart");
+        assert_eq!(r.servers().get(A).unwrap().advert_sequence, Some(1));
+        assert_eq!(r.listening().get(A, 80), None, "its rows replaced");
+        // ...then its sequence goes on as usual.
+        assert!(r.try_apply_advert(&advert(A, 2, &[]), 300).is_some());
+        assert!(r.try_apply_advert(&advert(A, 1, &[]), 300).is_none());
+        // A late duplicate of an early advert of a young node is not a restart.
+        let young = apply_advert(&FarmView::default(), &advert(A, 20, &[]), 100);
+        assert!(young.try_apply_advert(&advert(A, 3, &[]), 200).is_none());
+        // Nor is a sequence beyond the first few.
+        assert!(v.try_apply_advert(&advert(A, 9, &[]), 200).is_none());
+        assert!(shows_restart(RESTART_MIN_PREV, RESTART_MAX_SEQ));
+        assert!(!shows_restart(RESTART_MIN_PREV - 1, 1));
     }
 
     #[test]

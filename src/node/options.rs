@@ -68,6 +68,10 @@ pub struct NodeOptions {
     /// Client packets held by all moves together, at most (well below the
     /// packet-buffer pool, so that held packets can never starve receive).
     pub max_held: usize,
+    /// Connections in SYN-RECEIVED (half-open, with a table entry) at most; a
+    /// SYN beyond it, or one that finds the connection table full, is answered
+    /// with a stateless SYN cookie (RFC 4987) instead. 0: every SYN gets a cookie.
+    pub syn_backlog: usize,
 }
 
 /// What a forward entry outlives its endpoint's idle time-out by: a client
@@ -134,6 +138,7 @@ impl Default for NodeOptions {
             tx_high_water: crate::port::TX_BACKLOG / 2,
             udp_echo_rate: 20_000,
             max_held: 4096,
+            syn_backlog: 1024,
         }
     }
 }

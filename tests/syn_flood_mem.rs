@@ -240,6 +240,7 @@ fn a_full_table_answers_with_cookies() {
         f.responses(ids[0]).len() == 1 && f.responses(ids[1]).len() == 1
     });
     assert!(ok, "{}", f.summary());
+    assert_eq!(f.node(A).syn_received_count(), 0, "handshakes done");
     assert_eq!(f.ev(A, Event::SynCookiesSent), 1, "{}", f.summary());
     assert!(f.drops(A, DropReason::TcpTableFull) >= 1);
     assert!(f.responses(ids[2]).is_empty());

@@ -225,6 +225,12 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
+        if conn.half_open && conn.ep.state() != State::SynReceived {
+            // Handshake done (or given up): out of the SYN-RECEIVED budget.
+            // (An entry removed while half-open leaves it in `remove_conn`.)
+            conn.half_open = false;
+            self.half_open -= 1;
+        }
         if conn.phase().is_frozen() {
             return; // while it moves, or until its source commits the move
         }
@@ -243,14 +249,9 @@ impl<P: Port> Node<P> {
             conn.track_head(now);
         }
         self.send_segments(now, slot);
-        let Some(conn) = self.conns.get_mut(slot) else {
+        let Some(conn) = self.conns.get(slot) else {
             return;
         };
-        if conn.half_open && conn.ep.state() != State::SynReceived {
-            // Handshake done (or given up): out of the SYN-RECEIVED budget.
-            conn.half_open = false;
-            self.half_open -= 1;
-        }
         if !conn.ep.is_closed() {
             return self.arm_conn(slot, now);
         }

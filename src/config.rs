@@ -10,6 +10,15 @@
 //! service_ports = [80]        # TCP ports the farm serves on the VIP and node IPs
 //! udp_echo_port = 7           # UDP echo service (0: none; default 7)
 //!
+//! [tcp]                       # optional; every key has a default
+//! mss = 1460                  # 536..=9000
+//! rcv_buf = 262144            # receive buffer per connection, bytes
+//! snd_buf = 262144            # send buffer per connection, bytes
+//! max_connections = 16384     # connection table limit per node
+//! idle_timeout = 900          # seconds without a client segment before an abort
+//! syn_backlog = 1024          # connections in SYN-RECEIVED at most; further SYNs
+//!                             # get SYN cookies (RFC 4987; 0: every SYN does)
+//!
 //! [vip]
 //! ip = "198.18.0.100"
 //! front = "a"                 # the node that answers ARP for the VIP
@@ -136,6 +145,7 @@ struct RawTcp {
     snd_buf: Option<usize>,
     max_connections: Option<usize>,
     idle_timeout: Option<u64>,
+    syn_backlog: Option<usize>,
 }
 
 /// One node of the farm.
@@ -173,6 +183,9 @@ pub struct TcpSpec {
     pub max_connections: usize,
     /// Seconds without a client segment after which a connection is aborted.
     pub idle_timeout_s: u64,
+    /// Connections in SYN-RECEIVED per node at most; SYNs beyond it get SYN
+    /// cookies (0: every SYN does).
+    pub syn_backlog: usize,
 }
 
 impl Default for TcpSpec {
@@ -186,6 +199,7 @@ impl Default for TcpSpec {
             snd_buf: tcp.snd_buf,
             max_connections: node.max_connections,
             idle_timeout_s: node.conn_idle.secs(),
+            syn_backlog: node.syn_backlog,
         }
     }
 }
@@ -419,6 +433,15 @@ impl FarmConfig {
                 }
                 tcp.idle_timeout_s = s;
             }
+            if let Some(b) = t.syn_backlog {
+                if b > 1_000_000 {
+                    return Err(err(
+                        "tcp.syn_backlog".into(),
+                        format!("{b} is outside 0..=1000000"),
+                    ));
+                }
+                tcp.syn_backlog = b;
+            }
         }
         let mut mtu = MtuSpec::default();
         if let Some(m) = raw.mtu {
@@ -607,6 +630,7 @@ impl FarmConfig {
         o.tcp.rcv_buf = self.tcp.rcv_buf;
         o.tcp.snd_buf = self.tcp.snd_buf;
         o.max_connections = self.tcp.max_connections;
+        o.syn_backlog = self.tcp.syn_backlog;
         o.set_idle_timeout(Duration::from_secs(self.tcp.idle_timeout_s));
         o.farm_mtu = self.mtu.farm;
         o.client_mtu = self.mtu.client;
@@ -726,6 +750,16 @@ url = [{ prefix = "/b/", node = "b" }]
         assert_eq!(e.field, "policy.url[0].node");
         let e = parse("service_ports = [80]").unwrap_err();
         assert_eq!(e.field, "nodes");
+        let e = parse(&format!("{GOOD}\n[tcp]\nsyn_backlog = 2000000\n")).unwrap_err();
+        assert_eq!(e.field, "tcp.syn_backlog");
+    }
+
+    #[test]
+    fn syn_backlog_option() {
+        assert_eq!(parse(GOOD).unwrap().node_options().syn_backlog, 1024);
+        let c = parse(&format!("{GOOD}\n[tcp]\nsyn_backlog = 0\n")).unwrap();
+        assert_eq!(c.tcp.syn_backlog, 0);
+        assert_eq!(c.node_options().syn_backlog, 0);
     }
 
     #[test]

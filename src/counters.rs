@@ -58,7 +58,8 @@ labelled_counters! {
         TcpNoConnection => "tcp_no_connection", "Segment for no known connection (RST sent unless it was a RST).";
         TcpAfterClose => "tcp_after_close", "A late segment (no SYN) of a connection that closed here a moment ago: dropped without a RST.";
         TcpRejected => "tcp_rejected", "Segment the endpoint refused as invalid.";
-        TcpTableFull => "tcp_table_full", "SYN refused: the local connection table is full.";
+        TcpTableFull => "tcp_table_full", "A connection refused because the local connection table is full (an imported port reuse's SYN, or the ACK returning a SYN cookie: the client sends it again).";
+        TcpBadCookie => "tcp_bad_cookie", "An ACK for no connection, while SYN cookies are in use, whose cookie does not check out (RST sent).";
         IposTruncated => "ipos_truncated", "ipOS frame shorter than its kind needs.";
         IposBadChecksum => "ipos_bad_checksum", "ipOS checksum wrong.";
         IposUnknownType => "ipos_unknown_type", "ipOS type value unknown.";
@@ -147,6 +148,9 @@ labelled_counters! {
         ArpExpired => "arp_expired", "ARP cache entries removed after ARP_MAX_AGE without being heard.";
         TxBackpressure => "tx_backpressure", "Times an endpoint held its segments back because the port's transmit queue was backed up.";
         ConnIdleClosed => "conn_idle_closed", "TCP connections aborted after the idle time-out.";
+        SynCookiesSent => "syn_cookies_sent", "SYNs answered with a stateless SYN cookie SYN-ACK (RFC 4987).";
+        SynCookiesAccepted => "syn_cookies_accepted", "Connections created ESTABLISHED from the ACK that returned a valid SYN cookie.";
+        SynBacklogFull => "syn_backlog_full", "SYNs that found the SYN-RECEIVED budget (tcp.syn_backlog) or the connection table full (each answered with a cookie).";
         TcpTimeWaitReused => "tcp_time_wait_reused", "Connections in TIME-WAIT ended by a new SYN from the same client port (RFC 6191), which opened a new connection.";
         HttpHeadTimeouts => "http_head_timeouts", "Connections aborted because the client did not send a whole request head in time.";
         HttpResponses => "http_responses", "HTTP responses this node's service gave (counted when their connection leaves the node).";

@@ -347,6 +347,8 @@ const NEED_STATE: &[DropReason] = &[
     DropReason::HoldBudgetFull,
     DropReason::PendingFull,
     DropReason::TunnelTooBig,
+    // Cookies sent a moment ago, after the SYN budget filled (tests/syn_flood_mem.rs).
+    DropReason::TcpBadCookie,
     // A forward entry or an import awaiting its commit (tests/farm_auth.rs).
     DropReason::NoticeNotOwner,
     // A node with a farm key (tests/farm_auth.rs): this one has none.

@@ -31,6 +31,10 @@ pub(crate) struct Conn<B> {
     /// sequence number that tells it from older (cancelled) entries.
     pub timer_at: Option<Instant>,
     pub timer_seq: u32,
+    /// Counted in the node's SYN-RECEIVED budget (a passive open whose
+    /// handshake is not complete); cleared, and the count lowered, once the
+    /// endpoint leaves SYN-RECEIVED or the entry goes.
+    pub half_open: bool,
 }
 
 impl<B> Conn<B> {
@@ -55,6 +59,7 @@ impl<B> Conn<B> {
             head_since: Some(now),
             timer_at: None,
             timer_seq: 0,
+            half_open: false,
         }
     }
 

@@ -5,6 +5,7 @@
 //! | [`rx`](self::rx) | a received frame is classified: ARP, ICMP, client TCP or UDP, ipOS; IPv4 headers are checked |
 //! | [`ipos`](self::ipos) | an ipOS frame (already checked by `ipos-wire`) goes to the role it concerns |
 //! | [`tcp`](self::tcp) | a client TCP packet: forwarded to its owner, given to its endpoint, carried into a move, or a new connection; endpoints are driven and their segments sent |
+//! | [`syn_flood`](self::syn_flood) | the SYN-RECEIVED budget; SYNs beyond it answered with stateless SYN cookies, and connections made from the ACKs that return them |
 //! | [`udp`](self::udp) | a client UDP datagram: the echo service, or the flow's role |
 //! | [`host`](self::host) | what any IPv4 host does: ARP, ICMP echo, RST for segments without a connection |
 //! | [`advert`](self::advert) | server-state advertisements out and in |
@@ -20,7 +21,9 @@
 //! port's pool, replies are written in place, forwarded packets get their
 //! ipOS header prepended in the same buffer, the tables allocate only while
 //! growing to their working size. Per *connection*, the endpoint's send and
-//! receive buffers are allocated when it is accepted or imported; per *move*,
+//! receive buffers are allocated when it reaches ESTABLISHED or is imported
+//! (a half-open connection holds none, and the table's room is checked before
+//! an endpoint is made); a SYN answered with a cookie allocates nothing; per *move*,
 //! the source boxes its export state and the list of held packets, and the
 //! target allocates the reassembly buffer of the carried bytes.
 //!
@@ -39,6 +42,7 @@ mod options;
 mod peers;
 mod rate;
 mod rx;
+mod syn_flood;
 mod tcp;
 mod timers;
 mod tx;
@@ -101,6 +105,13 @@ pub struct Node<P: Port> {
     pub(crate) spare: Option<P::Buf>,
     pub(crate) ip_ident: u16,
     pub(crate) iss_secret: u64,
+    /// The secret of this node's SYN cookies.
+    pub(crate) cookies: ipos_tcp::SynCookies,
+    /// Connections in `conns` counted as half-open (SYN-RECEIVED), at most `syn_backlog`.
+    pub(crate) half_open: usize,
+    /// When the last SYN cookie went out: ACKs for no connection are checked
+    /// for cookies only while one may still come back.
+    pub(crate) last_cookie_at: Option<Instant>,
     pub(crate) timers: timers::Timers,
     pub(crate) adverts: advert::AdvertState,
     /// Seals the ipOS frames sent and checks those received (a farm with a key).
@@ -119,6 +130,19 @@ impl<P: Port> Node<P> {
             h.write(id.name.as_bytes());
             h.finish()
         };
+        let cookies = ipos_tcp::SynCookies::random().unwrap_or_else(|_| {
+            // No OS random source: keys from std's randomly seeded hasher.
+            use std::hash::{BuildHasher, Hasher};
+            let mut k = [[0u8; 16]; 2];
+            for (i, key) in k.iter_mut().enumerate() {
+                for half in 0..2 {
+                    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                    h.write_usize(i * 2 + half);
+                    key[half * 8..half * 8 + 8].copy_from_slice(&h.finish().to_le_bytes());
+                }
+            }
+            ipos_tcp::SynCookies::new(k)
+        });
         let peers = Peers::new(&id);
         let auth = id.auth.as_ref().map(|a| {
             crate::auth::FarmAuth::new(a, id.mac, peers.macs(), crate::auth::boot_epoch())
@@ -166,6 +190,9 @@ impl<P: Port> Node<P> {
             spare: None,
             ip_ident: 1,
             iss_secret,
+            cookies,
+            half_open: 0,
+            last_cookie_at: None,
             timers,
             adverts: advert::AdvertState::default(),
             auth,
@@ -196,6 +223,17 @@ impl<P: Port> Node<P> {
     /// Entries in the connection table (local / forward-connect / temporary).
     pub fn connection_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Connections in SYN-RECEIVED (the half-open ones the budget counts).
+    pub fn syn_received_count(&self) -> usize {
+        self.half_open
+    }
+
+    /// Connections whose endpoint holds its send and receive buffers. Walks
+    /// the connection table: for tests and diagnostics.
+    pub fn buffered_connection_count(&self) -> usize {
+        self.conns.values().filter(|c| c.ep.has_buffers()).count()
     }
 
     /// Entries in the forward table.
@@ -282,6 +320,9 @@ impl<P: Port> Node<P> {
     pub(crate) fn remove_conn(&mut self, slot: u32) -> Option<Conn<P::Buf>> {
         let conn = self.conns.remove(slot)?;
         self.serving.remove(conn.phase());
+        if conn.half_open {
+            self.half_open -= 1;
+        }
         let http = conn.app.stats();
         self.counters.add(Event::HttpResponses, http.requests);
         self.counters.add(Event::HttpUploads, http.uploads);

@@ -81,6 +81,10 @@ pub struct NodeOptions {
     pub max_held: usize,
     /// Forward entries the sweep after a peer went down looks at per poll.
     pub forward_sweep_budget: usize,
+    /// Connections in SYN-RECEIVED (half-open, with a table entry) at most; a
+    /// SYN beyond it, or one that finds the connection table full, is answered
+    /// with a stateless SYN cookie (RFC 4987) instead. 0: every SYN gets a cookie.
+    pub syn_backlog: usize,
 }
 
 /// What a forward entry outlives its endpoint's idle time-out by: a client
@@ -165,6 +169,7 @@ impl Default for NodeOptions {
             udp_echo_rate: 20_000,
             max_held: 4096,
             forward_sweep_budget: super::timers::FORWARD_SWEEP_BUDGET,
+            syn_backlog: 1024,
         }
     }
 }

@@ -1,13 +1,14 @@
 //! Client TCP: a packet from the wire or out of a tunnel is forwarded to its
 //! endpoint's owner, given to the endpoint held here, carried into an
-//! incoming move, or starts a new connection; endpoints are driven (the
+//! incoming move, or starts a new connection (or, under a SYN flood, is
+//! answered with a SYN cookie: [`super::syn_flood`]); endpoints are driven (the
 //! application pumped, their segments sent) and removed once closed.
 
 use super::{Conn, Node, Origin, Phase, Via};
 use crate::counters::{DropReason, Event};
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
-use ipos_tcp::Endpoint;
+use ipos_tcp::{Endpoint, State};
 use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_IPV4, IPV4_LEN};
 use ipos_wire::{emit_ipv4_header, Flow, Ipv4Header};
 use smoltcp::time::Instant;
@@ -73,12 +74,22 @@ impl<P: Port> Node<P> {
             }
         };
         if plain_syn {
-            return self.accept(now, flow, buf, off, origin, peer_mac);
+            // A cookie instead of an entry only for a fresh SYN from the wire.
+            let cookie_ok = matches!(via, Via::Wire) && reused.is_none();
+            return self.accept(now, flow, buf, off, origin, peer_mac, cookie_ok);
         }
         if self.closed.contains_key(&flow) {
             // A late duplicate (the ACK of a retransmitted FIN, say) of a
             // connection that just closed: a RST would only alarm the client.
             return self.counters.drop(DropReason::TcpAfterClose);
+        }
+        if ack
+            && !syn
+            && !rst
+            && self.cookies_in_use(now)
+            && self.id.service_ports.contains(&flow.dst_port)
+        {
+            return self.accept_cookie(now, flow, buf, off);
         }
         self.counters.drop(DropReason::TcpNoConnection);
         if !rst {
@@ -137,7 +148,10 @@ impl<P: Port> Node<P> {
 
     /// A SYN with no connection: a new one on a service port. `origin`
     /// says how its packets reach us (straight, or from a forwarder when
-    /// the client reused the port of a connection that lived here).
+    /// the client reused the port of a connection that lived here). With
+    /// `cookie_ok`, a SYN that finds the SYN-RECEIVED budget or the table
+    /// full gets a SYN cookie instead of an entry (see [`super::syn_flood`]).
+    #[allow(clippy::too_many_arguments)]
     fn accept(
         &mut self,
         now: Instant,
@@ -146,6 +160,7 @@ impl<P: Port> Node<P> {
         off: usize,
         origin: Origin,
         peer_mac: EthernetAddress,
+        cookie_ok: bool,
     ) {
         if !self.id.service_ports.contains(&flow.dst_port) {
             self.counters.drop(DropReason::TcpNoListener);
@@ -154,16 +169,17 @@ impl<P: Port> Node<P> {
                 Origin::Imported { .. } => {}
             };
         }
+        let (may_move, awaits_head) = self.placement(&flow, origin);
+        if cookie_ok && self.syn_needs_cookie() {
+            return self.send_cookie_syn_ack(now, &flow, buf, off, may_move, awaits_head);
+        }
+        // Room first: no endpoint is made for a connection the table refuses.
+        if self.conns.is_full() {
+            self.conns.full_refusals += 1;
+            return self.counters.drop(DropReason::TcpTableFull);
+        }
         let iss = self.initial_sequence(&flow, now);
-        // Connections to the VIP may move; one fed by a forwarder travels in
-        // data frames already.
-        let may_move =
-            (self.opts.migration && Some(flow.dst_addr) == self.id.vip) || origin.is_imported();
-        let cfg = if may_move {
-            &self.tcp_movable
-        } else {
-            &self.tcp_direct
-        };
+        let cfg = self.tcp_config(may_move);
         let mut ep = {
             let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
             match Endpoint::accept(cfg, flow, ip.payload(), iss, now) {
@@ -171,16 +187,18 @@ impl<P: Port> Node<P> {
                 Err(_) => return self.counters.drop(DropReason::TcpRejected),
             }
         };
-        let phase = if may_move && self.opts.migration {
+        let phase = if awaits_head {
             // Few bytes until the policy has placed it: they may have to travel.
             ep.set_rcv_window_cap(Some(self.opts.head_window));
             Phase::AwaitingHead
         } else {
             Phase::Serving
         };
-        let conn = Conn::new(ep, now, peer_mac, phase, origin, 0);
+        let mut conn = Conn::new(ep, now, peer_mac, phase, origin, 0);
+        conn.half_open = true;
         match self.insert_conn(flow, conn) {
             Ok(slot) => {
+                self.half_open += 1;
                 self.counters.inc(Event::TcpAccepted);
                 self.counters.inc(Event::TcpSegmentsIn);
                 self.service(now, slot);
@@ -207,6 +225,12 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
+        if conn.half_open && conn.ep.state() != State::SynReceived {
+            // Handshake done (or given up): out of the SYN-RECEIVED budget.
+            // (An entry removed while half-open leaves it in `remove_conn`.)
+            conn.half_open = false;
+            self.half_open -= 1;
+        }
         if conn.phase().is_frozen() {
             return; // while it moves, or until its source commits the move
         }

@@ -73,6 +73,12 @@ impl<T> ConnectionTable<T> {
         Ok(slot)
     }
 
+    /// Every entry, in slot order. Walks the slab: for tests and diagnostics,
+    /// never the data path.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|s| s.as_ref().map(|(_, v)| v))
+    }
+
     /// The entry in `slot`.
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
         self.slots.get_mut(slot as usize)?.as_mut().map(|(_, v)| v)

@@ -4,7 +4,8 @@
 //! - **No I/O, no clock, no per-segment allocation.** Time is an argument
 //!   ([`Instant`]); segments come in as bytes ([`Endpoint::on_segment`]) and go out as bytes
 //!   written into a caller buffer ([`Endpoint::poll_transmit`]) with a correct checksum
-//!   over the IPv4 pseudo-header. Buffers are allocated once, when the endpoint is created.
+//!   over the IPv4 pseudo-header. Buffers are allocated once per connection, when it
+//!   becomes synchronized (a half-open passive connection holds none).
 //! - **Nothing from the wire panics.** Malformed segments return a [`SegmentError`] and
 //!   leave the endpoint unchanged; malformed TCBs return a [`TcbError`]. No `unsafe`.
 //! - **Wrapping sequence arithmetic** everywhere (RFC 9293 section 3.4).
@@ -30,6 +31,10 @@
 //! - [`sim`] is a deterministic two-endpoint link simulator (virtual clock, seeded loss,
 //!   reordering, duplication, clock skew, a byte-exact "twin" checker) used by the tests
 //!   and reusable by other crates.
+//! - **SYN cookies** (RFC 4987 section 3.6, Linux's encoding, [`syncookie`]):
+//!   [`Endpoint::write_cookie_syn_ack`] answers a SYN without keeping anything, and
+//!   [`Endpoint::from_cookie`] makes an ESTABLISHED endpoint from the ACK that returns
+//!   the cookie, with the MSS, window scale, SACK and timestamps the handshake agreed.
 //! - **Not implemented:** D-SACK, urgent data, ECN, challenge-ACK rate limiting, Nagle.
 //! - **Migration:** [`Endpoint::export`] yields a [`Tcb`] (140 bytes on the wire, see
 //!   [`tcb`]) which, with the carried send/receive bytes, lets [`Endpoint::import`] rebuild an
@@ -75,6 +80,7 @@ mod ring;
 mod segment;
 mod seq;
 pub mod sim;
+pub mod syncookie;
 pub mod tcb;
 
 pub use endpoint::{Config, Counters, Endpoint, State};
@@ -85,4 +91,5 @@ pub use segment::{
 };
 pub use smoltcp::time::{Duration, Instant};
 pub use smoltcp::wire::Ipv4Address;
+pub use syncookie::{CookieError, CookieOptions, SynCookies};
 pub use tcb::{Tcb, TcbError, TCB_LEN};

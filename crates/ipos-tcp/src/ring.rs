@@ -1,27 +1,48 @@
 //! Fixed-capacity byte ring used for the send and receive buffers.
 //!
-//! Allocated once at connection creation; never grows. Indices are plain `usize`
-//! offsets from the head, all arithmetic stays within `0..cap` so nothing can panic
-//! as long as callers respect the documented preconditions (checked with `min`).
+//! A ring knows its capacity from the start but holds no memory until
+//! [`Ring::allocate`] (a passive open allocates when the connection reaches
+//! ESTABLISHED, so half-open connections cost no buffers); it never grows after
+//! that. Until then it is empty, every write stores nothing and `free` still
+//! reports the capacity (the window a SYN-ACK may promise). Indices are plain
+//! `usize` offsets from the head, all arithmetic stays within `0..cap` so nothing
+//! can panic as long as callers respect the documented preconditions (checked
+//! with `min`).
 
 #[derive(Clone, Debug)]
 pub(crate) struct Ring {
+    /// Empty until allocated, then `cap` bytes.
     buf: Box<[u8]>,
+    cap: usize,
     head: usize,
     len: usize,
 }
 
 impl Ring {
+    /// A ring of `cap` bytes (at least 1), not yet allocated.
     pub(crate) fn new(cap: usize) -> Ring {
         Ring {
-            buf: vec![0u8; cap.max(1)].into_boxed_slice(),
+            buf: Box::default(),
+            cap: cap.max(1),
             head: 0,
             len: 0,
         }
     }
 
+    /// Allocates the ring's memory (once; later calls do nothing).
+    pub(crate) fn allocate(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; self.cap].into_boxed_slice();
+        }
+    }
+
+    /// True once [`Ring::allocate`] ran.
+    pub(crate) fn is_allocated(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     pub(crate) fn cap(&self) -> usize {
-        self.buf.len()
+        self.cap
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -35,6 +56,9 @@ impl Ring {
     /// Bytes `[off, off + n)` of the committed content, as up to two slices.
     /// Out-of-range requests are clamped.
     pub(crate) fn range(&self, off: usize, n: usize) -> (&[u8], &[u8]) {
+        if !self.is_allocated() {
+            return (&[], &[]);
+        }
         let off = off.min(self.len);
         let n = n.min(self.len - off);
         let cap = self.cap();
@@ -60,6 +84,9 @@ impl Ring {
 
     /// Contiguous free space right after the committed bytes.
     pub(crate) fn free_contig_mut(&mut self) -> &mut [u8] {
+        if !self.is_allocated() {
+            return &mut [];
+        }
         let cap = self.cap();
         let tail = (self.head + self.len) % cap;
         let end = if tail >= self.head && self.len < cap {
@@ -71,8 +98,12 @@ impl Ring {
         &mut self.buf[tail..end]
     }
 
-    /// Mark `n` bytes after the committed content as committed (clamped to free space).
+    /// Mark `n` bytes after the committed content as committed (clamped to free space;
+    /// nothing before the ring is allocated).
     pub(crate) fn commit(&mut self, n: usize) -> usize {
+        if !self.is_allocated() {
+            return 0;
+        }
         let n = n.min(self.free());
         self.len += n;
         n
@@ -82,7 +113,7 @@ impl Ring {
     /// Bytes that would not fit in the free space are not written; returns bytes written.
     pub(crate) fn write_at(&mut self, off: usize, data: &[u8]) -> usize {
         let free = self.free();
-        if off >= free {
+        if off >= free || !self.is_allocated() {
             return 0;
         }
         let n = data.len().min(free - off);
@@ -100,8 +131,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nothing_is_stored_before_allocation() {
+        let mut r = Ring::new(8);
+        assert!(!r.is_allocated());
+        assert_eq!((r.cap(), r.free(), r.len()), (8, 8, 0));
+        assert_eq!(r.free_contig_mut().len(), 0);
+        assert_eq!(r.write_at(0, b"ab"), 0);
+        assert_eq!(r.commit(2), 0);
+        assert_eq!(r.readable(), (&b""[..], &b""[..]));
+        assert_eq!(r.consume(1), 0);
+        r.allocate();
+        assert!(r.is_allocated());
+        assert_eq!(r.free_contig_mut().len(), 8);
+    }
+
+    #[test]
     fn wrap_around() {
         let mut r = Ring::new(8);
+        r.allocate();
         let s = r.free_contig_mut();
         assert_eq!(s.len(), 8);
         s[..6].copy_from_slice(b"abcdef");

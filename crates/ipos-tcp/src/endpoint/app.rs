@@ -40,9 +40,10 @@ impl Endpoint {
         ) && !self.has(TCB_F_FIN_QUEUED)
     }
 
-    /// Free send-buffer bytes the application may fill now (0 once it cannot send).
+    /// Free send-buffer bytes the application may fill now (0 once it cannot send, and
+    /// 0 while a passive connection is half-open: it has no buffers yet).
     pub fn send_space(&self) -> usize {
-        if self.can_send() {
+        if self.can_send() && self.cold.snd.is_allocated() {
             self.cold.snd.free()
         } else {
             0
@@ -103,6 +104,13 @@ impl Endpoint {
             }
         }
         self.enter_closed();
+    }
+
+    /// True once the send and receive buffers are allocated: from ESTABLISHED on for a
+    /// passive open (never while half-open), at once for an active open, an import or
+    /// a connection made from a SYN cookie.
+    pub fn has_buffers(&self) -> bool {
+        self.cold.snd.is_allocated() && self.cold.rcv.is_allocated()
     }
 
     /// The RFC 9293 connection state.

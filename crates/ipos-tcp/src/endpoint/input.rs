@@ -17,7 +17,8 @@
 //!   synchronized state (section 4.2) and an ACK outside
 //!   [`snd_una - max_snd_wnd`, `snd_max`] (section 5.2) get a challenge ACK.
 //! - SYN-RECEIVED -> ESTABLISHED (or FIN-WAIT-1 if the application already closed)
-//!   on an ACK of our SYN; any other ACK there draws a RST.
+//!   on an ACK of our SYN, which is when the send and receive buffers are allocated;
+//!   any other ACK there draws a RST.
 //! - A SYN in TIME-WAIT: `on_segment` answers it like any SYN in a synchronized state
 //!   (the RFC 5961 challenge ACK); whether it may open a new incarnation instead is the
 //!   owner's decision, asked through [`Endpoint::accepts_reuse`] (RFC 6191 section 2,
@@ -118,6 +119,7 @@ impl Endpoint {
         self.last_ack_sent = self.rcv_nxt;
         self.learn_syn_options(seg, now);
         if ack_ok {
+            self.allocate_buffers();
             self.on_syn_acked(now, seg);
             self.snd_una = seg.ack;
             if lt(self.snd_nxt, self.snd_una) {
@@ -158,7 +160,7 @@ impl Endpoint {
 
     /// Every synchronized state and SYN-RECEIVED: the checks of RFC 9293 section 3.10.7.4
     /// in order (with PAWS and RFC 5961), then ACK, text and FIN.
-    fn on_other(&mut self, now: Instant, seg: &Segment<'_>) {
+    pub(super) fn on_other(&mut self, now: Instant, seg: &Segment<'_>) {
         let mut seg = *seg;
         if self.state == State::SynReceived
             && seg.has(SYN)
@@ -255,6 +257,8 @@ impl Endpoint {
 
         if self.state == State::SynReceived {
             if gt(seg.ack, self.snd_una) && le(seg.ack, self.snd_max) {
+                // Synchronized: only now does the connection get its buffers.
+                self.allocate_buffers();
                 self.state = if self.has(TCB_F_FIN_QUEUED) {
                     State::FinWait1
                 } else {

@@ -13,7 +13,7 @@
 
 use smoltcp::time::{Duration, Instant};
 
-use super::{Config, Endpoint, Flow, NONE_AT};
+use super::{Config, Endpoint, Flow, State, NONE_AT};
 use crate::tcb::*;
 
 impl Endpoint {
@@ -104,6 +104,11 @@ impl Endpoint {
             return Err(TcbError::BufferTooSmall);
         }
         let mut ep = Endpoint::new(cfg, flow, tcb.iss, tcb.state, now);
+        // Buffers as the exporter had them: none while a passive open is half-open.
+        let half_open = tcb.state == State::SynReceived && tcb.flags & TCB_F_PASSIVE != 0;
+        if !half_open {
+            ep.allocate_buffers();
+        }
         let t = now.total_micros();
         let abs = |rel: u32| -> i64 {
             if rel == TIMER_OFF {

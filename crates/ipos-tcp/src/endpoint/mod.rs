@@ -15,6 +15,7 @@
 //! | `output.rs` | `poll_transmit`: what goes out next, options, the window we advertise (and its optional cap), writing segments | RFC 9293 sections 3.8.6, 3.10.7; RFC 5681; RFC 3042; RFC 6675 section 5; RFC 8985 section 7.3; RFC 1122 section 4.2.3.3 |
 //! | `app.rs` | the application side: read, write, close, abort, accessors | RFC 9293 sections 3.10.2-3.10.5 |
 //! | `migrate.rs` | `export` / `import` of the [`Tcb`] | [`crate::tcb`] |
+//! | `cookie.rs` | the stateless SYN-ACK that carries a SYN cookie, and the endpoint created ESTABLISHED from the ACK that returns it | RFC 4987 section 3.6; Linux `net/ipv4/syncookies.c` (see [`crate::syncookie`]) |
 //!
 //! Invariants every file keeps:
 //! - sequence numbers compare only with the wrapping functions of `crate::seq`
@@ -25,10 +26,15 @@
 //! - the advertised right edge `rcv_adv` never moves left;
 //! - every timer is an absolute deadline in microseconds, `NONE_AT` when off;
 //! - the hot fields of [`Endpoint`] stay within 128 bytes (test `hot_size_is_compact`);
-//!   rarely used state and the buffers live in the boxed `Cold`, allocated once.
+//!   rarely used state and the buffers live in the boxed `Cold`;
+//! - the send and receive rings hold memory only once the connection is synchronized
+//!   (a passive open allocates them on reaching ESTABLISHED, an active open at once,
+//!   an import or a cookie connection when it is created): a half-open connection
+//!   costs the `Cold` box and no buffer.
 
 mod ack;
 mod app;
+mod cookie;
 mod input;
 mod migrate;
 mod output;
@@ -288,7 +294,8 @@ fn ts_offset_from_iss(iss: u32) -> u32 {
 }
 
 impl Endpoint {
-    /// The common part of every constructor: buffers, RTO bounds, offered options.
+    /// The common part of every constructor: RTO bounds, offered options, the buffers'
+    /// sizes (not yet allocated: see [`Endpoint::allocate_buffers`]).
     fn new(cfg: &Config, flow: Flow, iss: u32, state: State, now: Instant) -> Endpoint {
         let mss = cfg.mss.max(64);
         let min_rto_us = dur_us(cfg.min_rto).max(1);
@@ -403,6 +410,8 @@ impl Endpoint {
         let mut ep = Endpoint::new(cfg, flow, iss, State::SynSent, now);
         // Offered; cleared if the SYN-ACK does not confirm.
         ep.flags |= TCB_F_WSCALE;
+        // Our own application may queue data before the handshake completes.
+        ep.allocate_buffers();
         ep
     }
 
@@ -437,6 +446,13 @@ impl Endpoint {
     }
 
     // ----- small helpers shared by every file -----
+
+    /// Gives the send and receive rings their memory (once). Called when the connection
+    /// becomes synchronized, never for a half-open passive connection.
+    fn allocate_buffers(&mut self) {
+        self.cold.snd.allocate();
+        self.cold.rcv.allocate();
+    }
 
     #[inline]
     fn has(&self, f: u16) -> bool {
@@ -543,6 +559,40 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A passive open holds no buffers while half-open: they come with ESTABLISHED.
+    #[test]
+    fn buffers_come_with_established() {
+        use smoltcp::wire::Ipv4Address;
+        let cfg = Config::default();
+        let now = Instant::from_secs(1);
+        let flow = Flow {
+            src_addr: Ipv4Address::new(198, 18, 0, 1),
+            src_port: 40000,
+            dst_addr: Ipv4Address::new(198, 18, 0, 100),
+            dst_port: 80,
+        };
+        let mut client = Endpoint::connect(&cfg, flow.reversed(), 77, now);
+        assert!(
+            client.has_buffers(),
+            "an active open may queue data at once"
+        );
+        let mut b = [0u8; 1600];
+        let n = client.poll_transmit(now, &mut b).unwrap();
+        let mut server = Endpoint::accept(&cfg, flow, &b[..n], 1000, now).unwrap();
+        assert!(!server.has_buffers());
+        assert_eq!(server.send_space(), 0);
+        let n = server.poll_transmit(now, &mut b).unwrap();
+        let syn_ack = Segment::parse(&b[..n]).unwrap();
+        assert_eq!(syn_ack.window, 65535, "the window the buffer will give");
+        assert!(!server.has_buffers());
+        client.on_segment(now, &b[..n]).unwrap();
+        let n = client.poll_transmit(now, &mut b).unwrap();
+        server.on_segment(now, &b[..n]).unwrap();
+        assert_eq!(server.state(), State::Established);
+        assert!(server.has_buffers());
+        assert_eq!(server.send_space(), cfg.snd_buf);
+    }
 
     #[test]
     fn hot_size_is_compact() {

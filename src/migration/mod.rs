@@ -9,6 +9,7 @@
 //! | [`retry`] | the one retry / back-off schedule every role uses |
 //! | [`carried`] | the bytes a move carries: rebuilt client segments and their reassembly (no I/O) |
 //! | [`notice`] | the connection notice extension (no I/O) |
+//! | [`clamp`] | the sane ranges an imported TCB is put into (no I/O) |
 //!
 //! The role files are `impl Node` blocks: each role reads and writes the
 //! node's tables directly, on the node's poll loop.
@@ -70,7 +71,14 @@
 //!    for `peer_down_after`, or sees a restart in its adverts; the forward
 //!    entries of that node's former run go (see [`forwarder`]), and the
 //!    clients get a RST on their next segment. Moves towards it that are in
-//!    flight fall back after their retries.
+//!    flight fall back after their retries. With a farm key a restart is
+//!    known from the first frame of its new epoch ([`crate::auth`]).
+//! 9. Trust: with a farm key every frame above is sealed and checked before
+//!    it is parsed ([`crate::auth`]). With or without one, a notice is taken
+//!    only from the connection's current owner (by F) or from the move's
+//!    source before its commit (by T); a connection packet only for the
+//!    farm's VIP and a service port; an imported TCB has its tunables
+//!    clamped into T's ranges ([`clamp`]).
 //! 9. End: when T's endpoint closes, T sends F a connection notice with owner
 //!    0.0.0.0:0 and F removes its forward entry; both remember the flow for a
 //!    while to drop its late duplicates quietly. A forward entry's idle

@@ -276,9 +276,11 @@ mod tests {
 
     fn keys() -> [[u8; 16]; 2] {
         let mut k = [[0u8; 16]; 2];
-        for i in 0..16 {
-            k[0][i] = i as u8;
-            k[1][i] = 0x10 + i as u8;
+        for (i, a) in k[0].iter_mut().enumerate() {
+            *a = i as u8;
+        }
+        for (i, b) in k[1].iter_mut().enumerate() {
+            *b = 0x10 + i as u8;
         }
         k
     }

@@ -152,6 +152,7 @@ labelled_counters! {
         SynCookiesAccepted => "syn_cookies_accepted", "Connections created ESTABLISHED from the ACK that returned a valid SYN cookie.";
         SynBacklogFull => "syn_backlog_full", "SYNs that found the SYN-RECEIVED budget (tcp.syn_backlog) or the connection table full (each answered with a cookie).";
         TcpTimeWaitReused => "tcp_time_wait_reused", "Connections in TIME-WAIT ended by a new SYN from the same client port (RFC 6191), which opened a new connection.";
+        TcpHalfOpenTimeouts => "tcp_half_open_timeouts", "Half-open connections aborted because the client never completed the handshake within the request-head time-out (the SYNs of a flood).";
         HttpHeadTimeouts => "http_head_timeouts", "Connections aborted because the client did not send a whole request head in time.";
         HttpResponses => "http_responses", "HTTP responses this node's service gave (counted when their connection leaves the node).";
         HttpUploads => "http_uploads", "Upload bodies read to the end and answered (counted when their connection leaves the node).";

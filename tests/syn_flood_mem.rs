@@ -181,6 +181,14 @@ fn syn_flood_costs_the_budget_and_real_clients_still_connect() {
         f.node(A).syn_received_count() == 0
     });
     assert!(freed, "{}", f.summary());
+    // Counted as half-open time-outs, not as clients slow to send a request.
+    assert_eq!(
+        f.ev(A, Event::TcpHalfOpenTimeouts) as usize,
+        budget,
+        "{}",
+        f.summary()
+    );
+    assert_eq!(f.ev(A, Event::HttpHeadTimeouts), 0, "{}", f.summary());
     f.close_all_and_drain(&[id, id2], Duration::from_secs(10));
     assert_eq!(f.node(A).buffered_connection_count(), 0);
 }

@@ -152,10 +152,17 @@ impl<P: Port> Node<P> {
             }
             Phase::AwaitingHead | Phase::Serving | Phase::FellBack { .. } => {
                 if c.head_since.is_some_and(|t| now >= t + head) {
-                    // Slowloris: no whole request head in time.
+                    // Slowloris (no whole request head in time), or a
+                    // half-open connection whose client never completed
+                    // the handshake (a SYN flood's).
+                    let half_open = c.ep.state() == ipos_tcp::State::SynReceived;
                     c.ep.abort();
                     c.head_since = None;
-                    self.counters.inc(Event::HttpHeadTimeouts);
+                    self.counters.inc(if half_open {
+                        Event::TcpHalfOpenTimeouts
+                    } else {
+                        Event::HttpHeadTimeouts
+                    });
                 } else if now >= c.last_active + idle {
                     c.ep.abort();
                     self.counters.inc(Event::ConnIdleClosed);

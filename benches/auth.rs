@@ -1,5 +1,5 @@
 //! The per-frame cost of farm authentication: sealing a frame (trailer and
-//! XChaCha20-Poly1305 tag) and opening it (replay check, tag check, and in
+//! AES-256-GCM tag) and opening it (replay check, tag check, and in
 //! the encrypt mode decryption), for an acknowledgement-sized frame and a
 //! full data frame.
 //!

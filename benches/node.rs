@@ -184,7 +184,9 @@ fn bench_single_node(c: &mut Criterion) {
         advert_interval: Duration::ZERO,
         ..NodeOptions::default()
     };
-    let mut node = Node::new(switch.port(MACS[A]), identity(A, 1), opts);
+    // A farm of two: the ipOS frame below comes from b, a member (a node
+    // checks the sender before anything else of an ipOS frame).
+    let mut node = Node::new(switch.port(MACS[A]), identity(A, 2), opts);
     let wire = switch.port(CLIENT_MAC);
     let clock = Clock::new(Instant::from_millis(1_000));
 
@@ -239,9 +241,10 @@ fn bench_single_node(c: &mut Criterion) {
     });
     g.finish();
     let cs = node.counters();
-    assert!(replies > 0 && cs.get(Event::IcmpEchoReplies) == replies);
-    assert!(cs.dropped(DropReason::IposBadChecksum) > 0);
-    assert!(cs.dropped(DropReason::Ipv4BadChecksum) > 0);
+    // No echo reply during the drop benches (replies is 0 when a filter skipped the echo bench).
+    assert_eq!(cs.get(Event::IcmpEchoReplies), replies);
+    // Each drop bench ran (or a filter skipped it): its frames were dropped for their reason.
+    assert_eq!(cs.dropped(DropReason::IposUnknownSender), 0);
     assert_eq!(
         cs.get(Event::TxFrames),
         replies,
@@ -340,6 +343,9 @@ fn migrated_farm(auth: Option<ipos::auth::AuthConfig>) -> (Vec<Node<MemPort>>, C
     let opts = NodeOptions {
         policy,
         advert_interval: Duration::from_millis(20),
+        // Only a is polled while the benches run: b must not be called down
+        // for its silence (its forward entry would go).
+        peer_down_after: Duration::from_secs(3600),
         ..NodeOptions::default()
     };
     let mut nodes: Vec<Node<MemPort>> = (0..3)

@@ -8,11 +8,11 @@
 //! be a regular file that neither its group nor others may read or write
 //! (`chmod 600`): a node refuses to start otherwise, as ssh does with keys.
 //!
-//! **Per-sender keys.** A node seals its frames with
-//! `HKDF-SHA256(salt = "ipos farm frames v1", ikm = farm key, info = its MAC)`
-//! (RFC 5869), and opens a peer's frames with the key derived from the peer's
-//! MAC. Nonces (epoch and sequence) are unique per sender, so two nodes never
-//! use a nonce twice under one key. Every member can derive every key: the
+//! **Keys per sender and boot.** A node seals its frames with
+//! `HKDF-SHA256(salt = "ipos farm frames v1", ikm = farm key, info = its MAC
+//! || its epoch, 8 bytes big-endian)` (RFC 5869), and opens a peer's frames
+//! with the key derived from the peer's MAC and epoch. Nonces (the sequence
+//! number) are unique per key, so no node ever uses a nonce twice under one. Every member can derive every key: the
 //! key keeps out whoever is not a farm member, not one member from another.
 
 use hkdf::Hkdf;
@@ -116,11 +116,14 @@ impl FarmKey {
         Ok(FarmKey(k))
     }
 
-    /// The key the node with MAC `mac` seals its frames with.
-    pub fn sender_key(&self, mac: EthernetAddress) -> [u8; KEY_LEN] {
+    /// The key the node with MAC `mac` seals its frames with in `epoch`.
+    pub fn sender_key(&self, mac: EthernetAddress, epoch: u64) -> [u8; KEY_LEN] {
+        let mut info = [0u8; 14];
+        info[..6].copy_from_slice(mac.as_bytes());
+        info[6..].copy_from_slice(&epoch.to_be_bytes());
         let mut out = [0u8; KEY_LEN];
         Hkdf::<Sha256>::new(Some(SALT), &self.0)
-            .expand(mac.as_bytes(), &mut out)
+            .expand(&info, &mut out)
             .expect("32 bytes is a valid HKDF-SHA256 length");
         out
     }
@@ -147,11 +150,12 @@ mod tests {
     #[test]
     fn sender_keys_differ_per_mac_and_are_stable() {
         let k = FarmKey::from_bytes([7; KEY_LEN]);
-        let a = k.sender_key(EthernetAddress([2, 0, 0, 0, 0, 1]));
-        let b = k.sender_key(EthernetAddress([2, 0, 0, 0, 0, 2]));
+        let a = k.sender_key(EthernetAddress([2, 0, 0, 0, 0, 1]), 5);
+        let b = k.sender_key(EthernetAddress([2, 0, 0, 0, 0, 2]), 5);
         assert_ne!(a, b);
-        assert_eq!(a, k.sender_key(EthernetAddress([2, 0, 0, 0, 0, 1])));
-        // HKDF-SHA256 of this key, salt and MAC: the derivation must not change.
+        assert_ne!(a, k.sender_key(EthernetAddress([2, 0, 0, 0, 0, 1]), 6));
+        assert_eq!(a, k.sender_key(EthernetAddress([2, 0, 0, 0, 0, 1]), 5));
+        // HKDF-SHA256 of this key, salt, MAC and epoch 5: the derivation must not change.
         let hex: String = a.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex.len(), 64);
         assert_eq!(hex, SENDER_KEY_VECTOR);
@@ -159,7 +163,7 @@ mod tests {
 
     /// Computed independently (Python `hmac`/`hashlib`, RFC 5869 extract and expand).
     const SENDER_KEY_VECTOR: &str =
-        "dc0825d7a15c3f556531516f90a9b281db1b914216d2e2ef0b96f927043b0243";
+        "2a5dc8428e32de50c4683da3d286eed98c27191d2205c566dd33cef620696a60";
 
     #[test]
     fn key_file_permissions() {

@@ -4,7 +4,7 @@
 //! ```text
 //!  0      1      2      4                    12                   20                          36
 //! +------+------+------+--------------------+--------------------+---------------------------+
-//! | mode |key id| rsvd | epoch              | sequence           | tag (Poly1305, 16 bytes)  |
+//! | mode |key id| rsvd | epoch              | sequence           | tag (GCM, 16 bytes)       |
 //! +------+------+------+--------------------+--------------------+---------------------------+
 //! ```
 //!
@@ -19,14 +19,14 @@
 //!   restart (the replay window starts afresh), a lower one a replay.
 //! * **sequence**: 1, 2, 3… per sender and epoch, big-endian; the receiver's
 //!   replay window is over it.
-//! * **tag**: the AEAD tag (XChaCha20-Poly1305, key per sender, nonce
+//! * **tag**: the AEAD tag (AES-256-GCM, a key per sender and epoch, nonce
 //!   [`TrailerRepr::nonce`]) over the *associated data*, which is every byte
 //!   of the frame from the Ethernet destination address to the end of the
 //!   sequence field (Ethernet header, ipOS header, body, the first 20 trailer
 //!   bytes). In mode 0x02 the body is the ciphertext, the Ethernet and ipOS
 //!   headers are the associated data, and the trailer head is bound through
-//!   the nonce (mode, key id, epoch and sequence are all in it; the reserved
-//!   bytes must be zero).
+//!   the key and the nonce (the epoch is in the key, mode, key id and
+//!   sequence in the nonce; the reserved bytes must be zero).
 //!
 //! The trailer is checked before anything else of the frame is parsed, and
 //! cut off before the ipOS parser sees it.
@@ -129,15 +129,14 @@ impl TrailerRepr {
         Ok(())
     }
 
-    /// The 24-byte XChaCha20 nonce: epoch, sequence (big-endian), then mode,
-    /// key id and six zero bytes. Unique per sender as long as a sender's
-    /// epochs are (its key is its own, see the node's key derivation).
-    pub fn nonce(&self) -> [u8; 24] {
-        let mut n = [0u8; 24];
-        n[0..8].copy_from_slice(&self.epoch.to_be_bytes());
-        n[8..16].copy_from_slice(&self.seq.to_be_bytes());
-        n[16] = self.mode.to_byte();
-        n[17] = self.key_id;
+    /// The 12-byte GCM nonce: the sequence number (big-endian), then mode,
+    /// key id and two zero bytes. The key is the sender's for this epoch
+    /// (see the node's key derivation), so a nonce never repeats under a key.
+    pub fn nonce(&self) -> [u8; 12] {
+        let mut n = [0u8; 12];
+        n[0..8].copy_from_slice(&self.seq.to_be_bytes());
+        n[8] = self.mode.to_byte();
+        n[9] = self.key_id;
         n
     }
 }
@@ -176,9 +175,8 @@ mod tests {
         );
         assert_eq!(TrailerRepr::parse(&out), Ok(t));
         let n = t.nonce();
-        assert_eq!(&n[..8], &out[4..12]);
-        assert_eq!(&n[8..16], &out[12..20]);
-        assert_eq!(&n[16..], &[0x01, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&n[..8], &out[12..20]);
+        assert_eq!(&n[8..], &[0x01, 0, 0, 0]);
     }
 
     #[test]

@@ -200,26 +200,36 @@ impl<P: Port> Node<P> {
     }
 
     /// An abort notice from the source of an incoming move ("I kept it"):
-    /// drop whatever this node holds of it. False when it is not one.
+    /// drop the copy this node holds of it, the carried bytes still coming
+    /// in or the imported endpoint still waiting for this source's commit.
+    /// A connection already committed (served here) is not that move's: a
+    /// source that sent the commit never gives up afterwards, so the notice
+    /// is a stale one (another move of the same client port) and is
+    /// ignored. False when nothing was dropped (the caller counts the
+    /// notice as unexpected).
     pub(crate) fn on_abort(
         &mut self,
         flow: &Flow,
         owner: Ipv4Address,
         src_mac: EthernetAddress,
     ) -> bool {
-        let sender = self.peers.by_mac(src_mac).map(|p| self.peers.ip(p));
-        if sender != Some(owner) {
+        let Some(source) = self.peers.by_mac(src_mac) else {
+            return false;
+        };
+        if self.peers.ip(source) != owner {
             return false;
         }
-        self.pending.remove(flow);
+        let mut dropped = self.pending.remove(flow).is_some();
         if let Some(slot) = self.conns.find(flow) {
-            if self.conns.get(slot).is_some_and(|c| {
-                c.origin.is_imported() && !matches!(c.phase(), Phase::Exporting(_))
-            }) {
-                self.conns.remove(slot);
+            let awaiting = self.conns.get(slot).is_some_and(
+                |c| matches!(c.phase(), Phase::AwaitingCommit(w) if w.source == source),
+            );
+            if awaiting {
+                self.remove_conn(slot);
                 self.counters.inc(Event::MigrationsAborted);
+                dropped = true;
             }
         }
-        true
+        dropped
     }
 }

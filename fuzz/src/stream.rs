@@ -665,6 +665,8 @@ struct EpHarness {
     buf: Vec<u8>,
     twin_buf: Vec<u8>,
     closed_by_app: bool,
+    /// Sequence numbers of every FIN the peer sent.
+    peer_fins: Vec<u32>,
 }
 
 impl EpHarness {
@@ -792,8 +794,12 @@ impl EpHarness {
     }
 
     fn migrate(&mut self, now: Instant) {
-        if self.ep.state() == State::Closed || self.ep.ooo_ranges() > 0 {
-            // Out-of-order data is not carried; a twin would differ.
+        let rcv_nxt = self.ep.export(now).rcv_nxt;
+        let fin_beyond =
+            !self.ep.peer_fin_received() && self.peer_fins.iter().any(|&f| seq_lt(rcv_nxt, f));
+        if self.ep.state() == State::Closed || self.ep.ooo_ranges() > 0 || fin_beyond {
+            // Out-of-order data (and a FIN beyond a gap) is not carried: it
+            // was never acknowledged. A twin would differ.
             return;
         }
         self.ep.forget_sack();
@@ -836,6 +842,7 @@ pub fn run_endpoint(data: &[u8]) {
         buf: vec![0; 1600],
         twin_buf: vec![0; 1600],
         closed_by_app: false,
+        peer_fins: Vec::new(),
     };
     // An imported endpoint from the start, when the set-up says so.
     if setup.peer_mss & 0x8000 != 0 {
@@ -870,6 +877,11 @@ pub fn run_endpoint(data: &[u8]) {
                 }
                 h.peer
                     .segment(&mut seg, seq, ack, flags, window, n, &blocks[..k]);
+                if flags & FIN != 0 {
+                    let syn = u32::from(flags & SYN != 0);
+                    h.peer_fins
+                        .push(seq.wrapping_add(syn).wrapping_add(n as u32));
+                }
                 h.segment(now, &seg);
             }
             EpOp::Send { n } => {

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Short, bounded fuzz run of the `frame` target on the stable toolchain.
+# Short, bounded fuzz run of every target on the stable toolchain.
 #
-#   fuzz/smoke.sh [SECONDS]        (default 20 for the frame parser, a third of it for the others)
+#   fuzz/smoke.sh [SECONDS]        (default 20 for the frame parser, half of it for the node,
+#                                   a quarter of it for each of the others: about a minute)
 #
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address); on a stable
 # toolchain RUSTC_BOOTSTRAP=1 lets rustc accept them. Installs cargo-fuzz
 # (from crates.io, into the default cargo home) if it is missing, writes the
-# seed corpus if it is missing, then fuzzes from the seeds for a bounded time.
-# Exits non-zero on a crash (the input is left in fuzz/artifacts/frame/).
+# frame seed corpus if it is missing (the other targets' seeds are committed,
+# see fuzz/README.md), builds every target once, then fuzzes each from its
+# seeds for a bounded time. Exits non-zero on a crash (the input is left in
+# fuzz/artifacts/<target>/). Long runs: fuzz/long.sh.
 set -euo pipefail
 
 secs="${1:-20}"
@@ -32,12 +35,21 @@ toolchain=()
 if rustup which rustc --toolchain stable >/dev/null 2>&1; then
     toolchain=(+stable)
 fi
-# The frame parser gets the full time; the other parsers (TCB, TCP segments, HTTP
-# requests, server-state adverts) a third of it each.
-other=$(( secs / 3 > 3 ? secs / 3 : 3 ))
-for target in frame tcb tcp_segment http_request advert; do
-    t=$other
+mkdir -p fuzz/corpus
+RUSTC_BOOTSTRAP=1 cargo "${toolchain[@]}" fuzz build >fuzz/corpus/build.log 2>&1 || {
+    tail -40 fuzz/corpus/build.log >&2
+    echo "smoke: the fuzz targets do not build" >&2
+    exit 1
+}
+# The frame parser gets the full time; the node target (two whole nodes and a
+# client) half of it; the other targets (TCB, TCP segments, HTTP requests,
+# server-state adverts, reassembly, endpoint) a quarter of it each.
+quarter=$(( secs / 4 > 3 ? secs / 4 : 3 ))
+half=$(( secs / 2 > 3 ? secs / 2 : 3 ))
+for target in frame tcb tcp_segment http_request advert node reassembly endpoint; do
+    t=$quarter
     [ "$target" = frame ] && t=$secs
+    [ "$target" = node ] && t=$half
     mkdir -p "fuzz/corpus/$target"
     dirs=("fuzz/corpus/$target")
     [ -d "fuzz/seeds/$target" ] && dirs+=("fuzz/seeds/$target")

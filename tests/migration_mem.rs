@@ -363,6 +363,59 @@ fn silent_target_falls_back_to_front() {
     }
 }
 
+/// An abort notice ("I kept it") that reaches the target after its copy
+/// was committed belongs to no move of this connection (a stale one, say of
+/// an earlier move of the same client port): the served connection stays,
+/// and so does the count of connections the target advertises. (Found by
+/// the `node` fuzz target: the copy was dropped without leaving that count,
+/// which stayed one too high for ever.)
+#[test]
+fn stale_abort_notice_leaves_a_served_connection_alone() {
+    let mut f = Farm::new(17);
+    f.warm_up();
+    let id = f.request(40017, &get("/b/bytes/100000"));
+    assert!(
+        f.run_until(secs(2), |f| f.ev(B, Event::MigrationsCommitted) == 1),
+        "{}",
+        f.summary()
+    );
+    assert_eq!(f.node(B).serving_count(), 1);
+    let flow = ipos_wire::Flow {
+        src_addr: CLIENT_IP,
+        src_port: 40017,
+        dst_addr: VIP,
+        dst_port: SERVICE_PORT,
+    };
+    let macs = ipos_wire::MacAddrs {
+        dst: MACS[B],
+        src: MACS[A],
+    };
+    let body = ipos::migration::Notice::owner(IPS[A], SERVICE_PORT).emit();
+    let mut frame = [0u8; 64];
+    let n = ipos_wire::emit_extension(
+        &mut frame,
+        ETHERTYPE_IPOS,
+        &macs,
+        &flow,
+        ipos_wire::ExtensionKind::ConnectionNotice,
+        ipos_wire::Protocol::Tcp,
+        &body,
+    )
+    .unwrap();
+    let refused = f.drops(B, DropReason::NoticeNotOwner);
+    f.nodes[B].port_mut().inject(&frame[..n]);
+    f.step();
+    assert_eq!(f.ev(B, Event::MigrationsAborted), 0);
+    assert_eq!(f.drops(B, DropReason::NoticeNotOwner), refused + 1);
+    assert_eq!(f.node(B).connection_count(), 1);
+    assert_eq!(f.node(B).serving_count(), 1);
+    let r = f.await_responses(id, 1, secs(10));
+    r[0].assert_bytes_from("b", 100_000);
+    assert_served_by(&f, id, B);
+    f.close_and_drain(id, secs(10));
+    assert_eq!(f.node(B).serving_count(), 0);
+}
+
 /// Every acknowledgement b sends is lost, but b is alive: it imports the
 /// endpoint and answers the client directly while a, which never hears
 /// back, retries and finally falls back to serving the connection itself.

@@ -217,15 +217,24 @@ impl<P: Port> Node<P> {
     }
 
     /// An abort notice from the source of an incoming move ("I kept it"):
-    /// drop whatever this node holds of it. False when it is not one.
+    /// drop the copy this node holds of it, the carried bytes still coming
+    /// in or the imported endpoint still waiting for this source's commit.
+    /// A connection already committed (served here) is not that move's: a
+    /// source that sent the commit never gives up afterwards, so the notice
+    /// is a stale one (another move of the same client port) and is
+    /// refused (`notice_not_owner`), as is one from another node than the
+    /// move's source. False when this node holds nothing of the flow (the
+    /// caller counts the notice as unexpected).
     pub(crate) fn on_abort(
         &mut self,
         flow: &Flow,
         owner: Ipv4Address,
         src_mac: EthernetAddress,
     ) -> bool {
-        let sender = self.peers.by_mac(src_mac).map(|p| self.peers.ip(p));
-        if sender != Some(owner) {
+        let Some(source) = self.peers.by_mac(src_mac) else {
+            return false;
+        };
+        if self.peers.ip(source) != owner {
             return false;
         }
         // Only the move's own source may call it off, and only before its commit.
@@ -240,17 +249,15 @@ impl<P: Port> Node<P> {
         let Some(slot) = self.conns.find(flow) else {
             return false;
         };
-        let from_source = self.conns.get(slot).is_some_and(|c| match c.phase() {
-            Phase::AwaitingCommit(w) => {
-                c.origin.is_imported() && self.peers.mac(w.source) == src_mac
-            }
-            _ => false,
-        });
+        let from_source = self
+            .conns
+            .get(slot)
+            .is_some_and(|c| matches!(c.phase(), Phase::AwaitingCommit(w) if w.source == source));
         if !from_source {
             self.counters.drop(DropReason::NoticeNotOwner);
             return true;
         }
-        self.conns.remove(slot);
+        self.remove_conn(slot);
         self.counters.inc(Event::MigrationsAborted);
         true
     }

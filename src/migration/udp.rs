@@ -44,8 +44,9 @@ pub(crate) struct UdpMove<B> {
     /// The flow (client -> VIP and echo port).
     pub flow: Flow,
     pub retry: Retry,
-    /// Datagrams that arrived meanwhile, with the offset of their IPv4 header.
-    pub held: Vec<(B, usize)>,
+    /// Datagrams that arrived meanwhile, with how they came (where their
+    /// IPv4 header is: a datagram may have come in a data frame).
+    pub held: Vec<(B, Via)>,
     pub last: Instant,
 }
 
@@ -76,7 +77,7 @@ impl<P: Port> Node<P> {
         flow: Flow,
         target: PeerId,
         buf: P::Buf,
-        off: usize,
+        via: Via,
     ) {
         if self.held >= self.opts.max_held {
             return self.counters.drop(DropReason::HoldBudgetFull);
@@ -85,7 +86,7 @@ impl<P: Port> Node<P> {
         self.counters.inc(Event::UdpMigrationsStarted);
         self.counters.inc(Event::UdpHeld);
         let mut held = Vec::with_capacity(self.opts.hold_limit);
-        held.push((buf, off));
+        held.push((buf, via));
         let m = UdpMove {
             target,
             flow,
@@ -172,8 +173,8 @@ impl<P: Port> Node<P> {
         };
         self.counters.inc(Event::UdpMigrationsFallback);
         self.held -= m.held.len();
-        for (b, _) in m.held {
-            self.echo_udp(now, b, Via::Wire);
+        for (b, via) in m.held {
+            self.echo_udp(now, b, via);
         }
     }
 
@@ -233,8 +234,8 @@ impl<P: Port> Node<P> {
             target_epoch: self.peers.epoch(target),
             last_used: m.last,
         };
-        for (b, off) in m.held {
-            self.forward_packet(b, off, &entry, Event::UdpForwarded);
+        for (b, via) in m.held {
+            self.forward_packet(b, via.offset(), &entry, Event::UdpForwarded);
         }
     }
 }

@@ -77,7 +77,7 @@ impl<P: Port> Node<P> {
                 } else if budget_full {
                     self.counters.drop(DropReason::HoldBudgetFull);
                 } else {
-                    m.held.push((buf, off));
+                    m.held.push((buf, via));
                     self.held += 1;
                     self.counters.inc(Event::UdpHeld);
                 }
@@ -102,7 +102,7 @@ impl<P: Port> Node<P> {
                 self.add_udp_flow(now, key, UdpFlow::Local { last: now });
                 self.echo_udp(now, buf, via);
             }
-            Some(target) => self.start_udp_move(now, flow, target, buf, off),
+            Some(target) => self.start_udp_move(now, flow, target, buf, via),
         }
     }
 

@@ -27,7 +27,10 @@
 //!   ([`Endpoint::set_rcv_window_cap`], not carried by the TCB).
 //!   Like Linux, PAWS does not discard a reordered *pure ACK* at `rcv_nxt`.
 //! - **Window promise:** the advertised right edge never shrinks and always fits in the
-//!   receive ring (one window-scale unit is kept in reserve for rounding).
+//!   receive ring (one window-scale unit is kept in reserve for rounding). The edge a
+//!   peer reads from a scaled window field is that edge rounded up, so it may lie up to
+//!   one scale unit beyond it and, a segment later, appear to recede by less than one
+//!   unit (RFC 7323 section 2.4); never by a whole unit.
 //! - [`sim`] is a deterministic two-endpoint link simulator (virtual clock, seeded loss,
 //!   reordering, duplication, clock skew, a byte-exact "twin" checker) used by the tests
 //!   and reusable by other crates.

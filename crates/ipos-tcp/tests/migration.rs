@@ -148,3 +148,79 @@ fn migrate_clock_ahead_with_loss() {
 fn migrate_same_instant_no_gap() {
     migrate_mid_transfer(3, 0, Duration::from_micros(1), 20);
 }
+
+/// A peer that sends beyond the advertised right edge (the receive ring had the
+/// room) moves `rcv_nxt` past it; a TCB can only carry a window >= 0, so the
+/// endpoint must behave as if the edge had moved with `rcv_nxt`, or its import
+/// chooses its next window differently. (Found by the `endpoint` fuzz target:
+/// after the application read, the original advertised 192 bytes, its import 0.)
+#[test]
+fn import_after_data_beyond_the_window_advertises_the_same_window() {
+    use ipos_tcp::sim::craft;
+    use ipos_tcp::{fill_checksum, write_header, Instant, TcpHeader, TcpOptions, ACK, SYN};
+    let cfg = Config {
+        rcv_buf: 1024,
+        snd_buf: 1024,
+        window_scale: 5,
+        mss: 536,
+        timestamps: false,
+        ..Config::default()
+    };
+    let flow = ipos_tcp::sim::server_flow();
+    let now = Instant::from_millis(1);
+    let opts = TcpOptions {
+        mss: Some(536),
+        wscale: Some(7),
+        ..TcpOptions::default()
+    };
+    let mut syn = vec![0u8; 20 + opts.len()];
+    let h = TcpHeader {
+        src_port: flow.src_port,
+        dst_port: flow.dst_port,
+        seq: 999,
+        ack: 0,
+        flags: SYN,
+        window: 65535,
+    };
+    write_header(&mut syn, &h, &opts);
+    fill_checksum(flow.src_addr, flow.dst_addr, &mut syn);
+    let mut ep = Endpoint::accept(&cfg, flow, &syn, 5000, now).unwrap();
+    let mut buf = [0u8; 1600];
+    while ep.poll_transmit(now, &mut buf).is_some() {}
+    let data = |seq: u32, n: usize| craft(flow, 1000 + seq, 5001, ACK, 65535, None, &vec![7u8; n]);
+    ep.on_segment(now, &craft(flow, 1000, 5001, ACK, 65535, None, b""))
+        .unwrap();
+    assert_eq!(ep.state(), State::Established);
+    // 1000 bytes in; the window advertised after them is (about) 24 bytes.
+    ep.on_segment(now, &data(0, 536)).unwrap();
+    while ep.poll_transmit(now, &mut buf).is_some() {}
+    ep.on_segment(now, &data(536, 464)).unwrap();
+    while ep.poll_transmit(now, &mut buf).is_some() {}
+    // The application reads a little (too little for a window update), and the
+    // peer sends 200 bytes from the left edge: the ring takes them all.
+    ep.recv_consume(176);
+    ep.on_segment(now, &data(1000, 200)).unwrap();
+    assert_eq!(ep.recv_available(), 1024);
+    assert_eq!(ep.export(now).rcv_wnd, 0, "the peer used up the window");
+    let tcb = ep.export(now);
+    let (a, b) = ep.unconsumed();
+    let rcv = [a, b].concat();
+    let mut moved = Endpoint::import(&cfg, &tcb, ep.flow(), &[], &rcv, now).unwrap();
+    let mut other = [0u8; 1600];
+    for read in [400, 92, 300, 232] {
+        ep.recv_consume(read);
+        moved.recv_consume(read);
+        loop {
+            let x = ep.poll_transmit(now, &mut buf);
+            let y = moved.poll_transmit(now, &mut other);
+            assert_eq!(
+                x.map(|n| &buf[..n]),
+                y.map(|n| &other[..n]),
+                "after reading {read}: the endpoint and its import sent different segments"
+            );
+            if x.is_none() {
+                break;
+            }
+        }
+    }
+}

@@ -68,8 +68,9 @@ impl Endpoint {
             let had_ooo = self.cold.ooo_len > 0;
             if had_ooo {
                 self.merge_ooo();
-                self.ack_now();
-            } else if self.rcv_nxt.wrapping_sub(self.last_ack_sent) >= 2 * self.rmss() {
+            }
+            self.keep_edge_ahead();
+            if had_ooo || self.rcv_nxt.wrapping_sub(self.last_ack_sent) >= 2 * self.rmss() {
                 self.ack_now();
             } else if self.delack_at == NONE_AT {
                 self.delack_at = (now + self.cold.delayed_ack).total_micros();
@@ -81,6 +82,23 @@ impl Endpoint {
             self.cold.counters.ooo_segments += 1;
             self.insert_ooo(seq, seq.wrapping_add(n as u32));
             self.ack_now();
+        }
+    }
+
+    /// After `rcv_nxt` moved: a peer that sent beyond the advertised right edge
+    /// (the ring had room for it) used up the window; the edge moves to `rcv_nxt`
+    /// instead of staying behind it, so that the window is never negative. That is
+    /// all a TCB can carry (`rcv_wnd` >= 0): `import(export(s))` then chooses its
+    /// next window exactly as `s` does. The farthest edge the peer was told stays.
+    fn keep_edge_ahead(&mut self) {
+        if gt(self.rcv_nxt, self.rcv_adv) {
+            let told = self.rcv_adv.wrapping_add(self.cold.rcv_adv_slack);
+            self.cold.rcv_adv_slack = if gt(told, self.rcv_nxt) {
+                told.wrapping_sub(self.rcv_nxt)
+            } else {
+                0
+            };
+            self.rcv_adv = self.rcv_nxt;
         }
     }
 
@@ -167,6 +185,7 @@ impl Endpoint {
         self.cold.ooo_fin = None;
         self.cold.ooo_len = 0;
         self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+        self.keep_edge_ahead();
         self.ack_now();
         match self.state {
             State::SynReceived | State::Established => self.state = State::CloseWait,

@@ -4,7 +4,8 @@ MAC as the source, well-formed ipOS frames (right checksums), and an authenticat
 whose tag is made up (no farm key). A farm with a key must drop each as auth_bad_tag.
 
 usage: forge_frames.py IFACE A_MAC B_MAC C_MAC CLIENT_PORT
-Sends, for the client connection 198.18.0.1:CLIENT_PORT -> 198.18.0.100:80:
+Sends to the Ethernet broadcast address (so every node receives each one), for the client
+connection 198.18.0.1:CLIENT_PORT -> 198.18.0.100:80:
   to b from a's MAC: a TCP connection packet (a TCB of our choosing) and a commit;
   to b from a's MAC: an abort notice ("I kept it, forget your copy");
   to a from b's MAC: a move notice ("it lives at c now");
@@ -70,8 +71,11 @@ def main() -> None:
     # no connections, no CPU use, plenty of memory and bandwidth (the policy's favourite).
     advert = bytes([1, 0, 0, 0]) + NODE["c"] + struct.pack("!IIHHII", 0x7FFFFFFF, 0, 0, 0, 65535, 10000)
     frames.append((b"\xff" * 6, mac["c"], ipos(NODE["c"], 0, b"\xff" * 4, 0, 0x10, 0x01, advert) + advert))
-    for dst, src, body in frames:
-        s.send(dst + src + struct.pack("!H", ETHERTYPE) + body + trailer())
+    for _, src, body in frames:
+        # Broadcast: the bridge floods it to every node whatever it has learnt (a forged source
+        # MAC makes it place that node on our port for a moment, and a unicast frame to that
+        # node would then be dropped by the bridge before any node saw it).
+        s.send(b"\xff" * 6 + src + struct.pack("!H", ETHERTYPE) + body + trailer())
         # The bridge now places the forged MAC on our port, and would drop a frame to that node
         # sent from here; the node's own next frame moves it back. Give it time to send one.
         time.sleep(0.2)

@@ -2,8 +2,9 @@
 //! every ipOS frame with a fresh farm key): farm frames forged from the
 //! client namespace with raw sockets and a farm node's MAC are dropped and
 //! counted while a download in progress completes byte-exact; a farm in the
-//! encrypt mode moves connections by URL; a node refuses a key file others
-//! may read.
+//! encrypt mode moves connections by URL, under `ab` (2000 connections, each
+//! moved) and with a 3 MB upload (SHA-256 checked); a node refuses a key file
+//! others may read.
 
 mod common;
 
@@ -138,10 +139,66 @@ fn an_encrypted_farm_moves_connections() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Real load through encrypted moves: ab, one connection per request, every one moved to b.
+    let out = farm.client(
+        Duration::from_secs(120),
+        &[
+            "ab",
+            "-n",
+            "2000",
+            "-c",
+            "16",
+            "-s",
+            "30",
+            "http://198.18.0.100/b/bytes/1000",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    assert!(out.status.success(), "ab: {text}");
+    assert_eq!(field("Complete requests:"), Some(2000), "{text}");
+    assert_eq!(field("Failed requests:"), Some(0), "{text}");
+    assert_eq!(field("Non-2xx responses:"), None, "{text}");
+    // An upload moved to c: its body travels encrypted as the connection's carried bytes
+    // and then in data frames; the service's SHA-256 of it must match.
+    let file = farm.run.join("upload.bin");
+    let body: Vec<u8> = (0..3_000_000u64).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&file, &body).unwrap();
+    let sum = Command::new("sha256sum").arg(&file).output().unwrap();
+    let sha = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let at = format!("@{}", file.display());
+    let out = farm.client(
+        Duration::from_secs(60),
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "50",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--data-binary",
+            &at,
+            "http://198.18.0.100/c/upload",
+        ],
+    );
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "upload: {head}");
+    assert!(head.contains("X-Ipos-Node: c"), "{head}");
+    assert!(head.contains(&format!("X-Upload-Sha256: {sha}")), "{head}");
     let a = farm.wait_stats("a", Duration::from_secs(5), |s| {
-        s.get("migrations_acked") == Some(&2)
+        s.get("migrations_acked") == Some(&2003)
     });
-    assert_eq!(a.get("migrations_acked"), Some(&2), "a: {a:?}");
+    assert_eq!(a.get("migrations_acked"), Some(&2003), "a: {a:?}");
     for n in ["a", "b", "c"] {
         let s = farm.stats(n);
         assert!(

@@ -181,50 +181,18 @@ fn sealed(auth: &mut FarmAuth, frame: &[u8]) -> Vec<u8> {
     f
 }
 
-/// A plausible established TCB of the client's connection `flow`, as a front would send it.
-fn tcb() -> ipos_tcp::Tcb {
-    ipos_tcp::Tcb {
-        state: ipos_tcp::State::Established,
-        flags: 0,
-        iss: 1000,
-        irs: 5000,
-        snd_una: 1001,
-        snd_nxt: 1001,
-        snd_max: 1001,
-        snd_wnd: 65_535,
-        snd_wnd_raw: 65_535,
-        snd_wscale: 0,
-        rcv_wscale: 0,
-        snd_wl1: 5001,
-        snd_wl2: 1001,
-        rcv_nxt: 5001,
-        rcv_wnd: 16_384,
-        peer_mss: 1460,
-        mss: 1400,
-        ts_recent: 0,
-        ts_recent_age_ms: 0,
-        ts_clock: 0,
-        last_ack_sent: 5001,
-        srtt_us: 1_000,
-        rttvar_us: 500,
-        rto_us: 300_000,
-        cwnd: 14_000,
-        ssthresh: 65_535,
-        recover: 1000,
-        max_snd_wnd: 65_535,
-        dupacks: 0,
-        backoff: 0,
-        snd_data_len: 0,
-        rcv_data_len: 0,
-        rtt_seq: 0,
-        rtt_elapsed_us: 0,
-        rtx_timer_us: u32::MAX,
-        delack_timer_us: u32::MAX,
-        syn_timer_us: u32::MAX,
-        link_addr: CLIENT_MAC.0,
-        next_hop: IPS[A].octets(),
-        moves: 0,
-    }
+/// The TCB of the first connection packet a sent (an established
+/// connection moving, as a front sends it).
+fn sent_tcb(seen: &Recorded) -> ipos_tcp::Tcb {
+    let frames = seen.borrow();
+    let (_, f) = frames
+        .iter()
+        .find(|(p, fr)| *p == A && ipos_type(fr) == Some(T_CONNECTION))
+        .expect("a sent a connection packet");
+    // Ethernet, ipOS header, server IP and port, then the TCB.
+    let at = 14 + ipos_wire::HEADER_LEN + 6;
+    let bytes: &[u8; TCB_LEN] = f[at..at + TCB_LEN].try_into().unwrap();
+    ipos_tcp::Tcb::parse(bytes).expect("a valid TCB")
 }
 
 #[test]
@@ -287,7 +255,7 @@ fn forged_replayed_and_tampered_frames_are_dropped_by_reason() {
 
     // 1. A connection packet and a commit with a's MAC, no trailer (as a host
     //    on the segment would forge them).
-    let r = inject_one(&mut f, B, &connection_frame(B, A, &fl, &tcb()));
+    let r = inject_one(&mut f, B, &connection_frame(B, A, &fl, &sent_tcb(&seen)));
     assert!(unsealed.contains(&r), "{r:?}");
     let r = inject_one(&mut f, B, &commit_frame(B, A, &fl));
     assert!(unsealed.contains(&r), "{r:?}");
@@ -385,11 +353,18 @@ fn forged_replayed_and_tampered_frames_are_dropped_by_reason() {
 #[test]
 fn without_a_key_notices_and_connection_packets_are_still_checked() {
     let mut f = Farm::new(31);
+    let seen = record(&f);
     f.warm_up();
     let id = f.request(40001, &get("/b/bytes/2000000"));
     let moved = f.run_until(secs(5), |f| f.ev(B, Event::MigrationsCommitted) > 0);
     assert!(moved, "{}", f.summary());
+    f.switch.clear_hook();
     let fl = flow(40001);
+    // The TCB a really sent, without its carried request (so that it imports at once).
+    let tcb = || ipos_tcp::Tcb {
+        rcv_data_len: 0,
+        ..sent_tcb(&seen)
+    };
 
     // A move notice from c, which does not own the connection (b does).
     f.nodes[A]

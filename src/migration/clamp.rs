@@ -76,49 +76,20 @@ pub fn clamp_imported(tcb: &mut Tcb, cfg: &Config, mss: u16) -> Result<bool, Ref
 mod tests {
     use super::*;
 
+    /// The TCB of a real endpoint (an active opener: the values its
+    /// configuration starts with), with a client MAC as a front fills in.
     fn tcb() -> Tcb {
-        Tcb {
-            state: ipos_tcp::State::Established,
-            flags: 0,
-            iss: 1000,
-            irs: 5000,
-            snd_una: 1001,
-            snd_nxt: 1001,
-            snd_max: 1001,
-            snd_wnd: 65_535,
-            snd_wnd_raw: 65_535,
-            snd_wscale: 0,
-            rcv_wscale: 0,
-            snd_wl1: 5001,
-            snd_wl2: 1001,
-            rcv_nxt: 5001,
-            rcv_wnd: 16_384,
-            peer_mss: 1460,
-            mss: 1408,
-            ts_recent: 0,
-            ts_recent_age_ms: 0,
-            ts_clock: 0,
-            last_ack_sent: 5001,
-            srtt_us: 1_000,
-            rttvar_us: 500,
-            rto_us: 300_000,
-            cwnd: 14_080,
-            ssthresh: 65_535,
-            recover: 1000,
-            max_snd_wnd: 65_535,
-            dupacks: 0,
-            backoff: 0,
-            snd_data_len: 0,
-            rcv_data_len: 0,
-            rtt_seq: 0,
-            rtt_elapsed_us: 0,
-            rtx_timer_us: u32::MAX,
-            delack_timer_us: u32::MAX,
-            syn_timer_us: u32::MAX,
-            link_addr: [2, 0, 0, 0, 0, 1],
-            next_hop: [198, 18, 0, 11],
-            moves: 0,
-        }
+        let flow = ipos_wire::Flow {
+            src_addr: smoltcp::wire::Ipv4Address::new(198, 18, 0, 1),
+            src_port: 40000,
+            dst_addr: smoltcp::wire::Ipv4Address::new(198, 18, 0, 100),
+            dst_port: 80,
+        };
+        let now = smoltcp::time::Instant::from_millis(0);
+        let mut t = ipos_tcp::Endpoint::connect(&Config::default(), flow, 7, now).export(now);
+        t.mss = 1408;
+        t.link_addr = [2, 0, 0, 0, 0, 1];
+        t
     }
 
     #[test]
@@ -149,7 +120,7 @@ mod tests {
         assert_eq!(t.srtt_us, MAX_TIMER_US);
         assert_eq!(t.cwnd, 256 * 1024);
         assert_eq!(t.ssthresh, 2 * 1408);
-        assert_eq!(t.snd_wnd, 65_535);
+        assert_eq!(t.snd_wnd, 65_535 << t.snd_wscale);
         assert_eq!(t.backoff, MAX_BACKOFF);
         assert_eq!(t.rtx_timer_us, MAX_TIMER_US);
         assert_eq!(t.delack_timer_us, u32::MAX, "an off timer stays off");

@@ -11,11 +11,10 @@ use crate::tables::arp::{ARP_MAX_AGE, ARP_RETRY_INTERVAL};
 use crate::tables::{IdleCheck, RetryCheck};
 use ipos_tcp::{fill_checksum, write_header, TcpHeader, TcpOptions, ACK, RST};
 use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPV4_LEN};
-use ipos_wire::{emit_ipv4_header, Ipv4Header};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol,
-    Ipv4Address, Ipv4Packet, TcpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv4Message, Icmpv4Packet, Ipv4Address,
+    Ipv4Packet, TcpPacket,
 };
 
 /// A bare TCP header: a RST carries no options.
@@ -181,17 +180,8 @@ impl<P: Port> Node<P> {
         {
             return self.counters.drop(DropReason::TxNoBuffer);
         }
-        let ident = self.next_ident();
         let d = buf.data_mut();
-        self.write_eth(d, src_mac, ETHERTYPE_IPV4);
-        let ip = Ipv4Header {
-            src: dst,
-            dst: src,
-            protocol: IpProtocol::Tcp,
-            payload_len: TCP_HEADER_LEN,
-            ident,
-        };
-        let _ = emit_ipv4_header(&mut d[ETHERNET_LEN..], &ip);
+        self.wrap_tcp(d, src_mac, dst, src, TCP_HEADER_LEN);
         let t = &mut d[ETHERNET_LEN + IPV4_LEN..];
         write_header(t, &h, &TcpOptions::default());
         fill_checksum(dst, src, t);

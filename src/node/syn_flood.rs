@@ -31,10 +31,10 @@ use crate::counters::{DropReason, Event};
 use crate::port::{PacketBuf, Port};
 use ipos_tcp::syncookie::VALID_US;
 use ipos_tcp::Endpoint;
-use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_IPV4, IPV4_LEN};
-use ipos_wire::{emit_ipv4_header, Flow, Ipv4Header};
+use ipos_wire::headers::{ETHERNET_LEN, IPV4_LEN};
+use ipos_wire::Flow;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Packet, TcpPacket};
+use smoltcp::wire::{EthernetAddress, Ipv4Packet, TcpPacket};
 
 /// The longest TCP header (data offset 15).
 const MAX_TCP_HEADER: usize = 60;
@@ -118,17 +118,7 @@ impl<P: Port> Node<P> {
         if buf.set_len(head + n).is_err() {
             return self.counters.drop(DropReason::TxNoBuffer);
         }
-        let ident = self.next_ident();
-        let d = buf.data_mut();
-        self.write_eth(d, src_mac, ETHERTYPE_IPV4);
-        let ip = Ipv4Header {
-            src: flow.dst_addr,
-            dst: flow.src_addr,
-            protocol: IpProtocol::Tcp,
-            payload_len: n,
-            ident,
-        };
-        let _ = emit_ipv4_header(&mut d[ETHERNET_LEN..], &ip);
+        self.wrap_tcp(buf.data_mut(), src_mac, flow.dst_addr, flow.src_addr, n);
         self.counters.inc(Event::SynCookiesSent);
         self.last_cookie_at = Some(now);
         self.transmit(buf);

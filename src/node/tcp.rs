@@ -9,10 +9,10 @@ use crate::counters::{DropReason, Event};
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
 use ipos_tcp::{Endpoint, State};
-use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_IPV4, IPV4_LEN};
-use ipos_wire::{emit_ipv4_header, Flow, Ipv4Header};
+use ipos_wire::headers::{ETHERNET_LEN, IPV4_LEN};
+use ipos_wire::Flow;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, IpAddress, IpProtocol, Ipv4Packet, TcpPacket};
+use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Packet, TcpPacket};
 
 /// Application <-> endpoint exchanges per service call, at most.
 const PUMP_ROUNDS: usize = 64;
@@ -293,20 +293,10 @@ impl<P: Port> Node<P> {
                 self.spare = Some(buf);
                 break;
             };
-            let ident = self.next_ident();
             if buf.set_len(head + n).is_err() {
                 continue;
             }
-            let d = buf.data_mut();
-            self.write_eth(d, peer_mac, ETHERTYPE_IPV4);
-            let ip = Ipv4Header {
-                src: flow.dst_addr,
-                dst: flow.src_addr,
-                protocol: IpProtocol::Tcp,
-                payload_len: n,
-                ident,
-            };
-            let _ = emit_ipv4_header(&mut d[ETHERNET_LEN..], &ip);
+            self.wrap_tcp(buf.data_mut(), peer_mac, flow.dst_addr, flow.src_addr, n);
             self.counters.inc(Event::TcpSegmentsOut);
             self.transmit(buf);
         }

@@ -5,10 +5,10 @@ use super::{Node, PeerId};
 use crate::counters::{DropReason, Event};
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
-use ipos_wire::headers::ETHERNET_LEN;
+use ipos_wire::headers::{ETHERNET_LEN, ETHERTYPE_IPV4};
 use ipos_wire::trailer::TRAILER_LEN;
-use ipos_wire::{ExtensionKind, Flow, MacAddrs, Protocol};
-use smoltcp::wire::EthernetAddress;
+use ipos_wire::{emit_ipv4_header, ExtensionKind, Flow, Ipv4Header, MacAddrs, Protocol};
+use smoltcp::wire::{EthernetAddress, IpProtocol, Ipv4Address};
 
 /// Largest buffer length a builder is given (a default mbuf's data room).
 const BUILD_ROOM: usize = 2048;
@@ -57,6 +57,29 @@ impl<P: Port> Node<P> {
     /// Writes our Ethernet header (to `dst`) at the start of `d` (at least 14 bytes).
     pub(crate) fn write_eth(&self, d: &mut [u8], dst: EthernetAddress, ethertype: u16) {
         let _ = ipos_wire::emit_ethernet_header(d, dst, self.id.mac, ethertype);
+    }
+
+    /// Writes our Ethernet header (to `mac`) and an IPv4 header (`src` to
+    /// `dst`, TCP, `tcp_len` bytes of segment) in front of the TCP segment at
+    /// offset 34 of `d`: every TCP segment a node sends to a client.
+    pub(crate) fn wrap_tcp(
+        &mut self,
+        d: &mut [u8],
+        mac: EthernetAddress,
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        tcp_len: usize,
+    ) {
+        let ident = self.next_ident();
+        self.write_eth(d, mac, ETHERTYPE_IPV4);
+        let ip = Ipv4Header {
+            src,
+            dst,
+            protocol: IpProtocol::Tcp,
+            payload_len: tcp_len,
+            ident,
+        };
+        let _ = emit_ipv4_header(&mut d[ETHERNET_LEN..], &ip);
     }
 
     /// Our MACs towards `to`.

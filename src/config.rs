@@ -19,6 +19,14 @@
 //! syn_backlog = 1024          # connections in SYN-RECEIVED at most; further SYNs
 //!                             # get SYN cookies (RFC 4987; 0: every SYN does)
 //!
+//! [policy]                    # optional
+//! migration = true            # the front moves connections at all
+//! rehome = true               # a keep-alive connection moves again at a later
+//!                             # request a URL or cookie rule gives to another node
+//! max_moves = 16              # moves one connection may make in its life (1..=1000)
+//! cookie = "IPOSID"           # the cookie whose value names a node
+//! url = [ { prefix = "/b/", node = "b" } ]
+//!
 //! [vip]
 //! ip = "198.18.0.100"
 //! front = "a"                 # the node that answers ARP for the VIP
@@ -109,6 +117,8 @@ struct RawHttp {
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     migration: Option<bool>,
+    rehome: Option<bool>,
+    max_moves: Option<u16>,
     cookie: Option<String>,
     #[serde(default)]
     url: Vec<RawUrlRule>,
@@ -228,6 +238,11 @@ impl Default for MtuSpec {
 pub struct PolicySpec {
     /// Whether the front migrates connections at all.
     pub migration: bool,
+    /// Whether a keep-alive connection is moved again at a later request
+    /// that a URL or cookie rule gives to another node.
+    pub rehome: bool,
+    /// Moves one connection may make in its life, at most.
+    pub max_moves: u16,
     /// The cookie whose value names the node to use (`IPOSID=c`).
     pub cookie: String,
     /// URL prefix rules: prefix -> node name.
@@ -238,6 +253,8 @@ impl Default for PolicySpec {
     fn default() -> Self {
         PolicySpec {
             migration: true,
+            rehome: true,
+            max_moves: crate::node::DEFAULT_MAX_MOVES,
             cookie: "IPOSID".into(),
             url: Vec::new(),
         }
@@ -481,6 +498,18 @@ impl FarmConfig {
             if let Some(m) = p.migration {
                 policy.migration = m;
             }
+            if let Some(r) = p.rehome {
+                policy.rehome = r;
+            }
+            if let Some(m) = p.max_moves {
+                if !(1..=1000).contains(&m) {
+                    return Err(err(
+                        "policy.max_moves".into(),
+                        format!("{m} is outside 1..=1000"),
+                    ));
+                }
+                policy.max_moves = m;
+            }
             if let Some(c) = p.cookie {
                 if c.is_empty()
                     || !c
@@ -637,6 +666,8 @@ impl FarmConfig {
         o.head_timeout = Duration::from_secs(self.head_timeout_s);
         o.policy = self.policy_config();
         o.migration = self.policy.migration;
+        o.rehome = self.policy.rehome;
+        o.max_moves = self.policy.max_moves;
         o
     }
 }

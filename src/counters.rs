@@ -121,6 +121,8 @@ labelled_counters! {
         MigrationAcksSent => "migration_acks_sent", "Migration acknowledgements sent.";
         MigrationAcksDuplicate => "migration_acks_duplicate", "Acknowledgements for migrations already done (ignored).";
         MigrationChunksSent => "migration_chunks_sent", "Carried request chunks sent.";
+        RehomeMoves => "rehome_moves", "Keep-alive connections moved at a later request, by a URL or cookie rule (also counted under decision_url or decision_cookie).";
+        RehomeOverBudget => "rehome_over_budget", "Later requests a rule gave to another node, served here because their connection had made max_moves moves.";
         MigrationsRefused => "migrations_refused", "Migrations not started (forward table full, state not migratable).";
         MigrationsForwardFull => "migrations_forward_full", "Acknowledged moves abandoned because the forward table was full: served here, the target told to drop its copy.";
         PacketsForwarded => "packets_forwarded", "Client packets forwarded to their endpoint's owner.";

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`source`] | the node that moves an endpoint away: the policy's decision, the connection packet and the carried bytes, the acknowledgement, the commit, the fall-back |
 //! | [`target`] | the node that receives it: reassembly of the carried bytes, import, acknowledgement, the wait for the commit |
+//! | [`rehome`] | a keep-alive connection's later requests: the decision at each request boundary, and its bounds |
 //! | [`forwarder`] | the node that receives the client's packets for an endpoint that lives elsewhere: the forward entry, data frames, notices |
 //! | [`udp`] | the same roles for UDP flows |
 //! | [`retry`] | the one retry / back-off schedule every role uses |
@@ -90,6 +91,7 @@ pub mod carried;
 pub mod clamp;
 pub mod forwarder;
 pub mod notice;
+pub mod rehome;
 pub mod retry;
 pub mod source;
 pub mod target;
@@ -99,8 +101,10 @@ pub use carried::{chunk_count, emit_request_segment, ChunkError, Reassembly};
 pub use notice::{Notice, NOTICE_LEN};
 pub use retry::Retry;
 
-/// Moves one connection may make (a -> b -> c is two); a node holding an
-/// endpoint that has moved this often keeps it, whatever its policy says.
+/// Moves a connection may make for its first request (a -> b -> c is two);
+/// a node holding an endpoint that has moved this often keeps it for that
+/// request, whatever its policy says. Later requests may move it again
+/// ([`rehome`]), within its life's budget (`NodeOptions::max_moves`).
 pub const MAX_MOVES: u16 = 2;
 /// Payload bytes per rebuilt request segment.
 pub const CHUNK: usize = 1400;

@@ -52,7 +52,7 @@ impl<P: Port> Node<P> {
                 return None;
             }
         };
-        if conn.moves >= MAX_MOVES {
+        if conn.moves >= MAX_MOVES.min(self.opts.max_moves) {
             // Enough: policies that disagree must not bounce a connection forever.
             conn.settle(&mut self.serving);
             self.counters.inc(Event::DecisionLocal);

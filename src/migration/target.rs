@@ -23,6 +23,8 @@ use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Packet, TcpPacket};
 pub(crate) struct AwaitCommit {
     pub source: PeerId,
     pub retry: Retry,
+    /// The connection moved at a later request (it has sent data already).
+    pub later: bool,
 }
 
 impl<P: Port> Node<P> {
@@ -143,12 +145,15 @@ impl<P: Port> Node<P> {
         };
         let forwarder = self.peers.by_ip(r.forwarder_ip).unwrap_or(self.peers.me());
         let source = self.peers.by_mac(r.source_mac);
+        // Sent more than its SYN: it was answering requests before this move.
+        let later = r.tcb.snd_max.wrapping_sub(r.tcb.iss) > 1;
         let phase = match source {
             Some(source) => Phase::AwaitingCommit(AwaitCommit {
                 source,
                 retry: Retry::first_try(now, self.opts.migrate_retry),
+                later,
             }),
-            None => self.after_commit(),
+            None => self.after_commit(later),
         };
         let origin = Origin::Imported { forwarder };
         let peer_mac = EthernetAddress(r.tcb.link_addr);
@@ -166,10 +171,13 @@ impl<P: Port> Node<P> {
         }
     }
 
-    /// The phase of an imported connection once committed: it may move on
-    /// (by an explicit rule only) when this node moves connections at all.
-    fn after_commit<B>(&self) -> Phase<B> {
-        if self.opts.migration {
+    /// The phase of an imported connection once committed. At its first
+    /// request it may move on (by an explicit rule only) when this node moves
+    /// connections at all. Moved at a later request, it is served here: this
+    /// node answers the request it came for without asking its own policy
+    /// (see [`super::rehome`]).
+    fn after_commit<B>(&self, later: bool) -> Phase<B> {
+        if self.opts.migration && !later {
             Phase::AwaitingHead
         } else {
             Phase::Serving
@@ -178,8 +186,7 @@ impl<P: Port> Node<P> {
 
     /// The source's commit for the connection in `slot`.
     pub(crate) fn on_commit(&mut self, now: Instant, slot: u32, src_mac: EthernetAddress) {
-        let next = self.after_commit();
-        let Some(conn) = self.conns.get_mut(slot) else {
+        let Some(conn) = self.conns.get(slot) else {
             return;
         };
         let Phase::AwaitingCommit(wait) = conn.phase() else {
@@ -188,6 +195,8 @@ impl<P: Port> Node<P> {
         if self.peers.mac(wait.source) != src_mac {
             return self.counters.drop(DropReason::IposUnexpected);
         }
+        let next = self.after_commit(wait.later);
+        let conn = self.conns.get_mut(slot).expect("slot checked above");
         conn.set_phase(next, &mut self.serving);
         self.counters.inc(Event::MigrationsCommitted);
         self.service(now, slot);

@@ -48,7 +48,7 @@ mod timers;
 mod tx;
 mod udp;
 
-pub use options::{NodeOptions, PEER_DOWN_ADVERTS};
+pub use options::{NodeOptions, DEFAULT_MAX_MOVES, PEER_DOWN_ADVERTS};
 pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 
 pub(crate) use conn::{Conn, Origin, Phase, ServingCount};

@@ -85,7 +85,18 @@ pub struct NodeOptions {
     /// SYN beyond it, or one that finds the connection table full, is answered
     /// with a stateless SYN cookie (RFC 4987) instead. 0: every SYN gets a cookie.
     pub syn_backlog: usize,
+    /// At each later request of a keep-alive connection, move it when a URL
+    /// or cookie rule gives that request to another node (re-homing).
+    pub rehome: bool,
+    /// Moves one connection may make in its life (every kind counted); then
+    /// it stays where it is.
+    pub max_moves: u16,
 }
+
+/// Default of [`NodeOptions::max_moves`]: enough for a keep-alive
+/// connection whose requests alternate between nodes for a while, few
+/// enough that no policy can keep one moving.
+pub const DEFAULT_MAX_MOVES: u16 = 16;
 
 /// What a forward entry outlives its endpoint's idle time-out by: a client
 /// packet refreshes the forward entry on its way to the endpoint, so with
@@ -170,6 +181,8 @@ impl Default for NodeOptions {
             max_held: 4096,
             forward_sweep_budget: super::timers::FORWARD_SWEEP_BUDGET,
             syn_backlog: 1024,
+            rehome: true,
+            max_moves: DEFAULT_MAX_MOVES,
         }
     }
 }

@@ -6,8 +6,10 @@
 
 use super::{Conn, Node, Origin, Phase, Via};
 use crate::counters::{DropReason, Event};
+use crate::migration::rehome::Boundary;
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
+use ipos_http::HeadWait;
 use ipos_tcp::{Endpoint, State};
 use ipos_wire::headers::{ETHERNET_LEN, IPV4_LEN};
 use ipos_wire::Flow;
@@ -245,8 +247,29 @@ impl<P: Port> Node<P> {
             return;
         };
         if conn.phase().is_serving() {
-            pump(conn, &self.service);
-            conn.track_head(now);
+            let flow = conn.ep.flow();
+            let gate = self.rehomes(&flow);
+            let conn = self.conns.get_mut(slot).expect("live slot");
+            if pump(conn, &self.service, gate) {
+                match self.at_boundary(now, slot) {
+                    Boundary::Move(target) if self.start_migration(now, slot, target) => return,
+                    Boundary::Wait => {
+                        let conn = self.conns.get_mut(slot).expect("live slot");
+                        conn.track_head(now);
+                        // The next request's bytes wait in the receive
+                        // buffer: the head timer runs for them.
+                        conn.head_since.get_or_insert(now);
+                    }
+                    Boundary::Serve | Boundary::Move(_) => {
+                        let conn = self.conns.get_mut(slot).expect("live slot");
+                        pump(conn, &self.service, false);
+                        conn.track_head(now);
+                    }
+                }
+            } else {
+                let conn = self.conns.get_mut(slot).expect("live slot");
+                conn.track_head(now);
+            }
         }
         self.send_segments(now, slot);
         let Some(conn) = self.conns.get(slot) else {
@@ -304,11 +327,17 @@ impl<P: Port> Node<P> {
 }
 
 /// Application <-> endpoint, until neither side makes progress; then the
-/// close handshake in both directions.
-fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service) {
+/// close handshake in both directions. With `gate`, stops (and returns true)
+/// before the application reads the first byte of a later request, so that
+/// the caller can decide where that request is served ([`Boundary`]).
+fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service, gate: bool) -> bool {
     for _ in 0..PUMP_ROUNDS {
         let mut progress = false;
         let avail = conn.ep.recv_slice();
+        if gate && !avail.is_empty() && conn.app.head_wait() == HeadWait::Idle {
+            // A later request starts: the caller decides where it is served.
+            return true;
+        }
         if !avail.is_empty() {
             let n = conn.app.on_recv(service, avail);
             if n > 0 {
@@ -333,4 +362,5 @@ fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service) {
         conn.ep.close();
         conn.close_requested = true;
     }
+    false
 }

@@ -37,7 +37,7 @@
 //! | 92 | 4 | `max_snd_wnd` | largest window the peer ever offered (RFC 5961 ACK check, sender SWS) |
 //! | 96 | 1 | `dupacks` | consecutive duplicate ACKs counted |
 //! | 97 | 1 | `backoff` | consecutive RTO (or persist) expirations without progress |
-//! | 98 | 2 | reserved | zero |
+//! | 98 | 2 | `service_len` | node-owned (formerly reserved, zero): the length of the service-state record (ipOS extension 0x12) that travels with this TCB, from which the target rebuilds the application and the `snd_data_len` send bytes; 0 = none (nothing in the send buffer, the application starts fresh). The endpoint exports 0 and ignores it on import |
 //! | 100 | 4 | `snd_data_len` | bytes of send-buffer data carried alongside (from `snd_una`: sent-unacked, then unsent) |
 //! | 104 | 4 | `rcv_data_len` | bytes of received in-order data not yet consumed by the app, carried alongside (they end at `rcv_nxt`, minus one if FIN received) |
 //! | 108 | 4 | `rtt_seq` | sequence number being timed when bit 9 is set |
@@ -169,6 +169,10 @@ pub struct Tcb {
     /// increments it on every move and refuses a move beyond its limit; the endpoint
     /// exports 0 and ignores it on import.
     pub moves: u16,
+    /// Node-owned (offset 98): length of the service-state record that
+    /// travels with this TCB (0: none). The endpoint exports 0 and ignores it
+    /// on import.
+    pub service_len: u16,
 }
 
 pub(crate) fn state_code(s: State) -> u8 {
@@ -281,7 +285,7 @@ impl Tcb {
         w.u32(self.max_snd_wnd);
         w.u8(self.dupacks);
         w.u8(self.backoff);
-        w.u16(0);
+        w.u16(self.service_len);
         w.u32(self.snd_data_len);
         w.u32(self.rcv_data_len);
         w.u32(self.rtt_seq);
@@ -345,13 +349,9 @@ impl Tcb {
             max_snd_wnd: r.u32(),
             dupacks: r.u8(),
             backoff: r.u8(),
-            snd_data_len: {
-                let reserved = r.u16();
-                if reserved != 0 {
-                    return Err(TcbError::BadValue("reserved"));
-                }
-                r.u32()
-            },
+            // Offset 98, before snd_data_len (fields are read in this order).
+            service_len: r.u16(),
+            snd_data_len: r.u32(),
             rcv_data_len: r.u32(),
             rtt_seq: r.u32(),
             rtt_elapsed_us: r.u32(),
@@ -451,6 +451,7 @@ mod tests {
             link_addr: [0x02, 0, 0, 0, 0, 0x01],
             next_hop: [198, 18, 0, 254],
             moves: 0xBEEF,
+            service_len: 0x0123,
         }
     }
 
@@ -487,7 +488,7 @@ mod tests {
         0x00, 0x02, 0x00, 0x00, //  92 max_snd_wnd
         0x01,                   //  96 dupacks
         0x00,                   //  97 backoff
-        0x00, 0x00,             //  98 reserved
+        0x01, 0x23,             //  98 service_len 291
         0x00, 0x00, 0x20, 0x00, // 100 snd_data_len
         0x00, 0x00, 0x01, 0x00, // 104 rcv_data_len
         0x00, 0x00, 0x00, 0x00, // 108 rtt_seq
@@ -539,9 +540,6 @@ mod tests {
         let mut b = SAMPLE_BYTES;
         b[16..20].copy_from_slice(&[0x01, 0x02, 0x30, 0x00]); // snd_nxt > snd_max
         assert!(matches!(Tcb::parse(&b), Err(TcbError::BadValue(_))));
-        let mut b = SAMPLE_BYTES;
-        b[98] = 1;
-        assert_eq!(Tcb::parse(&b), Err(TcbError::BadValue("reserved")));
         let mut b = SAMPLE_BYTES;
         b[100..104].copy_from_slice(&[0, 0, 0, 0]); // in flight but no data carried
         assert_eq!(Tcb::parse(&b), Err(TcbError::BadValue("snd_max")));

@@ -7,7 +7,7 @@
 //! | TCP data packet | 0x02/0x01 | the client's whole IPv4/TCP packet | 14+16+40+data |
 //! | UDP data packet | 0x02/0x02 | the client's whole IPv4/UDP packet | 14+16+28+data |
 //! | migration acknowledgement | 0x03/(TCP or UDP) | none | 14+16 = 30 |
-//! | extension (ours) | 0x10 or 0x11/any | all remaining bytes | 14+16+body |
+//! | extension (ours) | 0x10, 0x11 or 0x12/any | all remaining bytes | 14+16+body |
 //!
 //! [`Frame::parse`] reads a received Ethernet frame into a [`Frame`] whose
 //! [`Message`] borrows the body from the buffer; [`Frame::emit`] and the
@@ -76,6 +76,9 @@ pub enum ExtensionKind {
     /// 0x11: connection notice: a connection moved on, closed, or was kept
     /// by its source (see the node's `migration` module).
     ConnectionNotice,
+    /// 0x12: service state: where a moving connection's application stands
+    /// (see the node's `migration::service_state`).
+    ServiceState,
 }
 
 impl ExtensionKind {
@@ -84,6 +87,7 @@ impl ExtensionKind {
         match self {
             ExtensionKind::ServerState => MessageType::ServerState,
             ExtensionKind::ConnectionNotice => MessageType::ConnectionNotice,
+            ExtensionKind::ServiceState => MessageType::ServiceState,
         }
     }
 
@@ -92,6 +96,7 @@ impl ExtensionKind {
         match msg_type {
             MessageType::ServerState => Some(ExtensionKind::ServerState),
             MessageType::ConnectionNotice => Some(ExtensionKind::ConnectionNotice),
+            MessageType::ServiceState => Some(ExtensionKind::ServiceState),
             _ => None,
         }
     }
@@ -145,7 +150,7 @@ pub enum Message<'a> {
         /// TCP or UDP.
         protocol: Protocol,
     },
-    /// Types 0x10 / 0x11: an ipOS extension; the body's content is the
+    /// Types 0x10 / 0x11 / 0x12: an ipOS extension; the body's content is the
     /// node's to define.
     Extension {
         /// Addresses and ports, as the extension defines them.
@@ -1096,7 +1101,7 @@ mod tests {
     #[test]
     fn unknown_type() {
         for (mut bytes, _) in samples() {
-            for t in [0x00, 0x04, 0x0f, 0x12, 0xff] {
+            for t in [0x00, 0x04, 0x0f, 0x13, 0xff] {
                 bytes[26] = t;
                 assert_eq!(Frame::parse(&bytes, ET), Err(Error::UnknownType(t)));
             }

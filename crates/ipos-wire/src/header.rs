@@ -12,7 +12,8 @@
 //!   the service port;
 //! * type: [`MessageType`]: 0x01 connection, 0x02 data, 0x03 migration
 //!   acknowledgement (FIG. 11B), and the ipOS *extensions* 0x10 server-state
-//!   advertisement and 0x11 connection notice (ours, not in the seeds);
+//!   advertisement, 0x11 connection notice and 0x12 service state (ours, not
+//!   in the seeds);
 //! * protocol: [`Protocol`]: 0x01 TCP, 0x02 UDP;
 //! * checksum: see below.
 //!
@@ -24,7 +25,7 @@
 //! * for connection packets (type 0x01), the connection information: 6 bytes
 //!   for UDP (server IP, server port), 146 bytes for TCP (server IP, server
 //!   port, 140-byte TCB);
-//! * for extension types (0x10, 0x11), the extension body: every byte after the
+//! * for extension types (0x10, 0x11, 0x12), the extension body: every byte after the
 //!   header to the end of the frame (an odd-length body is padded with one zero
 //!   byte for the sum, as RFC 1071 says);
 //! * for data frames (0x02) and acknowledgements (0x03), nothing: the checksum
@@ -76,16 +77,19 @@ pub enum MessageType {
     /// 0x11, ipOS extension: connection notice (a migrated connection moved
     /// on, closed, or was kept by its source).
     ConnectionNotice,
+    /// 0x12, ipOS extension: service state (where a moving connection's
+    /// application stands, so that its target continues it mid-response).
+    ServiceState,
     /// Any other value.
     Unknown(u8),
 }
 
 impl MessageType {
-    /// True for the ipOS extension types (0x10, 0x11).
+    /// True for the ipOS extension types (0x10, 0x11, 0x12).
     pub const fn is_extension(self) -> bool {
         matches!(
             self,
-            MessageType::ServerState | MessageType::ConnectionNotice
+            MessageType::ServerState | MessageType::ConnectionNotice | MessageType::ServiceState
         )
     }
 }
@@ -98,6 +102,7 @@ impl From<u8> for MessageType {
             0x03 => MessageType::Ack,
             0x10 => MessageType::ServerState,
             0x11 => MessageType::ConnectionNotice,
+            0x12 => MessageType::ServiceState,
             other => MessageType::Unknown(other),
         }
     }
@@ -111,6 +116,7 @@ impl From<MessageType> for u8 {
             MessageType::Ack => 0x03,
             MessageType::ServerState => 0x10,
             MessageType::ConnectionNotice => 0x11,
+            MessageType::ServiceState => 0x12,
             MessageType::Unknown(other) => other,
         }
     }
@@ -514,7 +520,10 @@ mod tests {
         for v in 0..=255u8 {
             assert_eq!(u8::from(MessageType::from(v)), v);
             assert_eq!(u8::from(Protocol::from(v)), v);
-            assert_eq!(MessageType::from(v).is_extension(), v == 0x10 || v == 0x11);
+            assert_eq!(
+                MessageType::from(v).is_extension(),
+                (0x10..=0x12).contains(&v)
+            );
         }
     }
 }

@@ -27,6 +27,7 @@
 //! | 0x03 | migration acknowledgement | FIG. 11B |
 //! | 0x10 | server-state advertisement | ipOS extension (ours) |
 //! | 0x11 | connection notice: moved, closed, or kept (owner tells forwarder, source tells target) | ipOS extension (ours) |
+//! | 0x12 | service state: where a moving connection's application stands (source tells target, for a move mid-response) | ipOS extension (ours) |
 //!
 //! Protocol values: 0x01 TCP, 0x02 UDP.
 //!

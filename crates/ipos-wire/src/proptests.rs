@@ -92,11 +92,11 @@ fn owned() -> impl Strategy<Value = Owned> {
         (flow(), payload()).prop_map(|(f, d)| Owned::UdpData(f, udp_packet(&f, &d))),
         (flow(), any::<bool>())
             .prop_map(|(f, tcp)| Owned::Ack(f, if tcp { Protocol::Tcp } else { Protocol::Udp })),
-        (flow(), any::<bool>(), any::<u8>(), payload()).prop_map(|(f, closed, p, b)| {
-            let kind = if closed {
-                ExtensionKind::ConnectionNotice
-            } else {
-                ExtensionKind::ServerState
+        (flow(), 0u8..3, any::<u8>(), payload()).prop_map(|(f, k, p, b)| {
+            let kind = match k {
+                0 => ExtensionKind::ConnectionNotice,
+                1 => ExtensionKind::ServiceState,
+                _ => ExtensionKind::ServerState,
             };
             Owned::Ext(f, kind, Protocol::from(p), b)
         }),
@@ -113,6 +113,7 @@ fn shaped() -> impl Strategy<Value = Vec<u8>> {
             Just(3),
             Just(0x10),
             Just(0x11),
+            Just(0x12),
             any::<u8>()
         ],
         prop_oneof![Just(1u8), Just(2), any::<u8>()],
@@ -132,7 +133,7 @@ fn shaped() -> impl Strategy<Value = Vec<u8>> {
                 let covered = match (t, p) {
                     (1, 1) => 146,
                     (1, _) => 6,
-                    (0x10 | 0x11, _) => v.len() - 30,
+                    (0x10..=0x12, _) => v.len() - 30,
                     _ => 0,
                 }
                 .min(v.len() - 30);

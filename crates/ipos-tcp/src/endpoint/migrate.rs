@@ -18,7 +18,7 @@ use crate::tcb::*;
 
 impl Endpoint {
     /// Snapshot the connection state (no data). The node-owned fields (`link_addr`,
-    /// `next_hop`, `moves`) are zero.
+    /// `next_hop`, `moves`, `service_len`) are zero.
     /// The SACK scoreboard and loss-probe / reorder timer are not included (see [`crate::tcb`]
     /// and [`Endpoint::forget_sack`]).
     pub fn export(&self, now: Instant) -> Tcb {
@@ -78,6 +78,7 @@ impl Endpoint {
             link_addr: [0; 6],
             next_hop: [0; 4],
             moves: 0,
+            service_len: 0,
         }
     }
 

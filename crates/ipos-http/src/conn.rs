@@ -124,7 +124,7 @@ enum Resp {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Plan {
+pub(crate) struct Plan {
     resp: Resp,
     head_only: bool,
     close: bool,
@@ -166,7 +166,7 @@ impl Decision {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Phase {
+pub(crate) enum Phase {
     /// Accepting request-head bytes; a partial head is held in `buf`.
     Head(Scan),
     /// Reading a request body; its answer (`plan`) starts at the body's end.
@@ -201,19 +201,19 @@ struct Upload {
 /// upload, freed at its end).
 #[derive(Debug)]
 pub struct HttpConn {
-    phase: Phase,
+    pub(crate) phase: Phase,
     /// Partial head (Head) or response head + small body (Sending).
-    buf: Vec<u8>,
+    pub(crate) buf: Vec<u8>,
     /// Present while an `/upload` body is being read.
     upload: Option<Box<Upload>>,
     stats: HttpStats,
     /// Bytes of [`CONTINUE`] still to return from `poll_send`.
-    continue_left: u8,
+    pub(crate) continue_left: u8,
     /// Close after the current response.
-    close: bool,
-    peer_fin: bool,
+    pub(crate) close: bool,
+    pub(crate) peer_fin: bool,
     /// A request head of this connection has completed.
-    head_seen: bool,
+    pub(crate) head_seen: bool,
 }
 
 impl Default for HttpConn {

@@ -79,15 +79,26 @@
 //!           (slowloris) timer while it is FirstRequest or Partial, stop it
 //!           otherwise; Idle is the keep-alive wait between requests
 //! ```
+//!
+//! # Moving a connection
+//! [`HttpConn::progress`] gives a small record ([`Progress`], see [`progress`])
+//! of where a connection stands, between requests or in the middle of a
+//! response; [`HttpConn::resume`] on another node regenerates the bytes that
+//! were in flight from it and continues the stream byte for byte.
 #![forbid(unsafe_code)]
 
 mod body;
 mod conn;
 mod parse;
+pub mod progress;
 
 pub use body::MAX_CHUNK_LINE_BYTES;
 pub use conn::{HeadWait, HttpConn, HttpStats, Service, DEFAULT_MAX_HEAD_BYTES, MAX_BYTES_N};
 pub use parse::{peek_request, target_path, Headers, HttpError, RequestHead, Version};
+pub use progress::{
+    NotMovable, Progress, ProgressError, MAX_PROGRESS_HEAD_LEN, MAX_PROGRESS_LEN,
+    PROGRESS_HEADER_LEN, PROGRESS_VERSION,
+};
 
 /// Period of the `/bytes/N` body pattern.
 pub const PATTERN_PERIOD: u64 = 251;

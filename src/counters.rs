@@ -85,6 +85,7 @@ labelled_counters! {
         AuthOldEpoch => "auth_old_epoch", "ipOS frame from an earlier boot of its sender (a replay across a restart).";
         NoticeNotOwner => "notice_not_owner", "Connection notice from a node that is not the connection's current owner (forwarder) or source (target).";
         ConnNotOurService => "conn_not_our_service", "Connection packet for an address or port this farm does not serve (not the VIP or a service port).";
+        ServiceStateMalformed => "service_state_malformed", "A service-state record that does not parse, does not match its TCB (length, send bytes), or comes from another node than the move's source.";
         TunnelTooBig => "tunnel_too_big", "A client packet that would not fit in a data frame on the farm segment (farm MTU).";
     }
 }
@@ -121,6 +122,9 @@ labelled_counters! {
         MigrationAcksSent => "migration_acks_sent", "Migration acknowledgements sent.";
         MigrationAcksDuplicate => "migration_acks_duplicate", "Acknowledgements for migrations already done (ignored).";
         MigrationChunksSent => "migration_chunks_sent", "Carried request chunks sent.";
+        MovesMidResponse => "moves_mid_response", "Moves started in the middle of a response (or with response bytes unacknowledged): the service state travels and the target regenerates the send buffer.";
+        ServiceStatesSent => "service_states_sent", "Service-state records sent after a connection packet (first tries and retries).";
+        ServiceStatesDuplicate => "service_states_duplicate", "Service-state records for a move already imported here (a retry after a lost acknowledgement): ignored.";
         RehomeMoves => "rehome_moves", "Keep-alive connections moved at a later request, by a URL or cookie rule (also counted under decision_url or decision_cookie).";
         RehomeOverBudget => "rehome_over_budget", "Later requests a rule gave to another node, served here because their connection had made max_moves moves.";
         MigrationsRefused => "migrations_refused", "Migrations not started (forward table full, state not migratable).";

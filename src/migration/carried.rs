@@ -4,7 +4,8 @@
 //! client IPv4/TCP packets the source rebuilds ([`emit_request_segment`]),
 //! cut into [`CHUNK`]-byte pieces at fixed offsets from
 //! `rcv_nxt - rcv_data_len`, each in an ipOS data frame. The target keeps a
-//! [`Reassembly`] per incoming move until every piece is in.
+//! [`Reassembly`] per incoming move until every piece is in, and the
+//! service-state record too when the TCB announces one (`service_len`).
 
 use super::{CHUNK, MAX_CARRIED};
 use ipos_tcp::{fill_checksum, write_header, Tcb, TcpHeader, TcpOptions, ACK, PSH};
@@ -63,6 +64,8 @@ pub fn emit_request_segment(
 pub enum ChunkError {
     /// Not at a chunk boundary, or beyond the carried range, or wrong size.
     OutOfRange,
+    /// A service-state record of another length than the TCB announced.
+    ServiceLength,
 }
 
 /// A target's temporary state for an incoming migration: the TCB and the
@@ -81,6 +84,8 @@ pub struct Reassembly {
     data: Vec<u8>,
     have: u64,
     need: u64,
+    /// The service-state record (`tcb.service_len` bytes once it is in).
+    service: Vec<u8>,
 }
 
 impl Reassembly {
@@ -102,7 +107,23 @@ impl Reassembly {
             data: vec![0; len],
             have: 0,
             need,
+            service: Vec::new(),
         })
+    }
+
+    /// Takes the service-state record (a repeat replaces it).
+    pub fn add_service(&mut self, record: &[u8]) -> Result<(), ChunkError> {
+        if record.is_empty() || record.len() != usize::from(self.tcb.service_len) {
+            return Err(ChunkError::ServiceLength);
+        }
+        self.service.clear();
+        self.service.extend_from_slice(record);
+        Ok(())
+    }
+
+    /// The service-state record (empty when none was announced).
+    pub fn service(&self) -> &[u8] {
+        &self.service
     }
 
     /// Takes a carried chunk at sequence number `seq`.
@@ -120,9 +141,10 @@ impl Reassembly {
         Ok(())
     }
 
-    /// True when every carried byte is here.
+    /// True when every carried byte is here, and the service-state record
+    /// when the TCB announced one.
     pub fn is_complete(&self) -> bool {
-        self.have & self.need == self.need
+        self.have & self.need == self.need && self.service.len() == usize::from(self.tcb.service_len)
     }
 
     /// The carried bytes (valid once complete).
@@ -207,6 +229,15 @@ mod tests {
         assert_eq!(r.add(5000, &data[..CHUNK]), Ok(()));
         assert!(r.is_complete());
         assert_eq!(r.data(), &data[..]);
+        let mut t = tcb_with(5000, 0);
+        t.service_len = 3;
+        let mut r = Reassembly::new(t, EthernetAddress([2, 0, 0, 0, 0, 1]), Instant::ZERO).unwrap();
+        assert!(!r.is_complete(), "waits for the announced record");
+        assert_eq!(r.add_service(b"ab"), Err(ChunkError::ServiceLength));
+        assert!(!r.is_complete());
+        assert_eq!(r.add_service(b"abc"), Ok(()));
+        assert!(r.is_complete());
+        assert_eq!(r.service(), b"abc");
         assert!(Reassembly::new(
             tcb_with(0, (MAX_CARRIED + 1) as u32),
             EthernetAddress([2, 0, 0, 0, 0, 1]),

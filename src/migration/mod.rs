@@ -4,12 +4,14 @@
 //! |---|---|
 //! | [`source`] | the node that moves an endpoint away: the policy's decision, the connection packet and the carried bytes, the acknowledgement, the commit, the fall-back |
 //! | [`target`] | the node that receives it: reassembly of the carried bytes, import, acknowledgement, the wait for the commit |
+//! | [`live`] | moves of served connections on command (mid-response included) |
 //! | [`rehome`] | a keep-alive connection's later requests: the decision at each request boundary, and its bounds |
 //! | [`forwarder`] | the node that receives the client's packets for an endpoint that lives elsewhere: the forward entry, data frames, notices |
 //! | [`udp`] | the same roles for UDP flows |
 //! | [`retry`] | the one retry / back-off schedule every role uses |
 //! | [`carried`] | the bytes a move carries: rebuilt client segments and their reassembly (no I/O) |
 //! | [`notice`] | the connection notice extension (no I/O) |
+//! | [`service_state`] | the service-state extension: a moving application's progress (no I/O) |
 //! | [`clamp`] | the sane ranges an imported TCB is put into (no I/O) |
 //!
 //! The role files are `impl Node` blocks: each role reads and writes the
@@ -90,9 +92,11 @@
 pub mod carried;
 pub mod clamp;
 pub mod forwarder;
+pub mod live;
 pub mod notice;
 pub mod rehome;
 pub mod retry;
+pub mod service_state;
 pub mod source;
 pub mod target;
 pub mod udp;

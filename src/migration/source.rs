@@ -2,13 +2,15 @@
 //!
 //! Once a connection's request head is in, the policy says where it should
 //! live ([`Node::decide`]); if elsewhere, the source freezes the endpoint,
-//! exports its TCB into a connection packet, sends the unconsumed request
-//! bytes after it as rebuilt client segments, and holds the client packets
-//! that arrive meanwhile. On the target's acknowledgement it installs the
+//! exports its TCB into a connection packet, sends the service-state record
+//! after it when a response is in progress ([`super::service_state`]), then
+//! the unconsumed request bytes as rebuilt client segments, and holds the
+//! client packets that arrive meanwhile. On the target's acknowledgement it installs the
 //! forward entry, commits, and forwards what it held; after its retries, or
 //! when the forward entry cannot be installed, it keeps the connection and
 //! tells the target to drop its copy.
 
+use super::service_state::MAX_SERVICE_STATE_LEN;
 use super::{Retry, CHUNK, MAX_CARRIED, MAX_MOVES};
 use crate::counters::{DropReason, Event};
 use crate::node::{Node, Origin, PeerId, Phase, ServingCount};
@@ -16,7 +18,7 @@ use crate::port::{PacketBuf, Port};
 use crate::tables::{ForwardEntry, ForwardKey};
 use ipos_policy::{Reason, RequestInfo};
 use ipos_tcp::{State, Tcb};
-use ipos_wire::{Flow, DATA_HEADROOM, TCB_LEN};
+use ipos_wire::{ExtensionKind, Flow, Protocol, DATA_HEADROOM, TCB_LEN};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Packet};
 
@@ -28,6 +30,9 @@ pub(crate) struct Export<B> {
     pub retry: Retry,
     /// Client packets that arrived meanwhile, with the offset of their IPv4 header.
     pub held: Vec<(B, usize)>,
+    /// The service-state record sent after the connection packet (empty:
+    /// none; see [`super::service_state`]).
+    pub service: Vec<u8>,
 }
 
 impl<P: Port> Node<P> {
@@ -100,19 +105,37 @@ impl<P: Port> Node<P> {
         let (a, b) = conn.ep.unconsumed();
         let carried = a.len() + b.len();
         let (s1, s2) = conn.ep.unacked_and_unsent();
+        let in_flight = s1.len() + s2.len();
         if forward_full
             || conn.ep.state() != State::Established
             || conn.ep.peer_fin_received()
-            || !s1.is_empty()
-            || !s2.is_empty()
+            || conn.close_requested
             || carried > MAX_CARRIED
         {
             self.counters.inc(Event::MigrationsRefused);
             return false;
         }
+        // In the middle of a response: the application's progress travels,
+        // and the target regenerates the send buffer from it.
+        let mut service = Vec::new();
+        if in_flight > 0 || conn.app.has_pending_output() {
+            let Ok(p) = conn.app.progress(in_flight) else {
+                self.counters.inc(Event::MigrationsRefused);
+                return false;
+            };
+            service = vec![0u8; MAX_SERVICE_STATE_LEN];
+            let Some(n) = super::service_state::emit_http(&p, &mut service) else {
+                self.counters.inc(Event::MigrationsRefused);
+                return false;
+            };
+            service.truncate(n);
+            self.counters.inc(Event::MovesMidResponse);
+        }
         let mut tcb: Tcb = conn.ep.export(now);
         tcb.link_addr = conn.peer_mac.0;
         tcb.moves = conn.moves.saturating_add(1);
+        // At most MAX_SERVICE_STATE_LEN (1052) bytes.
+        tcb.service_len = service.len() as u16;
         let forwarder = match conn.origin {
             Origin::Imported { forwarder } => forwarder,
             Origin::Accepted => me,
@@ -123,6 +146,7 @@ impl<P: Port> Node<P> {
             tcb: tcb.to_bytes(),
             retry: Retry::new(now),
             held: Vec::with_capacity(hold),
+            service,
         };
         conn.set_phase(Phase::Exporting(Box::new(export)), &mut self.serving);
         self.counters.inc(Event::MigrationsStarted);
@@ -165,6 +189,30 @@ impl<P: Port> Node<P> {
         if !self.send_built(Event::MigrationsSent, |b, et| {
             ipos_wire::emit_tcp_connection(b, et, &macs, &flow, peer.ip, flow.dst_port, &tcb)
         }) {
+            return;
+        }
+        // The service state next (the target imports once it has it).
+        let mut record = [0u8; MAX_SERVICE_STATE_LEN];
+        let n = match self.conns.get(slot).map(|c| c.phase()) {
+            Some(Phase::Exporting(e)) => {
+                record[..e.service.len()].copy_from_slice(&e.service);
+                e.service.len()
+            }
+            _ => 0,
+        };
+        if n > 0
+            && !self.send_built(Event::ServiceStatesSent, |b, et| {
+                ipos_wire::emit_extension(
+                    b,
+                    et,
+                    &macs,
+                    &flow,
+                    ExtensionKind::ServiceState,
+                    Protocol::Tcp,
+                    &record[..n],
+                )
+            })
+        {
             return;
         }
         // The carried bytes, as rebuilt client segments in data frames.

@@ -1,7 +1,8 @@
 //! The target role: the node an endpoint moves to.
 //!
-//! A connection packet opens a [`Reassembly`] of the carried bytes (or
-//! imports at once when none are carried); once every byte is in, the
+//! A connection packet opens a [`Reassembly`] of the carried bytes and of
+//! the service-state record it announces (or imports at once when nothing
+//! else is to come); once every byte is in, the
 //! endpoint is imported (FIG. 12's *forward-connect* entry, fed by the
 //! forwarder named in the TCB) and acknowledged. It then waits, silent, for
 //! the source's commit, acknowledging again on the shared retry schedule; a
@@ -14,6 +15,7 @@ use crate::counters::{DropReason, Event};
 use crate::node::{Conn, Node, Origin, PeerId, Phase, Timer};
 use crate::port::{PacketBuf, Port};
 use crate::tables::ForwardKey;
+use ipos_http::HttpConn;
 use ipos_tcp::{Endpoint, State, Tcb};
 use ipos_wire::{Flow, Protocol, DATA_HEADROOM, TCB_LEN};
 use smoltcp::time::Instant;
@@ -137,9 +139,61 @@ impl<P: Port> Node<P> {
         }
     }
 
-    /// Imports an endpoint whose carried bytes are all in, and acknowledges it.
+    /// A service-state record from `src_mac`: the rest of an incoming move.
+    pub(crate) fn on_service_state(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        record: &[u8],
+        src_mac: EthernetAddress,
+    ) {
+        let Some(r) = self.pending.get_mut(&flow) else {
+            // Imported already, and the source sends again because our
+            // acknowledgement was lost: the connection packet says it again.
+            if self.conns.find(&flow).is_some_and(|slot| {
+                self.conns
+                    .get(slot)
+                    .is_some_and(|c| matches!(c.phase(), Phase::AwaitingCommit(_)))
+            }) {
+                return self.counters.inc(Event::ServiceStatesDuplicate);
+            }
+            return self.counters.drop(DropReason::IposUnexpected);
+        };
+        if r.source_mac != src_mac || r.add_service(record).is_err() {
+            return self.counters.drop(DropReason::ServiceStateMalformed);
+        }
+        if r.is_complete() {
+            let r = self.pending.remove(&flow).expect("present");
+            self.install(now, flow, r);
+        }
+    }
+
+    /// Imports an endpoint whose carried bytes (and service state) are all
+    /// in, and acknowledges it. With a service-state record, the application
+    /// is rebuilt from it and regenerates the send bytes.
     fn install(&mut self, now: Instant, flow: Flow, r: Reassembly) {
-        let ep = match Endpoint::import(&self.opts.tcp, &r.tcb, flow, &[], r.data(), now) {
+        let snd_len = r.tcb.snd_data_len as usize;
+        let app = if r.service().is_empty() {
+            None
+        } else {
+            let Ok(p) = super::service_state::parse_http(r.service()) else {
+                return self.counters.drop(DropReason::ServiceStateMalformed);
+            };
+            if p.in_flight() != snd_len || snd_len > self.opts.tcp.snd_buf {
+                return self.counters.drop(DropReason::ServiceStateMalformed);
+            }
+            // One scratch buffer per node, grown to the send buffer once.
+            if self.regen.len() < snd_len {
+                self.regen.resize(self.opts.tcp.snd_buf, 0);
+            }
+            match HttpConn::resume(&self.service, &p, &mut self.regen[..snd_len]) {
+                Ok(app) => Some(app),
+                Err(_) => return self.counters.drop(DropReason::ServiceStateMalformed),
+            }
+        };
+        // Send bytes come only from a service state.
+        let snd = if app.is_some() { &self.regen[..snd_len] } else { &[][..] };
+        let ep = match Endpoint::import(&self.opts.tcp, &r.tcb, flow, snd, r.data(), now) {
             Ok(ep) => ep,
             Err(_) => return self.counters.drop(DropReason::IposBadTcb),
         };
@@ -157,7 +211,10 @@ impl<P: Port> Node<P> {
         };
         let origin = Origin::Imported { forwarder };
         let peer_mac = EthernetAddress(r.tcb.link_addr);
-        let conn = Conn::new(ep, now, peer_mac, phase, origin, r.tcb.moves);
+        let mut conn = Conn::new(ep, now, peer_mac, phase, origin, r.tcb.moves);
+        if let Some(app) = app {
+            conn.app = app;
+        }
         match self.insert_conn(flow, conn) {
             Ok(slot) => {
                 self.counters.inc(Event::MigrationsReceived);

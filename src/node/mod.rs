@@ -103,6 +103,9 @@ pub struct Node<P: Port> {
     pub(crate) counters: Counters,
     /// A buffer allocated for a segment an endpoint did not fill, kept for the next.
     pub(crate) spare: Option<P::Buf>,
+    /// Where an import mid-response regenerates its send bytes (grown to the
+    /// send buffer's size at the first such import, then reused).
+    pub(crate) regen: Vec<u8>,
     pub(crate) ip_ident: u16,
     pub(crate) iss_secret: u64,
     /// The secret of this node's SYN cookies.
@@ -188,6 +191,7 @@ impl<P: Port> Node<P> {
             service,
             counters: Counters::default(),
             spare: None,
+            regen: Vec::new(),
             ip_ident: 1,
             iss_secret,
             cookies,

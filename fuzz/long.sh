@@ -27,7 +27,7 @@ cd "$root"
 
 millions="${1:-10}"
 shift || true
-all=(frame tcb tcp_segment http_request advert node reassembly endpoint)
+all=(frame tcb tcp_segment http_request advert node reassembly endpoint progress)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 runs=$(( millions * 1000000 ))

@@ -43,10 +43,11 @@ RUSTC_BOOTSTRAP=1 cargo "${toolchain[@]}" fuzz build >fuzz/corpus/build.log 2>&1
 }
 # The frame parser gets the full time; the node target (two whole nodes and a
 # client) half of it; the other targets (TCB, TCP segments, HTTP requests,
-# server-state adverts, reassembly, endpoint) a quarter of it each.
+# server-state adverts, reassembly, endpoint, HTTP progress records) a quarter
+# of it each.
 quarter=$(( secs / 4 > 3 ? secs / 4 : 3 ))
 half=$(( secs / 2 > 3 ? secs / 2 : 3 ))
-for target in frame tcb tcp_segment http_request advert node reassembly endpoint; do
+for target in frame tcb tcp_segment http_request advert node reassembly endpoint progress; do
     t=$quarter
     [ "$target" = frame ] && t=$secs
     [ "$target" = node ] && t=$half

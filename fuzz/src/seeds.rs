@@ -21,6 +21,7 @@ pub fn all() -> Vec<Seed> {
     v.extend(tcp_segment());
     v.extend(http_request());
     v.extend(advert());
+    v.extend(progress());
     v
 }
 
@@ -450,6 +451,44 @@ pub fn advert() -> Vec<Seed> {
     v
 }
 
+/// `progress`: records of HTTP connections before their first request,
+/// between requests, in the middle of a response head, of a pattern body, and
+/// of a closing 404, taken from real connections.
+pub fn progress() -> Vec<Seed> {
+    use ipos_http::{HttpConn, Service, MAX_PROGRESS_LEN};
+    let svc = Service::new("n1");
+    let mut v = Vec::new();
+    // (name, request, bytes pulled from poll_send, bytes in flight)
+    let cases: [(&str, &[u8], usize, usize); 5] = [
+        ("fresh", b"", 0, 0),
+        ("between_requests", b"GET /bytes/3 HTTP/1.1\r\n\r\n", 98, 0),
+        ("in_head", b"GET / HTTP/1.1\r\n\r\n", 40, 25),
+        (
+            "in_body",
+            b"GET /bytes/100000 HTTP/1.1\r\n\r\n",
+            30_000,
+            8_760,
+        ),
+        (
+            "closing_404",
+            b"GET /a/b HTTP/1.1\r\nConnection: close\r\n\r\n",
+            10,
+            10,
+        ),
+    ];
+    for (name, req, pull, in_flight) in cases {
+        let mut c = HttpConn::new();
+        assert_eq!(c.on_recv(&svc, req), req.len(), "{name}");
+        let mut out = vec![0u8; pull];
+        assert_eq!(c.poll_send(&svc, &mut out), pull, "{name}");
+        let p = c.progress(in_flight).expect("movable");
+        let mut b = [0u8; MAX_PROGRESS_LEN];
+        let n = p.emit(&mut b).expect("room");
+        v.push(seed("progress", name, b[..n].to_vec()));
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +506,9 @@ mod tests {
                 "node" => farm::run(&bytes),
                 "reassembly" => crate::stream::run_reassembly(&bytes),
                 "endpoint" => crate::stream::run_endpoint(&bytes),
+                "progress" => {
+                    ipos_http::Progress::parse(&bytes).expect("a valid record");
+                }
                 _ => {}
             }
         }

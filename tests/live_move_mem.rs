@@ -16,7 +16,7 @@ use support::*;
 
 use smoltcp::time::Duration;
 
-const BIG: usize = 600_000;
+const BIG: usize = 2_000_000;
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -35,7 +35,12 @@ fn flow(port: u16) -> Flow {
 /// Runs until the client connection `id` has received at least `n` bytes.
 fn until_received(f: &mut Farm, id: usize, n: usize) {
     let ok = f.run_until(secs(20), |f| f.client.conns[id].received.len() >= n);
-    assert!(ok, "only {} bytes; {}", f.client.conns[id].received.len(), f.summary());
+    assert!(
+        ok,
+        "only {} bytes; {}",
+        f.client.conns[id].received.len(),
+        f.summary()
+    );
 }
 
 fn assert_clean(f: &Farm, id: usize) {
@@ -50,21 +55,45 @@ fn assert_clean(f: &Farm, id: usize) {
     }
 }
 
-/// A download served by b moves to c after `at` bytes reached the client;
-/// returns the farm and the connection.
-fn move_at(seed: u64, port: u16, at: usize) -> (Farm, usize) {
+/// A download served by b moves to c once `at` bytes reached the client,
+/// with b's send buffer full (the client paused reading there). With
+/// `in_flight`, the client reads again first and the segments b sends in
+/// answer are held on the switch during the move and delivered after it:
+/// the move happens with bytes in flight. Returns the farm and connection.
+fn move_at(seed: u64, port: u16, at: usize, in_flight: bool) -> (Farm, usize) {
     let mut f = Farm::new(seed);
     f.warm_up();
     let id = f.request(port, &get(&format!("/b/bytes/{BIG}")));
-    until_received(&mut f, id, at.max(1));
-    let ok = f.run_until(secs(5), |f| {
-        f.node(B).serving_count() == 1 && f.node(B).connection_count() == 1
-    });
-    assert!(ok, "b does not serve it; {}", f.summary());
+    f.client.conns[id].read_limit = Some(at);
+    until_received(&mut f, id, at);
+    f.run_for(Duration::from_millis(20));
+    assert!(
+        f.node(B).serving_count() == 1,
+        "b does not serve it; {}",
+        f.summary()
+    );
+    if in_flight {
+        f.switch.set_hook(|port, frame| {
+            if port == B && ipos_type(frame).is_none() {
+                HookAction::Hold
+            } else {
+                HookAction::Deliver
+            }
+        });
+        f.client.conns[id].read_limit = None;
+        f.step();
+        f.step();
+    }
     let now = f.now;
     f.nodes[B]
         .move_connection(now, &flow(port), IPS[C])
         .unwrap_or_else(|e| panic!("move at {at}: {e}; {}", f.summary()));
+    if in_flight {
+        f.step();
+        f.switch.clear_hook();
+        assert!(f.switch.release_hooked() > 0, "nothing was in flight");
+    }
+    f.client.conns[id].read_limit = None;
     (f, id)
 }
 
@@ -74,27 +103,32 @@ fn move_at(seed: u64, port: u16, at: usize) -> (Farm, usize) {
 /// a, b, then c, and b's move was counted as one mid-response.
 #[test]
 fn a_download_moves_at_every_point_of_its_transfer() {
-    for (i, at) in [1usize, 1500, 20_000, 150_000, 400_000, BIG - 100_000]
-        .into_iter()
+    let points = [100usize, 1500, 20_000, 300_000, 1_000_000, BIG - 600_000];
+    for (i, (at, in_flight)) in points
+        .iter()
+        .flat_map(|&at| [(at, false), (at, true)])
         .enumerate()
     {
         let port = 43000 + i as u16;
-        let (mut f, id) = move_at(10 + i as u64, port, at);
+        let (mut f, id) = move_at(10 + i as u64, port, at, in_flight);
         let r = f.await_responses(id, 1, secs(30));
+        let what = format!("at {at} (in flight: {in_flight})");
         r[0].assert_bytes_from("b", BIG);
         assert_clean(&f, id);
         let runs = f.client.conns[id].mac_runs();
-        assert_eq!(runs, vec![MACS[A], MACS[B], MACS[C]], "at {at}: {runs:?} {}", f.summary());
-        assert_eq!(f.ev(B, Event::MovesMidResponse), 1, "at {at}");
-        assert_eq!(f.ev(B, Event::MigrationsAcked), 1, "at {at}");
-        assert_eq!(f.ev(C, Event::MigrationsReceived), 1, "at {at}");
-        assert_eq!(f.ev(A, Event::ForwardMoved), 1, "at {at}: {}", f.summary());
+        assert_eq!(runs.first(), Some(&MACS[A]), "{what}: {runs:?}");
+        assert_eq!(runs.last(), Some(&MACS[C]), "{what}: {runs:?}");
+        assert!(runs.contains(&MACS[B]), "{what}: {runs:?}");
+        assert_eq!(f.ev(B, Event::MovesMidResponse), 1, "{what}");
+        assert_eq!(f.ev(B, Event::MigrationsAcked), 1, "{what}");
+        assert_eq!(f.ev(C, Event::MigrationsReceived), 1, "{what}");
+        assert_eq!(f.ev(A, Event::ForwardMoved), 1, "{what}: {}", f.summary());
         // The connection goes on at c: a next request on it is c's.
         f.client.send(id, get("/bytes/3000").as_bytes());
         let r = f.await_responses(id, 2, secs(10));
         r[1].assert_bytes_from("c", 3000);
         f.close_and_drain(id, secs(10));
-        assert_eq!(f.node(A).forward_count(), 0, "at {at}: {}", f.summary());
+        assert_eq!(f.node(A).forward_count(), 0, "{what}: {}", f.summary());
         assert_clean(&f, id);
     }
 }
@@ -103,10 +137,12 @@ fn a_download_moves_at_every_point_of_its_transfer() {
 /// which stops forwarding it.
 #[test]
 fn a_download_moves_twice_and_comes_back_to_the_front() {
-    let (mut f, id) = move_at(20, 43100, 100_000);
+    let (mut f, id) = move_at(20, 43100, 100_000, false);
+    f.client.conns[id].read_limit = Some(300_000);
     until_received(&mut f, id, 300_000);
     let ok = f.run_until(secs(5), |f| f.node(C).serving_count() == 1);
     assert!(ok, "c does not serve it; {}", f.summary());
+    f.client.conns[id].read_limit = None;
     let now = f.now;
     f.nodes[C]
         .move_connection(now, &flow(43100), IPS[A])
@@ -127,7 +163,7 @@ fn a_download_moves_twice_and_comes_back_to_the_front() {
 /// at a different point each time: byte-exact, no RST, drained.
 #[test]
 fn moves_mid_response_under_five_percent_ipos_loss() {
-    let mut lost = 0;
+    let (mut lost, mut mid) = (0, 0);
     for seed in 0u64..20 {
         let mut f = Farm::new(500 + seed);
         f.warm_up();
@@ -144,19 +180,39 @@ fn moves_mid_response_under_five_percent_ipos_loss() {
         });
         let port = 43200 + seed as u16;
         let id = f.request(port, &get(&format!("/b/bytes/{BIG}")));
-        let at = 1000 + (seed as usize) * 25_000;
+        let at = 1000 + (seed as usize) * 80_000;
+        f.client.conns[id].read_limit = Some(at);
         until_received(&mut f, id, at);
         let ok = f.run_until(secs(10), |f| f.node(B).serving_count() == 1);
         assert!(ok, "seed {seed}: b does not serve it; {}", f.summary());
-        let now = f.now;
-        f.nodes[B]
-            .move_connection(now, &flow(port), IPS[C])
-            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        // Half the seeds move while the client reads again (bytes in flight).
+        if seed % 2 == 1 {
+            f.client.conns[id].read_limit = None;
+            f.step();
+        }
+        // As a draining node does: again at each step while it is not yet.
+        let mut tries = 0;
+        loop {
+            let now = f.now;
+            match f.nodes[B].move_connection(now, &flow(port), IPS[C]) {
+                Ok(()) => break,
+                Err(MoveError::NotYet) if tries < 10_000 => f.step(),
+                Err(e) => panic!("seed {seed}: {e}; {}", f.summary()),
+            }
+            tries += 1;
+        }
+        f.client.conns[id].read_limit = None;
         let r = f.await_responses(id, 1, secs(60));
         r[0].assert_bytes_from("b", BIG);
         assert!(!f.client.conns[id].rst_seen(), "seed {seed}: RST");
         assert_eq!(f.client.stats.rst_in, 0, "seed {seed}");
-        assert_eq!(f.ev(B, Event::MigrationsAcked), 1, "seed {seed}: {}", f.summary());
+        let ok = f.run_until(secs(10), |f| f.ev(B, Event::MigrationsAcked) == 1);
+        assert!(
+            ok,
+            "seed {seed}: the move did not complete; {}",
+            f.summary()
+        );
+        assert_eq!(f.ev(B, Event::MigrationsFallback), 0, "seed {seed}");
         f.client.close(id);
         let ok = f.run_until(secs(30), |f| {
             f.client.conns[id].ep.state() == ipos_tcp::State::Closed
@@ -167,9 +223,11 @@ fn moves_mid_response_under_five_percent_ipos_loss() {
             assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "seed {seed}");
         }
         lost += dropped.get();
+        mid += f.ev(B, Event::MovesMidResponse);
     }
-    eprintln!("ipOS frames lost over 20 seeds: {lost}");
+    eprintln!("ipOS frames lost over 20 seeds: {lost}; moves mid-response {mid} of 20");
     assert!(lost > 0);
+    assert!(mid >= 10, "only {mid} of the 20 moves were mid-response");
 }
 
 /// What `move_connection` refuses, each with its reason.
@@ -183,6 +241,7 @@ fn moves_that_cannot_be_made_are_refused() {
         Err(MoveError::NoConnection)
     );
     let id = f.request(43300, &get(&format!("/b/bytes/{BIG}")));
+    f.client.conns[id].read_limit = Some(10_000);
     until_received(&mut f, id, 10_000);
     let now = f.now;
     assert_eq!(
@@ -207,22 +266,42 @@ fn moves_that_cannot_be_made_are_refused() {
         f.nodes[B].move_connection(now, &flow(43301), IPS[C]),
         Err(MoveError::NotMovable)
     );
+    f.client.conns[id].read_limit = None;
     let r = f.await_responses(id, 1, secs(30));
     r[0].assert_bytes_from("b", BIG);
     assert_clean(&f, id);
 }
 
+/// Near the end, once the response is wholly produced, its last bytes are
+/// not regenerated: the move waits until the client has acknowledged them
+/// (`NotYet`), and then moves the connection as between requests.
 #[test]
-fn debug_move() {
-    let mut f = Farm::new(10);
+fn the_end_of_a_response_moves_once_acknowledged() {
+    let mut f = Farm::new(40);
     f.warm_up();
-    let id = f.request(43999, &get(&format!("/b/bytes/{BIG}")));
-    until_received(&mut f, id, 1);
-    eprintln!("received {}", f.client.conns[id].received.len());
-    eprintln!("before {}", f.summary());
+    let id = f.request(43400, &get(&format!("/b/bytes/{BIG}")));
+    // The client's buffer (256 KiB) and b's (256 KiB) hold the last 400 kB:
+    // all produced, the last of it unacknowledged.
+    f.client.conns[id].read_limit = Some(BIG - 400_000);
+    until_received(&mut f, id, BIG - 400_000);
+    f.run_for(Duration::from_millis(20));
     let now = f.now;
-    eprintln!("{:?}", f.nodes[B].move_connection(now, &flow(43999), IPS[C]));
-    eprintln!("after {}", f.summary());
-    f.step();
-    eprintln!("step {}", f.summary());
+    assert_eq!(
+        f.nodes[B].move_connection(now, &flow(43400), IPS[C]),
+        Err(MoveError::NotYet)
+    );
+    f.client.conns[id].read_limit = None;
+    let r = f.await_responses(id, 1, secs(30));
+    r[0].assert_bytes_from("b", BIG);
+    f.run_for(Duration::from_millis(50));
+    let now = f.now;
+    f.nodes[B]
+        .move_connection(now, &flow(43400), IPS[C])
+        .expect("between requests");
+    f.client.send(id, get("/bytes/5000").as_bytes());
+    let r = f.await_responses(id, 2, secs(10));
+    r[1].assert_bytes_from("c", 5000);
+    assert_eq!(f.ev(B, Event::MovesMidResponse), 0);
+    assert_clean(&f, id);
+    f.close_and_drain(id, secs(10));
 }

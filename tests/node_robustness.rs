@@ -574,6 +574,29 @@ fn crafted() -> Vec<(&'static str, Vec<Vec<u8>>, DropReason)> {
         vec![f],
         DropReason::IposBadTcb,
     );
+    // A move announcing a 30-byte service-state record, then one of 10.
+    let mut svc = ipos_tcp::Tcb::parse(&tcb(40028, 0)).unwrap();
+    svc.service_len = 30;
+    let svc = svc.to_bytes();
+    let open = ipos_frame(B_MAC, |b, et, m| {
+        ipos_wire::emit_tcp_connection(b, et, m, &flow(40028), A_IP, 80, &svc)
+    });
+    let record = ipos_frame(B_MAC, |b, et, m| {
+        ipos_wire::emit_extension(
+            b,
+            et,
+            m,
+            &flow(40028),
+            ExtensionKind::ServiceState,
+            Protocol::Tcp,
+            &[1u8; 10],
+        )
+    });
+    case(
+        "service-state record of another length than its TCB announced",
+        vec![open, record],
+        DropReason::ServiceStateMalformed,
+    );
     // A move carrying 100 bytes, then a chunk at the wrong offset.
     let open = ipos_frame(B_MAC, |b, et, m| {
         ipos_wire::emit_tcp_connection(b, et, m, &flow(40024), A_IP, 80, &tcb(40024, 100))

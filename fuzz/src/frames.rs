@@ -58,6 +58,8 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "ipos_advert",
     "ipos_tcp_data",
     "ipos_udp_data",
+    "ipos_tcp_connection_mid_response",
+    "ipos_service_state",
 ];
 
 /// The templates for each destination node (index 0: a, 1: b), one per
@@ -165,6 +167,44 @@ fn template_tcb(flow: Flow, request: &[u8]) -> ipos_tcp::Tcb {
         }
     }
     server.export(now)
+}
+
+/// The TCB of a connection 3000 bytes into its response to
+/// `GET /bytes/100000` (some of them sent, none acknowledged) and the
+/// service-state record that goes with it.
+fn mid_response(flow: Flow) -> (ipos_tcp::Tcb, Vec<u8>) {
+    let now = Instant::from_millis(0);
+    let cfg = Config::default();
+    let mut client = Endpoint::connect(&cfg, flow.reversed(), 0x1000_0000, now);
+    let mut buf = [0u8; 1600];
+    let n = client.poll_transmit(now, &mut buf).expect("SYN");
+    let mut server = Endpoint::accept(&cfg, flow, &buf[..n], 0x2000_0000, now).expect("accept");
+    while let Some(n) = server.poll_transmit(now, &mut buf) {
+        let _ = client.on_segment(now, &buf[..n]);
+    }
+    client.send_slice(b"GET /bytes/100000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    while let Some(n) = client.poll_transmit(now, &mut buf) {
+        let _ = server.on_segment(now, &buf[..n]);
+    }
+    let svc = ipos_http::Service::new("a");
+    let mut app = ipos_http::HttpConn::new();
+    let used = app.on_recv(&svc, server.recv_slice());
+    server.recv_consume(used);
+    let mut out = [0u8; 3000];
+    let made = app.poll_send(&svc, &mut out);
+    server.send_slice(&out[..made]);
+    // Two segments leave; the client's ACKs never come back.
+    for _ in 0..2 {
+        let _ = server.poll_transmit(now, &mut buf);
+    }
+    let (a, b) = server.unacked_and_unsent();
+    let p = app.progress(a.len() + b.len()).expect("mid-response");
+    let mut record = vec![0u8; ipos::migration::service_state::MAX_SERVICE_STATE_LEN];
+    let n = ipos::migration::service_state::emit_http(&p, &mut record).expect("room");
+    record.truncate(n);
+    let mut tcb = server.export(now);
+    tcb.service_len = n as u16;
+    (tcb, record)
 }
 
 fn build(dst: usize) -> Vec<Vec<u8>> {
@@ -341,6 +381,25 @@ fn build(dst: usize) -> Vec<Vec<u8>> {
         let n = ipos_wire::emit_data_header(&mut d, et, &macs).expect("room");
         v.push(d[..n].to_vec());
     }
+    // A move in the middle of a response: its TCB, then its service state.
+    let (mut mid, record) = mid_response(vip_flow);
+    mid.link_addr = CLIENT_MAC.0;
+    mid.next_hop = peer_ip.octets();
+    let n =
+        ipos_wire::emit_tcp_connection(&mut buf, et, &macs, &vip_flow, my_ip, 80, &mid.to_bytes())
+            .expect("room");
+    v.push(buf[..n].to_vec());
+    let n = ipos_wire::emit_extension(
+        &mut buf,
+        et,
+        &macs,
+        &vip_flow,
+        ExtensionKind::ServiceState,
+        Protocol::Tcp,
+        &record,
+    )
+    .expect("room");
+    v.push(buf[..n].to_vec());
     debug_assert_eq!(v.len(), TEMPLATE_NAMES.len());
     v
 }

@@ -144,7 +144,8 @@ impl Reassembly {
     /// True when every carried byte is here, and the service-state record
     /// when the TCB announced one.
     pub fn is_complete(&self) -> bool {
-        self.have & self.need == self.need && self.service.len() == usize::from(self.tcb.service_len)
+        self.have & self.need == self.need
+            && self.service.len() == usize::from(self.tcb.service_len)
     }
 
     /// The carried bytes (valid once complete).

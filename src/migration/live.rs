@@ -5,9 +5,15 @@
 //! The move is the usual one ([`super::source`]): the TCB, the service
 //! state when a response is in progress ([`super::service_state`]), and the
 //! unconsumed request bytes; the forwarder follows the move notice.
+//!
+//! A response is regenerated from its progress while it is being produced.
+//! Once it is wholly produced, the connection moves as between requests,
+//! when the client has acknowledged its last bytes ([`MoveError::NotYet`]
+//! until then).
 
 use crate::node::{Node, Phase};
 use crate::port::Port;
+use ipos_http::NotMovable;
 use ipos_wire::Flow;
 use smoltcp::time::Instant;
 use smoltcp::wire::Ipv4Address;
@@ -23,9 +29,13 @@ pub enum MoveError {
     NotServed,
     /// The target is not a farm node, is this node, or is down.
     BadTarget,
-    /// The connection cannot move now (see `migrations_refused`): it is not
-    /// to the VIP, not established, closing, reading an upload, or holds
-    /// more unread request bytes than a move carries.
+    /// Not yet: bytes of a response that is wholly produced are still
+    /// unacknowledged (they are not regenerated), or a `100 Continue` is
+    /// going out. Try again once the client has acknowledged them.
+    NotYet,
+    /// The connection cannot move (see `migrations_refused`): it is not to
+    /// the VIP, not established, closing, reading an upload, or holds more
+    /// unread request bytes than a move carries.
     NotMovable,
 }
 
@@ -35,6 +45,7 @@ impl fmt::Display for MoveError {
             MoveError::NoConnection => "no such connection here",
             MoveError::NotServed => "the connection is not served here now",
             MoveError::BadTarget => "the target is not a live farm node other than this one",
+            MoveError::NotYet => "not yet: the end of a response is unacknowledged",
             MoveError::NotMovable => "the connection cannot move now",
         })
     }
@@ -59,6 +70,16 @@ impl<P: Port> Node<P> {
         }
         if Some(flow.dst_addr) != self.id.farm_vip {
             return Err(MoveError::NotMovable);
+        }
+        let (unacked, unsent) = conn.ep.unacked_and_unsent();
+        match conn.app.progress(unacked.len() + unsent.len()) {
+            Err(
+                NotMovable::InFlightBetweenRequests
+                | NotMovable::PreviousUnacked
+                | NotMovable::ContinuePending,
+            ) => return Err(MoveError::NotYet),
+            Err(_) => return Err(MoveError::NotMovable),
+            Ok(_) => {}
         }
         let to = self.peers.by_ip(target).ok_or(MoveError::BadTarget)?;
         if to == self.peers.me() || self.peers.is_down(to) {

@@ -98,11 +98,32 @@ mod tests {
         assert_eq!(
             &b[2..28],
             &[
-                0x01, 0x02, 0x00, 0x01, // version, kind, flags
-                0x00, 0x00, 0x00, 0x04, // in_flight
-                0, 0, 0, 0, 0, 0, 0, 5, // body_len
-                0, 0, 0, 0, 0, 0, 0, 10, // produced
-                0x00, (b.len() - 28) as u8, // head_len
+                0x01,
+                0x02,
+                0x00,
+                0x01, // version, kind, flags
+                0x00,
+                0x00,
+                0x00,
+                0x04, // in_flight
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                5, // body_len
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                10, // produced
+                0x00,
+                (b.len() - 28) as u8, // head_len
             ]
         );
         assert!(b[28..].starts_with(b"HTTP/1.1 200 OK\r\n"));

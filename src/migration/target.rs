@@ -192,7 +192,11 @@ impl<P: Port> Node<P> {
             }
         };
         // Send bytes come only from a service state.
-        let snd = if app.is_some() { &self.regen[..snd_len] } else { &[][..] };
+        let snd = if app.is_some() {
+            &self.regen[..snd_len]
+        } else {
+            &[][..]
+        };
         let ep = match Endpoint::import(&self.opts.tcp, &r.tcb, flow, snd, r.data(), now) {
             Ok(ep) => ep,
             Err(_) => return self.counters.drop(DropReason::IposBadTcb),

@@ -102,9 +102,7 @@ impl<P: Port> Node<P> {
                         Some(n) => self.on_notice(now, flow, n, src_mac),
                         None => self.counters.drop(DropReason::NoticeMalformed),
                     },
-                    ExtensionKind::ServiceState => {
-                        self.on_service_state(now, flow, body, src_mac)
-                    }
+                    ExtensionKind::ServiceState => self.on_service_state(now, flow, body, src_mac),
                 }
             }
         }

@@ -141,6 +141,10 @@ pub struct ClientConn {
     /// Segments the endpoint refused.
     pub rejected: u64,
     pub close_requested: bool,
+    /// The client's application reads at most this many bytes in all
+    /// (None: everything); beyond it the receive window closes, as for a
+    /// paused or rate-limited download.
+    pub read_limit: Option<usize>,
 }
 
 impl ClientConn {
@@ -227,6 +231,7 @@ impl Client {
             segments_out: 0,
             rejected: 0,
             close_requested: false,
+            read_limit: None,
         });
         self.conns.len() - 1
     }
@@ -306,7 +311,11 @@ impl Client {
     fn service(&mut self, now: Instant, id: usize) {
         let c = &mut self.conns[id];
         loop {
+            let room = c
+                .read_limit
+                .map_or(usize::MAX, |l| l.saturating_sub(c.received.len()));
             let s = c.ep.recv_slice();
+            let s = &s[..s.len().min(room)];
             if s.is_empty() {
                 break;
             }

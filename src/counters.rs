@@ -86,6 +86,7 @@ labelled_counters! {
         NoticeNotOwner => "notice_not_owner", "Connection notice from a node that is not the connection's current owner (forwarder) or source (target).";
         ConnNotOurService => "conn_not_our_service", "Connection packet for an address or port this farm does not serve (not the VIP or a service port).";
         ServiceStateMalformed => "service_state_malformed", "A service-state record that does not parse, does not match its TCB (length, send bytes), or comes from another node than the move's source.";
+        Draining => "draining", "A connection packet (an incoming move) refused because this node is draining: its source keeps the connection.";
         TunnelTooBig => "tunnel_too_big", "A client packet that would not fit in a data frame on the farm segment (farm MTU).";
     }
 }
@@ -125,6 +126,9 @@ labelled_counters! {
         MovesMidResponse => "moves_mid_response", "Moves started in the middle of a response (or with response bytes unacknowledged): the service state travels and the target regenerates the send buffer.";
         ServiceStatesSent => "service_states_sent", "Service-state records sent after a connection packet (first tries and retries).";
         ServiceStatesDuplicate => "service_states_duplicate", "Service-state records for a move already imported here (a retry after a lost acknowledgement): ignored.";
+        DrainsStarted => "drains_started", "Drains started (SIGTERM): the node advertises no listening socket and moves what it serves.";
+        DrainMoves => "drain_moves", "Moves a draining node started (mid-response ones are counted under moves_mid_response too).";
+        DrainClosed => "drain_closed", "Connections a draining node finished in place after its deadline and closed with a FIN.";
         RehomeMoves => "rehome_moves", "Keep-alive connections moved at a later request, by a URL or cookie rule (also counted under decision_url or decision_cookie).";
         RehomeOverBudget => "rehome_over_budget", "Later requests a rule gave to another node, served here because their connection had made max_moves moves.";
         MigrationsRefused => "migrations_refused", "Migrations not started (forward table full, state not migratable).";

@@ -335,6 +335,8 @@ fn tcb(port: u16, carried: u32) -> [u8; ipos_wire::TCB_LEN] {
 /// budget or buffer pool) and are tested where that state is built
 /// (`tests/node_bounds.rs`, `tests/migration_mem.rs`, `tests/arp_mem.rs`).
 const NEED_STATE: &[DropReason] = &[
+    // A draining node: tests/drain_mem.rs.
+    DropReason::Draining,
     DropReason::TcpAfterClose,
     DropReason::TcpRejected,
     DropReason::TcpTableFull,

@@ -11,10 +11,11 @@ use ipos::config::FarmConfig;
 use ipos::node::Node;
 use ipos::port::dpdk::{self, DpdkPort, Mempool, PortConfig};
 use ipos::port::Port;
+use signal_hook::iterator::Signals;
 use smoltcp::time::{Duration, Instant};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const AFTER_HELP: &str = "\
@@ -28,8 +29,19 @@ On a real NIC: bind it to vfio-pci (dpdk-devbind.py -b vfio-pci 0000:01:00.0), r
 hugepages (dpdk-hugepages.py -p 2M --setup 2G), and give the EAL the cores and the
 device: iposd -l 2 -a 0000:01:00.0 -- --config farm.toml --node a
 
-Logging: RUST_LOG=debug|info|warn (default info). SIGINT/SIGTERM stop the node cleanly,
-print its counters and write the stats file a last time.";
+Logging: RUST_LOG=debug|info|warn (default info).
+
+Stopping: SIGTERM drains the node: it advertises that it listens on nothing (no node picks
+it any more), moves every connection it serves to the others, in the middle of a response
+too, and exits once it holds none. What has not moved after --drain-timeout is finished in
+place and closed with a FIN; at twice that, or at a second SIGTERM, or at SIGINT, the node
+stops at once. The front (the node that answers for the VIP) cannot drain: SIGTERM stops it
+at once, cutting its clients. Either way the node prints its counters and writes the stats
+file a last time.";
+
+/// How long a drained node keeps answering before it exits: several of a
+/// target's acknowledgement retries, should a commit have been lost.
+const DRAIN_LINGER: Duration = Duration::from_millis(1000);
 
 /// One ipos node: terminates TCP for the farm's service on a DPDK port.
 #[derive(Parser, Debug)]
@@ -63,6 +75,11 @@ struct Options {
     /// Write all counters to this file (`name value` lines) every second and at exit.
     #[arg(long, value_name = "FILE")]
     stats_file: Option<PathBuf>,
+    /// On SIGTERM, move connections away for this long, then finish the rest in place;
+    /// stop at twice this long whatever is left.
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    drain_timeout: u64,
 }
 
 fn main() {
@@ -152,11 +169,27 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     let port = DpdkPort::new(port_id, 0, spec.mac, &pool);
     let mut node = Node::new(port, id, nopts);
 
+    // SIGINT stops at once; SIGTERM drains, a second one stops at once.
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| format!("signal handler: {e}"))?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
+        .map_err(|e| format!("signal handler: {e}"))?;
+    let terms = Arc::new(AtomicUsize::new(0));
+    let mut signals =
+        Signals::new([signal_hook::consts::SIGTERM]).map_err(|e| format!("signal handler: {e}"))?;
+    {
+        let terms = Arc::clone(&terms);
+        std::thread::Builder::new()
+            .name("iposd-signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    terms.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .map_err(|e| format!("signal thread: {e}"))?;
     }
+    let drain_for = Duration::from_secs(opts.drain_timeout);
+    let mut drain_until: Option<Instant> = None;
+    let mut drained_at: Option<Instant> = None;
 
     let start = std::time::Instant::now();
     let clock = || Instant::from_micros(start.elapsed().as_micros() as i64);
@@ -169,6 +202,49 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     let backoff = std::time::Duration::from_micros(opts.idle_backoff_us);
     while !stop.load(Ordering::Relaxed) {
         let now = clock();
+        match (terms.load(Ordering::Relaxed), drain_until) {
+            (0, _) => {}
+            (1, None) => match node.start_drain(now, drain_for) {
+                Ok(()) => {
+                    drain_until = Some(now + drain_for * 2);
+                    log::info!(
+                        "node {} draining: moving its {} connections to the others \
+                         (finished in place after {} s; SIGTERM again to stop now)",
+                        spec.name,
+                        node.connection_count(),
+                        opts.drain_timeout
+                    );
+                }
+                Err(e) => {
+                    log::error!("node {} cannot drain: {e}; stopping now", spec.name);
+                    break;
+                }
+            },
+            (1, Some(until)) => {
+                // Once drained, a moment more to answer a target whose
+                // commit was lost (it acknowledges again) before leaving.
+                match drained_at {
+                    None if node.drained() => {
+                        drained_at = Some(now);
+                        log::info!("node {} drained: it holds no connection", spec.name);
+                    }
+                    Some(t) if now >= t + DRAIN_LINGER => break,
+                    _ => {}
+                }
+                if now >= until {
+                    log::warn!(
+                        "node {} stopping after its drain time with {} connections left",
+                        spec.name,
+                        node.connection_count()
+                    );
+                    break;
+                }
+            }
+            _ => {
+                log::warn!("node {}: second SIGTERM, stopping now", spec.name);
+                break;
+            }
+        }
         if node.poll(now) == 0 {
             idle = idle.saturating_add(1);
             if idle >= opts.idle_polls && !backoff.is_zero() {

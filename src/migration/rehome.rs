@@ -13,9 +13,9 @@
 //!
 //! Bounds:
 //! - **Hysteresis of one request.** The node a connection moved to for a
-//!   request serves that request without asking its own policy (its
-//!   application starts fresh, so the boundary check only applies from its
-//!   next request on). Two nodes whose rules disagree therefore cannot pass a
+//!   request serves that request without asking its own policy (the
+//!   connection arrives `placed`; the boundary check applies from its next
+//!   request on). Two nodes whose rules disagree therefore cannot pass a
 //!   request back and forth: each request moves a connection once at most.
 //! - **A move budget.** A connection makes at most `max_moves` moves in its
 //!   life ([`NodeOptions::max_moves`], `[policy] max_moves`); then it stays

@@ -4,9 +4,11 @@
 //! The TCB's `service_len` gives the record's length, so a target knows to
 //! wait for it; from it the target rebuilds the application and regenerates
 //! the TCB's `snd_data_len` send bytes (sent but unacknowledged, then
-//! unsent), instead of having them carried. A move with nothing in the send
-//! buffer and no response in progress sends no record (`service_len` 0): the
-//! target's application starts fresh. UDP flows never have one.
+//! unsent), instead of having them carried. Between requests the record says
+//! that the connection has served one (so the target allows it the idle
+//! time-out before its next request head, not the first head's time-out). A
+//! move at the first request sends no record (`service_len` 0): the target's
+//! application starts fresh. UDP flows never have one.
 //!
 //! Version 1, big-endian:
 //!

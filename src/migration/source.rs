@@ -16,6 +16,7 @@ use crate::counters::{DropReason, Event};
 use crate::node::{Node, Origin, PeerId, Phase, ServingCount};
 use crate::port::{PacketBuf, Port};
 use crate::tables::{ForwardEntry, ForwardKey};
+use ipos_http::HeadWait;
 use ipos_policy::{Reason, RequestInfo};
 use ipos_tcp::{State, Tcb};
 use ipos_wire::{ExtensionKind, Flow, Protocol, DATA_HEADROOM, TCB_LEN};
@@ -115,10 +116,14 @@ impl<P: Port> Node<P> {
             self.counters.inc(Event::MigrationsRefused);
             return false;
         }
-        // In the middle of a response: the application's progress travels,
-        // and the target regenerates the send buffer from it.
+        // Unless the application is fresh (no request yet, nothing read),
+        // its progress travels: in the middle of a response the target
+        // regenerates the send buffer from it; between requests it knows
+        // the connection has served one (so the time it allows for the next
+        // head is the idle time-out, not the first head's).
+        let mid_response = in_flight > 0 || conn.app.has_pending_output();
         let mut service = Vec::new();
-        if in_flight > 0 || conn.app.has_pending_output() {
+        if mid_response || conn.app.head_wait() != HeadWait::FirstRequest {
             let Ok(p) = conn.app.progress(in_flight) else {
                 self.counters.inc(Event::MigrationsRefused);
                 return false;
@@ -129,7 +134,9 @@ impl<P: Port> Node<P> {
                 return false;
             };
             service.truncate(n);
-            self.counters.inc(Event::MovesMidResponse);
+            if mid_response {
+                self.counters.inc(Event::MovesMidResponse);
+            }
         }
         let mut tcb: Tcb = conn.ep.export(now);
         tcb.link_addr = conn.peer_mac.0;

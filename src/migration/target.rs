@@ -42,6 +42,9 @@ impl<P: Port> Node<P> {
         if server_addr != self.id.ip {
             return self.counters.drop(DropReason::IposUnexpected);
         }
+        if self.is_draining() {
+            return self.counters.drop(DropReason::Draining);
+        }
         // Only connections to the farm's VIP on a port it serves ever move.
         if Some(flow.dst_addr) != self.id.farm_vip
             || !self.id.service_ports.contains(&flow.dst_port)
@@ -219,6 +222,8 @@ impl<P: Port> Node<P> {
         if let Some(app) = app {
             conn.app = app;
         }
+        // Moved at a later request: that request is served here.
+        conn.placed = later;
         match self.insert_conn(flow, conn) {
             Ok(slot) => {
                 self.counters.inc(Event::MigrationsReceived);

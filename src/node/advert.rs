@@ -83,8 +83,11 @@ impl<P: Port> Node<P> {
             if ports.is_empty() {
                 continue;
             }
-            for &port in ports {
-                let _ = a.push_listening(ListenEntry { port, pid });
+            // A draining node listens on nothing: no policy picks it.
+            if self.drain.is_none() {
+                for &port in ports {
+                    let _ = a.push_listening(ListenEntry { port, pid });
+                }
             }
             let _ = a.push_app(AppEntry {
                 pid,

@@ -25,6 +25,10 @@ pub(crate) struct Conn<B> {
     pub origin: Origin,
     /// How many times the endpoint has moved (carried in the TCB's move count).
     pub moves: u16,
+    /// Moved here at a later request: the request next in the receive
+    /// buffer is served here without asking the policy (see
+    /// `migration::rehome`); cleared once the application has been fed.
+    pub placed: bool,
     /// Since when the client owes a whole request head (None: it owes none).
     pub head_since: Option<Instant>,
     /// The connection's entry in the timer wheel: its deadline, and the
@@ -56,6 +60,7 @@ impl<B> Conn<B> {
             phase,
             origin,
             moves,
+            placed: false,
             head_since: Some(now),
             timer_at: None,
             timer_seq: 0,

@@ -36,6 +36,7 @@
 
 mod advert;
 mod conn;
+mod drain;
 mod host;
 mod ipos;
 mod options;
@@ -48,6 +49,7 @@ mod timers;
 mod tx;
 mod udp;
 
+pub use drain::{DrainError, DRAIN_BUDGET};
 pub use options::{NodeOptions, DEFAULT_MAX_MOVES, PEER_DOWN_ADVERTS};
 pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 
@@ -106,6 +108,8 @@ pub struct Node<P: Port> {
     /// Where an import mid-response regenerates its send bytes (grown to the
     /// send buffer's size at the first such import, then reused).
     pub(crate) regen: Vec<u8>,
+    /// The drain in progress, if any ([`Node::start_drain`]).
+    pub(crate) drain: Option<drain::DrainState>,
     pub(crate) ip_ident: u16,
     pub(crate) iss_secret: u64,
     /// The secret of this node's SYN cookies.
@@ -192,6 +196,7 @@ impl<P: Port> Node<P> {
             counters: Counters::default(),
             spare: None,
             regen: Vec::new(),
+            drain: None,
             ip_ident: 1,
             iss_secret,
             cookies,
@@ -347,6 +352,9 @@ impl<P: Port> Node<P> {
         self.rx = rx;
         self.adverts.record_poll(n > 0);
         self.run_timers(now);
+        if self.drain.is_some() {
+            self.drain_step(now);
+        }
         self.port.flush();
         n
     }

@@ -248,7 +248,8 @@ impl<P: Port> Node<P> {
         };
         if conn.phase().is_serving() {
             let flow = conn.ep.flow();
-            let gate = self.rehomes(&flow);
+            let placed = std::mem::take(&mut conn.placed);
+            let gate = !placed && self.rehomes(&flow);
             let conn = self.conns.get_mut(slot).expect("live slot");
             if pump(conn, &self.service, gate) {
                 match self.at_boundary(now, slot) {

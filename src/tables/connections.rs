@@ -79,6 +79,12 @@ impl<T> ConnectionTable<T> {
         self.slots.iter().filter_map(|s| s.as_ref().map(|(_, v)| v))
     }
 
+    /// Slots in the slab (free ones included): a walk over slot numbers
+    /// `0..slot_count()` visits every entry.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// The entry in `slot`.
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
         self.slots.get_mut(slot as usize)?.as_mut().map(|(_, v)| v)

@@ -186,6 +186,18 @@ impl Farm {
         );
     }
 
+    /// `scripts/farm drain NODE`: the node moves its connections away and
+    /// exits; returns the command's output (it fails for the front).
+    pub fn drain(&self, node: &str) -> Output {
+        run_bounded(
+            Command::new(root().join("scripts/farm"))
+                .args(["drain", node, "60"])
+                .env("IPOS_FARM_ID", &self.id)
+                .env("IPOS_KEEP_RUN", "1"),
+            Duration::from_secs(70),
+        )
+    }
+
     /// Node pids still alive.
     pub fn node_alive(&self, node: &str) -> bool {
         let pid = std::fs::read_to_string(self.run.join(format!("{node}.pid"))).unwrap_or_default();

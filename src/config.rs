@@ -24,6 +24,12 @@
 //! rehome = true               # a keep-alive connection moves again at a later
 //!                             # request a URL or cookie rule gives to another node
 //! max_moves = 16              # moves one connection may make in its life (1..=1000)
+//! rebalance = false           # a node far above the average load moves long-lived
+//!                             # connections to the least loaded (off by default;
+//!                             # any rebalance_* key turns it on)
+//! rebalance_factor = 1.5      # above this many times the farm's average connections
+//! rebalance_rate = 20         # moves per second at most
+//! rebalance_min_age = 5       # seconds a connection has been on the node
 //! cookie = "IPOSID"           # the cookie whose value names a node
 //! url = [ { prefix = "/b/", node = "b" } ]
 //!
@@ -119,6 +125,10 @@ struct RawPolicy {
     migration: Option<bool>,
     rehome: Option<bool>,
     max_moves: Option<u16>,
+    rebalance: Option<bool>,
+    rebalance_factor: Option<f64>,
+    rebalance_rate: Option<u32>,
+    rebalance_min_age: Option<u64>,
     cookie: Option<String>,
     #[serde(default)]
     url: Vec<RawUrlRule>,
@@ -234,7 +244,7 @@ impl Default for MtuSpec {
 }
 
 /// How the front chooses a connection's owner.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PolicySpec {
     /// Whether the front migrates connections at all.
     pub migration: bool,
@@ -243,6 +253,8 @@ pub struct PolicySpec {
     pub rehome: bool,
     /// Moves one connection may make in its life, at most.
     pub max_moves: u16,
+    /// Rebalancing of long-lived connections (None: off).
+    pub rebalance: Option<crate::node::Rebalance>,
     /// The cookie whose value names the node to use (`IPOSID=c`).
     pub cookie: String,
     /// URL prefix rules: prefix -> node name.
@@ -255,6 +267,7 @@ impl Default for PolicySpec {
             migration: true,
             rehome: true,
             max_moves: crate::node::DEFAULT_MAX_MOVES,
+            rebalance: None,
             cookie: "IPOSID".into(),
             url: Vec::new(),
         }
@@ -271,7 +284,7 @@ pub struct AuthSpec {
 }
 
 /// A parsed, validated farm configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FarmConfig {
     /// EtherType of ipOS frames.
     pub ethertype: u16,
@@ -510,6 +523,40 @@ impl FarmConfig {
                 }
                 policy.max_moves = m;
             }
+            let tuned = p.rebalance_factor.is_some()
+                || p.rebalance_rate.is_some()
+                || p.rebalance_min_age.is_some();
+            if p.rebalance == Some(true) || (tuned && p.rebalance.is_none()) {
+                let mut r = crate::node::Rebalance::default();
+                if let Some(f) = p.rebalance_factor {
+                    if !(f > 1.0 && f <= 100.0) {
+                        return Err(err(
+                            "policy.rebalance_factor".into(),
+                            format!("{f} is outside (1, 100]: a node rebalances above this many times the average"),
+                        ));
+                    }
+                    r.factor = f;
+                }
+                if let Some(n) = p.rebalance_rate {
+                    if !(1..=100_000).contains(&n) {
+                        return Err(err(
+                            "policy.rebalance_rate".into(),
+                            format!("{n} moves per second is outside 1..=100000"),
+                        ));
+                    }
+                    r.rate = n;
+                }
+                if let Some(a) = p.rebalance_min_age {
+                    if a > 86_400 {
+                        return Err(err(
+                            "policy.rebalance_min_age".into(),
+                            format!("{a} s is over a day"),
+                        ));
+                    }
+                    r.min_age = Duration::from_secs(a);
+                }
+                policy.rebalance = Some(r);
+            }
             if let Some(c) = p.cookie {
                 if c.is_empty()
                     || !c
@@ -668,6 +715,7 @@ impl FarmConfig {
         o.migration = self.policy.migration;
         o.rehome = self.policy.rehome;
         o.max_moves = self.policy.max_moves;
+        o.rebalance = self.policy.rebalance;
         o
     }
 }
@@ -783,6 +831,34 @@ url = [{ prefix = "/b/", node = "b" }]
         assert_eq!(e.field, "nodes");
         let e = parse(&format!("{GOOD}\n[tcp]\nsyn_backlog = 2000000\n")).unwrap_err();
         assert_eq!(e.field, "tcp.syn_backlog");
+    }
+
+    #[test]
+    fn live_move_options() {
+        let c = parse(GOOD).unwrap().node_options();
+        assert!(c.rehome);
+        assert_eq!(c.max_moves, crate::node::DEFAULT_MAX_MOVES);
+        assert_eq!(c.rebalance, None, "rebalancing is off by default");
+        let c = parse(&format!(
+            "{GOOD}rehome = false\nmax_moves = 3\nrebalance_rate = 7\n"
+        ))
+        .unwrap()
+        .node_options();
+        assert!(!c.rehome);
+        assert_eq!(c.max_moves, 3);
+        let r = c.rebalance.expect("a rebalance_* key turns it on");
+        assert_eq!((r.factor, r.rate), (1.5, 7));
+        let off = parse(&format!("{GOOD}rebalance = false\nrebalance_rate = 7\n")).unwrap();
+        assert_eq!(off.node_options().rebalance, None);
+        for (text, field) in [
+            ("max_moves = 0", "policy.max_moves"),
+            ("rebalance_factor = 1.0", "policy.rebalance_factor"),
+            ("rebalance_rate = 0", "policy.rebalance_rate"),
+            ("rebalance_min_age = 100000", "policy.rebalance_min_age"),
+        ] {
+            let e = parse(&format!("{GOOD}{text}\n")).unwrap_err();
+            assert_eq!(e.field, field, "{text}");
+        }
     }
 
     #[test]

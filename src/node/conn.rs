@@ -15,6 +15,8 @@ pub(crate) struct Conn<B> {
     pub app: HttpConn,
     /// Last segment from the client.
     pub last_active: Instant,
+    /// When the connection came to this node (accepted or imported).
+    pub born: Instant,
     /// Next-hop MAC towards the client.
     pub peer_mac: EthernetAddress,
     /// The application asked to close and the endpoint was told.
@@ -55,6 +57,7 @@ impl<B> Conn<B> {
             ep,
             app: HttpConn::new(),
             last_active: now,
+            born: now,
             peer_mac,
             close_requested: false,
             phase,

@@ -42,6 +42,7 @@ mod ipos;
 mod options;
 mod peers;
 mod rate;
+mod rebalance;
 mod rx;
 mod syn_flood;
 mod tcp;
@@ -50,8 +51,9 @@ mod tx;
 mod udp;
 
 pub use drain::{DrainError, DRAIN_BUDGET};
-pub use options::{NodeOptions, DEFAULT_MAX_MOVES, PEER_DOWN_ADVERTS};
+pub use options::{NodeOptions, Rebalance, DEFAULT_MAX_MOVES, PEER_DOWN_ADVERTS};
 pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
+pub use rebalance::MIN_EXCESS;
 
 pub(crate) use conn::{Conn, Origin, Phase, ServingCount};
 pub(crate) use rx::Via;
@@ -110,6 +112,8 @@ pub struct Node<P: Port> {
     pub(crate) regen: Vec<u8>,
     /// The drain in progress, if any ([`Node::start_drain`]).
     pub(crate) drain: Option<drain::DrainState>,
+    /// Rebalancing moves scheduled, and the walk's place.
+    pub(crate) rebalance: rebalance::RebalanceState,
     pub(crate) ip_ident: u16,
     pub(crate) iss_secret: u64,
     /// The secret of this node's SYN cookies.
@@ -130,6 +134,7 @@ impl<P: Port> Node<P> {
     /// A node on `port`. `id.peers` should contain the node itself (it is
     /// added when missing).
     pub fn new(port: P, id: NodeIdentity, mut opts: NodeOptions) -> Node<P> {
+        let rebalance_rate = opts.rebalance.map_or(0, |r| r.rate);
         let service = Service::new(&id.name);
         let iss_secret = {
             use std::hash::{BuildHasher, Hasher};
@@ -197,6 +202,7 @@ impl<P: Port> Node<P> {
             spare: None,
             regen: Vec::new(),
             drain: None,
+            rebalance: rebalance::RebalanceState::new(rebalance_rate),
             ip_ident: 1,
             iss_secret,
             cookies,
@@ -354,6 +360,8 @@ impl<P: Port> Node<P> {
         self.run_timers(now);
         if self.drain.is_some() {
             self.drain_step(now);
+        } else if self.opts.rebalance.is_some() {
+            self.rebalance_step(now);
         }
         self.port.flush();
         n

@@ -91,6 +91,30 @@ pub struct NodeOptions {
     /// Moves one connection may make in its life (every kind counted); then
     /// it stays where it is.
     pub max_moves: u16,
+    /// Rebalancing of long-lived connections (None: off, the default).
+    pub rebalance: Option<Rebalance>,
+}
+
+/// When a node far above the farm's average load moves connections away
+/// (see the node's `rebalance` module).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rebalance {
+    /// Above this many times the farm's average connection count (> 1).
+    pub factor: f64,
+    /// Moves per second at most.
+    pub rate: u32,
+    /// Only connections that have been on this node this long.
+    pub min_age: Duration,
+}
+
+impl Default for Rebalance {
+    fn default() -> Self {
+        Rebalance {
+            factor: 1.5,
+            rate: 20,
+            min_age: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Default of [`NodeOptions::max_moves`]: enough for a keep-alive
@@ -183,6 +207,7 @@ impl Default for NodeOptions {
             syn_backlog: 1024,
             rehome: true,
             max_moves: DEFAULT_MAX_MOVES,
+            rebalance: None,
         }
     }
 }

@@ -27,6 +27,17 @@ impl TokenBucket {
 
     /// Takes a token at `now`; false when none is left.
     pub fn take(&mut self, now: Instant) -> bool {
+        if !self.ready(now) {
+            return false;
+        }
+        if self.rate > 0 {
+            self.micro_tokens -= 1_000_000;
+        }
+        true
+    }
+
+    /// True when a token is there at `now` (none is taken).
+    pub fn ready(&mut self, now: Instant) -> bool {
         if self.rate == 0 {
             return true;
         }
@@ -35,12 +46,7 @@ impl TokenBucket {
             .min(u64::MAX / self.rate.max(1));
         self.last = now.max(self.last);
         self.micro_tokens = (self.micro_tokens + elapsed * self.rate).min(self.burst * 1_000_000);
-        if self.micro_tokens >= 1_000_000 {
-            self.micro_tokens -= 1_000_000;
-            true
-        } else {
-            false
-        }
+        self.micro_tokens >= 1_000_000
     }
 }
 

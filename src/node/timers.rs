@@ -100,6 +100,7 @@ impl<P: Port> Node<P> {
         if self.opts.advert_interval > Duration::ZERO && now >= self.timers.next_advert {
             self.timers.next_advert = now + self.opts.advert_interval;
             self.advertise(now);
+            self.plan_rebalance(now);
         }
     }
 

@@ -31,12 +31,17 @@
 //!    the connection packet: each holds a client IPv4/TCP packet rebuilt by S
 //!    (client -> VIP, `seq` = the byte's sequence number, ACK|PSH, valid
 //!    checksums), cut into [`CHUNK`]-byte pieces at fixed offsets from
-//!    `rcv_nxt - rcv_data_len`. Sent-but-unacknowledged data is never
-//!    carried: S migrates only established endpoints whose send buffer is
-//!    empty and whose peer has not closed its side (so the carried bytes end
-//!    exactly at `rcv_nxt`); any other keeps its connection.
+//!    `rcv_nxt - rcv_data_len`. S migrates only established endpoints
+//!    whose peer has not closed its side (so the carried bytes end exactly
+//!    at `rcv_nxt`); any other keeps its connection. Send data (sent but
+//!    unacknowledged, then unsent) is never carried either: when the send
+//!    buffer is not empty, or the application is past its first request, S
+//!    sends a **service-state record** (extension 0x12, [`service_state`])
+//!    right after the connection packet, announced by the TCB's
+//!    `service_len`, from which T rebuilds the application and regenerates
+//!    the TCB's `snd_data_len` send bytes, byte for byte.
 //! 3. T keeps a [`Reassembly`] per connection until all `rcv_data_len` bytes
-//!    are there, then imports the endpoint (*forward-connect* entry: owned
+//!    (and the announced service state) are there, then imports the endpoint (*forward-connect* entry: owned
 //!    here, fed by F) and answers with a **migration acknowledgement** (0x03).
 //!    It does not send the client a single segment yet.
 //! 4. On the acknowledgement S installs a **forward** entry (client IP and
@@ -82,7 +87,11 @@
 //!    source before its commit (by T); a connection packet only for the
 //!    farm's VIP and a service port; an imported TCB has its tunables
 //!    clamped into T's ranges ([`clamp`]).
-//! 9. End: when T's endpoint closes, T sends F a connection notice with owner
+//! 10. Later moves: a connection may move again at a later request
+//!    ([`rehome`]) or in the middle of a response ([`live`]: drains,
+//!    rebalancing, by hand); each is the same exchange, the forwarder
+//!    following the move notice, within the connection's move budget.
+//! 11. End: when T's endpoint closes, T sends F a connection notice with owner
 //!    0.0.0.0:0 and F removes its forward entry; both remember the flow for a
 //!    while to drop its late duplicates quietly. A forward entry's idle
 //!    time-out outlives the endpoint's (every client packet refreshes both).

@@ -20,6 +20,8 @@
 //! | `node/forward_data_1514B` | the same with full-size client segments (1460 bytes of payload) |
 //! | `node/drop_ipos_bad_checksum_1530B` | 32 ipOS TCP data frames whose ipOS checksum is wrong: parsed and dropped |
 //! | `node/drop_ipv4_bad_checksum_60B` | 32 IPv4 frames whose header checksum is wrong: dropped before dispatch |
+//! | `handoff/move_between_requests` | one live move (`Node::move_connection`) of a keep-alive connection between requests, b to c and back, timed from the call to the target's commit, the three nodes polled meanwhile: the farm's CPU per handoff |
+//! | `handoff/move_mid_response_256KiB` | the same in the middle of a download whose client stopped reading: the service state travels and the target regenerates a full 256 KiB send buffer |
 //! | `memport/reflect_60B` | no node: the same 32 frames through a bare `MemPort` (rx burst, send, flush): the in-memory port's own share of every figure above |
 //!
 //! The `MemPort` is not free (a 2 KiB heap buffer per frame and a copy per
@@ -288,6 +290,8 @@ struct Client {
     received: Vec<u8>,
     buf: Vec<u8>,
     unsent: Vec<u8>,
+    /// Reads nothing (its window closes), as a paused download.
+    paused: bool,
 }
 
 impl Client {
@@ -305,7 +309,7 @@ impl Client {
             }
             let _ = self.ep.on_segment(now, ip.payload());
         }
-        loop {
+        while !self.paused {
             let s = self.ep.recv_slice();
             if s.is_empty() {
                 break;
@@ -332,9 +336,11 @@ impl Client {
 
 /// Three nodes and a client on one switch; the client's connection asks for
 /// `/b/bytes/1000`, which the URL map sends to b: a real migration in
-/// virtual time, after which a holds the forward entry. Returns the nodes,
-/// the client and the virtual time reached.
-fn migrated_farm(auth: Option<ipos::auth::AuthConfig>) -> (Vec<Node<MemPort>>, Client, Instant) {
+/// virtual time, after which a holds the forward entry. Returns the switch,
+/// the nodes, the client and the virtual time reached.
+fn migrated_farm(
+    auth: Option<ipos::auth::AuthConfig>,
+) -> (MemSwitch, Vec<Node<MemPort>>, Client, Instant) {
     let switch = MemSwitch::new(7);
     let policy = PolicyConfig {
         url_rules: vec![("/b/".into(), IPS[1]), ("/c/".into(), IPS[2])],
@@ -370,6 +376,7 @@ fn migrated_farm(auth: Option<ipos::auth::AuthConfig>) -> (Vec<Node<MemPort>>, C
         received: Vec::new(),
         buf: vec![0; 2048],
         unsent: Vec::new(),
+        paused: false,
     };
     let step = |nodes: &mut Vec<Node<MemPort>>, client: &mut Client, now: Instant| {
         for _ in 0..64 {
@@ -420,7 +427,7 @@ fn migrated_farm(auth: Option<ipos::auth::AuthConfig>) -> (Vec<Node<MemPort>>, C
     assert_eq!(nodes[A].connection_count(), 0);
     assert_eq!(nodes[B].connection_count(), 1);
     assert_eq!(nodes[A].counters().get(Event::MigrationsAcked), 1);
-    (nodes, client, now)
+    (switch, nodes, client, now)
 }
 
 /// The forward path with the farm's three frame settings: no key, every
@@ -448,7 +455,7 @@ fn bench_forward(c: &mut Criterion) {
     let mut g = c.benchmark_group("node");
     g.throughput(Throughput::Elements(BURST as u64));
     for (suffix, auth) in settings {
-        let (mut nodes, client, now) = migrated_farm(auth);
+        let (_switch, mut nodes, client, now) = migrated_farm(auth);
         let clock = Clock::new(now);
         let before = nodes[A].counters().get(Event::PacketsForwarded);
         let acks: Vec<Vec<u8>> = (0..BURST)
@@ -465,8 +472,11 @@ fn bench_forward(c: &mut Criterion) {
         let (na, rest) = nodes.split_at_mut(1);
         let node_a = &mut na[0];
         let sinks = [rest[0].port(), rest[1].port(), &client.port];
+        // Checked below only when a filter on the command line let it run.
+        let ran = std::cell::Cell::new(false);
         for (name, frames) in [("forward_ack_54B", &acks), ("forward_data_1462B", &data)] {
             g.bench_function(format!("{name}{suffix}"), |b| {
+                ran.set(true);
                 b.iter_custom(|iters| {
                     (0..iters)
                         .map(|_| timed_poll(node_a, &clock, frames, &sinks, Some((0, BURST))))
@@ -475,10 +485,117 @@ fn bench_forward(c: &mut Criterion) {
             });
         }
         let cs = node_a.counters();
-        assert!(cs.get(Event::PacketsForwarded) > before);
+        assert!(!ran.get() || cs.get(Event::PacketsForwarded) > before);
         assert_eq!(node_a.forward_count(), 1, "the forward entry stayed");
         assert_eq!(cs.dropped(DropReason::TcpBadChecksum), 0);
         assert_eq!(cs.dropped(DropReason::TunnelTooBig), 0);
+    }
+    g.finish();
+}
+
+/// Polls every node until the switch is quiet (bounded).
+fn settle(switch: &MemSwitch, nodes: &mut [Node<MemPort>], now: Instant) {
+    for _ in 0..64 {
+        for n in nodes.iter_mut() {
+            n.poll(now);
+        }
+        if switch.pending() == 0 {
+            break;
+        }
+    }
+}
+
+/// One live move of the connection from `from` to `to`, timed from
+/// `move_connection` to the target's commit (every node polled until then);
+/// the client is not polled meanwhile.
+fn timed_move(
+    switch: &MemSwitch,
+    nodes: &mut [Node<MemPort>],
+    clock: &Clock,
+    from: usize,
+    to: usize,
+) -> std::time::Duration {
+    let flow = ipos_wire::Flow {
+        src_addr: CLIENT_IP,
+        src_port: CLIENT_PORT,
+        dst_addr: VIP,
+        dst_port: SERVICE_PORT,
+    };
+    let committed = nodes[to].counters().get(Event::MigrationsCommitted);
+    let now = clock.now();
+    let t = std::time::Instant::now();
+    nodes[from]
+        .move_connection(now, &flow, IPS[to])
+        .unwrap_or_else(|e| {
+            panic!(
+                "move {from} -> {to}: {e}: {}",
+                nodes[from].counters().summary()
+            )
+        });
+    for _ in 0..64 {
+        for n in nodes.iter_mut() {
+            n.poll(now);
+        }
+        if nodes[to].counters().get(Event::MigrationsCommitted) > committed {
+            break;
+        }
+    }
+    let dt = t.elapsed();
+    assert!(
+        nodes[to].counters().get(Event::MigrationsCommitted) > committed,
+        "the move did not complete"
+    );
+    settle(switch, nodes, now);
+    dt
+}
+
+/// The handoff: a move between requests, and one in the middle of a
+/// download whose client has stopped reading (a full 256 KiB send buffer to
+/// regenerate), back and forth between b and c.
+fn bench_handoff(c: &mut Criterion) {
+    let mut g = c.benchmark_group("handoff");
+    for mid in [false, true] {
+        let (switch, mut nodes, mut client, mut now) = migrated_farm(None);
+        if mid {
+            client.paused = true;
+            client.unsent = b"GET /bytes/100000000000 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        }
+        // 400 ms of virtual time: the client's delayed ACKs go out, and a
+        // paused download fills b's send buffer.
+        for _ in 0..2000 {
+            client.poll(now);
+            settle(&switch, &mut nodes, now);
+            now += Duration::from_micros(200);
+        }
+        let clock = Clock::new(now);
+        let before = nodes[B].counters().get(Event::MovesMidResponse);
+        let name = if mid {
+            "move_mid_response_256KiB"
+        } else {
+            "move_between_requests"
+        };
+        let mut at = B;
+        let ran = std::cell::Cell::new(false);
+        g.bench_function(name, |b| {
+            ran.set(true);
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let to = if at == B { 2 } else { B };
+                        let dt = timed_move(&switch, &mut nodes, &clock, at, to);
+                        at = to;
+                        let _ = client.port.take_all();
+                        dt
+                    })
+                    .sum()
+            })
+        });
+        let mids = nodes[B].counters().get(Event::MovesMidResponse) - before;
+        assert!(
+            !ran.get() || (mids > 0) == mid,
+            "{name}: {mids} moves mid-response at b"
+        );
+        assert_eq!(nodes[B].counters().get(Event::MigrationsFallback), 0);
     }
     g.finish();
 }
@@ -494,6 +611,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_single_node, bench_forward
+    targets = bench_single_node, bench_forward, bench_handoff
 }
 criterion_main!(benches);

@@ -88,13 +88,13 @@
 //!    farm's VIP and a service port; an imported TCB has its tunables
 //!    clamped into T's ranges ([`clamp`]).
 //! 10. Later moves: a connection may move again at a later request
-//!    ([`rehome`]) or in the middle of a response ([`live`]: drains,
-//!    rebalancing, by hand); each is the same exchange, the forwarder
-//!    following the move notice, within the connection's move budget.
+//!     ([`rehome`]) or in the middle of a response ([`live`]: drains,
+//!     rebalancing, by hand); each is the same exchange, the forwarder
+//!     following the move notice, within the connection's move budget.
 //! 11. End: when T's endpoint closes, T sends F a connection notice with owner
-//!    0.0.0.0:0 and F removes its forward entry; both remember the flow for a
-//!    while to drop its late duplicates quietly. A forward entry's idle
-//!    time-out outlives the endpoint's (every client packet refreshes both).
+//!     0.0.0.0:0 and F removes its forward entry; both remember the flow for a
+//!     while to drop its late duplicates quietly. A forward entry's idle
+//!     time-out outlives the endpoint's (every client packet refreshes both).
 //!
 //! The connection notice's format is in [`notice`].
 

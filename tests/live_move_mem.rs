@@ -10,8 +10,6 @@ use ipos::counters::{DropReason, Event};
 use ipos::migration::live::MoveError;
 use ipos::port::mem::HookAction;
 use ipos_wire::Flow;
-use std::cell::Cell;
-use std::rc::Rc;
 use support::*;
 
 use smoltcp::time::Duration;
@@ -167,17 +165,7 @@ fn moves_mid_response_under_five_percent_ipos_loss() {
     for seed in 0u64..20 {
         let mut f = Farm::new(500 + seed);
         f.warm_up();
-        let dropped = Rc::new(Cell::new(0u32));
-        let d = dropped.clone();
-        let mut rng = Rng::new(seed);
-        f.switch.set_hook(move |_, frame| {
-            if ipos_type(frame).is_some() && rng.next_u64() % 100 < 5 {
-                d.set(d.get() + 1);
-                HookAction::Drop
-            } else {
-                HookAction::Deliver
-            }
-        });
+        let dropped = lose_ipos(&f, seed, 5);
         let port = 43200 + seed as u16;
         let id = f.request(port, &get(&format!("/b/bytes/{BIG}")));
         let at = 1000 + (seed as usize) * 80_000;

@@ -9,9 +9,6 @@
 mod support;
 
 use ipos::counters::{DropReason, Event};
-use ipos::port::mem::HookAction;
-use std::cell::Cell;
-use std::rc::Rc;
 use support::*;
 
 use smoltcp::time::Duration;
@@ -224,17 +221,7 @@ fn re_homing_under_ipos_loss() {
     for seed in 300u64..320 {
         let mut f = Farm::new(seed);
         f.warm_up();
-        let dropped = Rc::new(Cell::new(0u32));
-        let d = dropped.clone();
-        let mut rng = Rng::new(seed);
-        f.switch.set_hook(move |_, frame| {
-            if ipos_type(frame).is_some() && rng.next_u64() % 100 < 5 {
-                d.set(d.get() + 1);
-                HookAction::Drop
-            } else {
-                HookAction::Deliver
-            }
-        });
+        let dropped = lose_ipos(&f, seed, 5);
         let paths: Vec<String> = [
             "/b/bytes/30000",
             "/c/bytes/40000",

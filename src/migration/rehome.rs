@@ -26,11 +26,10 @@
 //!
 //! [`NodeOptions::max_moves`]: crate::node::NodeOptions::max_moves
 
-use super::source::spread_key;
 use crate::counters::Event;
 use crate::node::{Node, PeerId};
 use crate::port::Port;
-use ipos_policy::{Reason, RequestInfo};
+use ipos_policy::Reason;
 use ipos_wire::Flow;
 use smoltcp::time::Instant;
 
@@ -75,14 +74,11 @@ impl<P: Port> Node<P> {
             Err(_) => return Boundary::Serve,
         };
         let flow = conn.ep.flow();
-        let info = RequestInfo {
-            path: head.path().unwrap_or("/"),
-            cookie_value: head.cookie(self.view.cookie_name()),
-            service_port: flow.dst_port,
-            local_ip: self.id.ip,
-            spread_key: spread_key(flow.src_addr, flow.src_port),
+        let path = head.path().unwrap_or("/");
+        let d = self.ask_policy(now, &flow, path, head.cookie(self.view.cookie_name()));
+        let Some(conn) = self.conns.get(slot) else {
+            return Boundary::Serve;
         };
-        let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
         if d.target == self.id.ip || !matches!(d.reason, Reason::Url | Reason::Cookie) {
             return Boundary::Serve;
         }

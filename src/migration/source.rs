@@ -17,7 +17,7 @@ use crate::node::{Node, Origin, PeerId, Phase, ServingCount};
 use crate::port::{PacketBuf, Port};
 use crate::tables::{ForwardEntry, ForwardKey};
 use ipos_http::HeadWait;
-use ipos_policy::{Reason, RequestInfo};
+use ipos_policy::{Decision, Reason, RequestInfo};
 use ipos_tcp::{State, Tcb};
 use ipos_wire::{ExtensionKind, Flow, Protocol, DATA_HEADROOM, TCB_LEN};
 use smoltcp::time::Instant;
@@ -41,39 +41,37 @@ impl<P: Port> Node<P> {
     /// live. Returns the target when it is not here; the connection is
     /// `Serving` unless its head is still incomplete.
     pub(crate) fn decide(&mut self, now: Instant, slot: u32) -> Option<PeerId> {
+        let conn = self.conns.get(slot)?;
+        let budget = MAX_MOVES.min(self.opts.max_moves);
+        // The policy's answer, or why there is none (read-only: the head
+        // borrows the receive buffer).
+        let asked = match ipos_http::peek_request(conn.ep.recv_slice()) {
+            // Wait for the rest of the head, unless it can never come.
+            Ok(None) => Err(conn.ep.recv_available() >= self.service.max_head_bytes()
+                || conn.ep.peer_fin_received()),
+            Err(_) => Err(true),
+            // Enough: policies that disagree must not bounce a connection forever.
+            Ok(Some(_)) if conn.moves >= budget => {
+                self.counters.inc(Event::DecisionLocal);
+                Err(true)
+            }
+            Ok(Some(head)) => {
+                let flow = conn.ep.flow();
+                let cookie = head.cookie(self.view.cookie_name());
+                Ok(self.ask_policy(now, &flow, head.path().unwrap_or("/"), cookie))
+            }
+        };
         let conn = self.conns.get_mut(slot)?;
-        let head = match ipos_http::peek_request(conn.ep.recv_slice()) {
-            Ok(Some(h)) => h,
-            Ok(None) => {
-                // Wait for the rest of the head, unless it can never come.
-                if conn.ep.recv_available() >= self.service.max_head_bytes()
-                    || conn.ep.peer_fin_received()
-                {
+        let d = match asked {
+            Ok(d) => d,
+            Err(settle) => {
+                if settle {
                     conn.settle(&mut self.serving);
                 }
                 return None;
             }
-            Err(_) => {
-                conn.settle(&mut self.serving);
-                return None;
-            }
         };
-        if conn.moves >= MAX_MOVES.min(self.opts.max_moves) {
-            // Enough: policies that disagree must not bounce a connection forever.
-            conn.settle(&mut self.serving);
-            self.counters.inc(Event::DecisionLocal);
-            return None;
-        }
-        let flow = conn.ep.flow();
         let imported = conn.origin.is_imported();
-        let info = RequestInfo {
-            path: head.path().unwrap_or("/"),
-            cookie_value: head.cookie(self.view.cookie_name()),
-            service_port: flow.dst_port,
-            local_ip: self.id.ip,
-            spread_key: spread_key(flow.src_addr, flow.src_port),
-        };
-        let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
         // Served here from now on, unless the move below starts.
         conn.settle(&mut self.serving);
         // A target moves a connection on only for an explicit rule (URL or
@@ -377,6 +375,28 @@ impl<P: Port> Node<P> {
             }
         }
         self.service(now, slot);
+    }
+}
+
+impl<P: Port> Node<P> {
+    /// The policy's owner for a request on `flow` (client -> VIP) with
+    /// `path` and affinity `cookie`; a path of `/` and no cookie is the
+    /// choice by load alone.
+    pub(crate) fn ask_policy(
+        &self,
+        now: Instant,
+        flow: &Flow,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> Decision {
+        let info = RequestInfo {
+            path,
+            cookie_value: cookie,
+            service_port: flow.dst_port,
+            local_ip: self.id.ip,
+            spread_key: spread_key(flow.src_addr, flow.src_port),
+        };
+        ipos_policy::choose(&self.view, &info, now.total_millis() as u64)
     }
 }
 

@@ -28,10 +28,8 @@
 use super::{Node, Phase};
 use crate::counters::Event;
 use crate::migration::live::MoveError;
-use crate::migration::source::spread_key;
 use crate::port::Port;
 use ipos_http::HeadWait;
-use ipos_policy::RequestInfo;
 use ipos_tcp::State;
 use smoltcp::time::{Duration, Instant};
 use std::fmt;
@@ -140,14 +138,7 @@ impl<P: Port> Node<P> {
         }
         // The policy's choice by load (this node advertises no socket now,
         // so it is never chosen).
-        let info = RequestInfo {
-            path: "/",
-            cookie_value: None,
-            service_port: flow.dst_port,
-            local_ip: self.id.ip,
-            spread_key: spread_key(flow.src_addr, flow.src_port),
-        };
-        let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
+        let d = self.ask_policy(now, &flow, "/", None);
         if d.target == self.id.ip {
             return; // no live node to take it: finished in place
         }

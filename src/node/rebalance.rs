@@ -20,9 +20,8 @@
 use super::rate::TokenBucket;
 use super::{Node, Phase};
 use crate::counters::Event;
-use crate::migration::source::spread_key;
 use crate::port::Port;
-use ipos_policy::{Reason, RequestInfo};
+use ipos_policy::Reason;
 use smoltcp::time::Instant;
 
 /// Fewest connections above the average before a node rebalances.
@@ -105,14 +104,7 @@ impl<P: Port> Node<P> {
             if !eligible {
                 continue;
             }
-            let info = RequestInfo {
-                path: "/",
-                cookie_value: None,
-                service_port: flow.dst_port,
-                local_ip: self.id.ip,
-                spread_key: spread_key(flow.src_addr, flow.src_port),
-            };
-            let d = ipos_policy::choose(&self.view, &info, now.total_millis() as u64);
+            let d = self.ask_policy(now, &flow, "/", None);
             if d.target == self.id.ip || d.reason != Reason::Load {
                 // This node is (one of) the least loaded now: done.
                 self.rebalance.left = 0;

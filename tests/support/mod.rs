@@ -670,6 +670,23 @@ impl Farm {
     }
 }
 
+/// Drops `pct`% of every ipOS frame on the switch (seeded); the counter
+/// says how many were lost.
+pub fn lose_ipos(f: &Farm, seed: u64, pct: u64) -> std::rc::Rc<std::cell::Cell<u32>> {
+    let lost = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let l = lost.clone();
+    let mut rng = Rng::new(seed);
+    f.switch.set_hook(move |_, frame| {
+        if ipos_type(frame).is_some() && rng.next_u64() % 100 < pct {
+            l.set(l.get() + 1);
+            ipos::port::mem::HookAction::Drop
+        } else {
+            ipos::port::mem::HookAction::Deliver
+        }
+    });
+    lost
+}
+
 /// `GET <path>` request text.
 pub fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")

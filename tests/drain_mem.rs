@@ -236,12 +236,7 @@ fn a_draining_node_refuses_moves_in() {
     until(&mut f, |f| f.client.conns[id].received.len() >= 50_000);
     let now = f.now;
     f.nodes[B].start_drain(now, secs(30)).expect("b drains");
-    let flow = ipos_wire::Flow {
-        src_addr: CLIENT_IP,
-        src_port: 44400,
-        dst_addr: VIP,
-        dst_port: SERVICE_PORT,
-    };
+    let flow = node_flow(44400);
     let now = f.now;
     f.nodes[C]
         .move_connection(now, &flow, IPS[B])

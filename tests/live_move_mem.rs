@@ -22,12 +22,7 @@ fn secs(s: u64) -> Duration {
 
 /// The node's key of the client connection from `port`.
 fn flow(port: u16) -> Flow {
-    Flow {
-        src_addr: CLIENT_IP,
-        src_port: port,
-        dst_addr: VIP,
-        dst_port: SERVICE_PORT,
-    }
+    node_flow(port)
 }
 
 /// Runs until the client connection `id` has received at least `n` bytes.
@@ -201,12 +196,7 @@ fn moves_mid_response_under_five_percent_ipos_loss() {
             f.summary()
         );
         assert_eq!(f.ev(B, Event::MigrationsFallback), 0, "seed {seed}");
-        f.client.close(id);
-        let ok = f.run_until(secs(30), |f| {
-            f.client.conns[id].ep.state() == ipos_tcp::State::Closed
-                && f.nodes.iter().all(|n| n.connection_count() == 0)
-        });
-        assert!(ok, "seed {seed}: not drained; {}", f.summary());
+        f.close_and_drain(id, secs(30));
         for n in 0..3 {
             assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "seed {seed}");
         }

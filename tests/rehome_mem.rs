@@ -240,12 +240,7 @@ fn re_homing_under_ipos_loss() {
         }
         assert!(!f.client.conns[id].rst_seen(), "seed {seed}: RST");
         assert_eq!(f.client.stats.rst_in, 0, "seed {seed}");
-        f.client.close(id);
-        let ok = f.run_until(secs(30), |f| {
-            f.client.conns[id].ep.state() == ipos_tcp::State::Closed
-                && f.nodes.iter().all(|n| n.connection_count() == 0)
-        });
-        assert!(ok, "seed {seed}: not drained; {}", f.summary());
+        f.close_and_drain(id, secs(30));
         for n in 0..3 {
             assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "seed {seed}");
         }

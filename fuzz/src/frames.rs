@@ -143,15 +143,24 @@ pub fn arp(
     a
 }
 
-/// A server endpoint of `flow` (client -> VIP) that accepted a handshake and
-/// received `request` without consuming it, exported at time 0.
-fn template_tcb(flow: Flow, request: &[u8]) -> ipos_tcp::Tcb {
+/// A client endpoint and the server endpoint of `flow` (client -> VIP) that
+/// accepted its SYN, at time 0 (the SYN-ACK not yet sent).
+fn handshake(flow: Flow) -> (Endpoint, Endpoint) {
     let now = Instant::from_millis(0);
     let cfg = Config::default();
     let mut client = Endpoint::connect(&cfg, flow.reversed(), 0x1000_0000, now);
     let mut buf = [0u8; 1600];
     let n = client.poll_transmit(now, &mut buf).expect("SYN");
-    let mut server = Endpoint::accept(&cfg, flow, &buf[..n], 0x2000_0000, now).expect("accept");
+    let server = Endpoint::accept(&cfg, flow, &buf[..n], 0x2000_0000, now).expect("accept");
+    (client, server)
+}
+
+/// A server endpoint of `flow` (client -> VIP) that accepted a handshake and
+/// received `request` without consuming it, exported at time 0.
+fn template_tcb(flow: Flow, request: &[u8]) -> ipos_tcp::Tcb {
+    let now = Instant::from_millis(0);
+    let (mut client, mut server) = handshake(flow);
+    let mut buf = [0u8; 1600];
     for _ in 0..8 {
         while let Some(n) = server.poll_transmit(now, &mut buf) {
             let _ = client.on_segment(now, &buf[..n]);
@@ -174,11 +183,8 @@ fn template_tcb(flow: Flow, request: &[u8]) -> ipos_tcp::Tcb {
 /// service-state record that goes with it.
 fn mid_response(flow: Flow) -> (ipos_tcp::Tcb, Vec<u8>) {
     let now = Instant::from_millis(0);
-    let cfg = Config::default();
-    let mut client = Endpoint::connect(&cfg, flow.reversed(), 0x1000_0000, now);
+    let (mut client, mut server) = handshake(flow);
     let mut buf = [0u8; 1600];
-    let n = client.poll_transmit(now, &mut buf).expect("SYN");
-    let mut server = Endpoint::accept(&cfg, flow, &buf[..n], 0x2000_0000, now).expect("accept");
     while let Some(n) = server.poll_transmit(now, &mut buf) {
         let _ = client.on_segment(now, &buf[..n]);
     }

@@ -670,6 +670,16 @@ impl Farm {
     }
 }
 
+/// A node's key of the client's connection from `port` (client -> VIP).
+pub fn node_flow(port: u16) -> ipos_wire::Flow {
+    ipos_wire::Flow {
+        src_addr: CLIENT_IP,
+        src_port: port,
+        dst_addr: VIP,
+        dst_port: SERVICE_PORT,
+    }
+}
+
 /// Drops `pct`% of every ipOS frame on the switch (seeded); the counter
 /// says how many were lost.
 pub fn lose_ipos(f: &Farm, seed: u64, pct: u64) -> std::rc::Rc<std::cell::Cell<u32>> {

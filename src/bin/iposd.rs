@@ -190,6 +190,7 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     let drain_for = Duration::from_secs(opts.drain_timeout);
     let mut drain_until: Option<Instant> = None;
     let mut drained_at: Option<Instant> = None;
+    let mut next_drain_check = Instant::from_micros(0);
 
     let start = std::time::Instant::now();
     let clock = || Instant::from_micros(start.elapsed().as_micros() as i64);
@@ -223,13 +224,16 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
             (1, Some(until)) => {
                 // Once drained, a moment more to answer a target whose
                 // commit was lost (it acknowledges again) before leaving.
-                match drained_at {
-                    None if node.drained() => {
+                // `drained` walks the table: ten times a second at most.
+                if drained_at.is_none() && now >= next_drain_check {
+                    next_drain_check = now + Duration::from_millis(100);
+                    if node.drained() {
                         drained_at = Some(now);
                         log::info!("node {} drained: it holds no connection", spec.name);
                     }
-                    Some(t) if now >= t + DRAIN_LINGER => break,
-                    _ => {}
+                }
+                if drained_at.is_some_and(|t| now >= t + DRAIN_LINGER) {
+                    break;
                 }
                 if now >= until {
                     log::warn!(

@@ -91,7 +91,8 @@ impl<P: Port> Node<P> {
     }
 
     /// True when a draining node holds no connection but closing ones in
-    /// TIME-WAIT (it may exit).
+    /// TIME-WAIT (it may exit). Walks the connection table: call it now and
+    /// then (`iposd` does, ten times a second while draining), not per poll.
     pub fn drained(&self) -> bool {
         self.drain.is_some()
             && self.pending.is_empty()

@@ -6,7 +6,7 @@
 
 mod support;
 
-use ipos::counters::{DropReason, Event};
+use ipos::counters::Event;
 use ipos::migration::live::MoveError;
 use ipos::port::mem::HookAction;
 use ipos_wire::Flow;
@@ -34,18 +34,6 @@ fn until_received(f: &mut Farm, id: usize, n: usize) {
         f.client.conns[id].received.len(),
         f.summary()
     );
-}
-
-fn assert_clean(f: &Farm, id: usize) {
-    assert!(!f.client.conns[id].rst_seen(), "RST at the client");
-    assert_eq!(f.client.stats.rst_in, 0);
-    assert_eq!(f.client.stats.bad_tcp_checksum, 0);
-    assert_eq!(f.client.stats.not_from_vip, 0);
-    for (n, name) in NAMES.iter().enumerate() {
-        assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "{name} sent a RST");
-        assert_eq!(f.drops(n, DropReason::ServiceStateMalformed), 0, "{name}");
-        assert_eq!(f.drops(n, DropReason::IposBadTcb), 0, "{name}");
-    }
 }
 
 /// A download served by b moves to c once `at` bytes reached the client,

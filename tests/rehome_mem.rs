@@ -8,7 +8,7 @@
 
 mod support;
 
-use ipos::counters::{DropReason, Event};
+use ipos::counters::Event;
 use support::*;
 
 use smoltcp::time::Duration;
@@ -27,18 +27,6 @@ fn sequence(f: &mut Farm, port: u16, paths: &[String]) -> (usize, Vec<Response>)
     }
     let r = f.await_responses(id, paths.len(), secs(20));
     (id, r)
-}
-
-fn assert_clean(f: &Farm, id: usize) {
-    assert!(!f.client.conns[id].rst_seen(), "RST at the client");
-    assert_eq!(f.client.stats.rst_in, 0);
-    assert_eq!(f.client.stats.bad_tcp_checksum, 0);
-    assert_eq!(f.client.stats.not_from_vip, 0);
-    for (n, name) in NAMES.iter().enumerate() {
-        assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "{name} sent a RST");
-        assert_eq!(f.drops(n, DropReason::ForwardNoTarget), 0, "{name}");
-        assert_eq!(f.ev(n, Event::MigrationsFallback), 0, "{name}");
-    }
 }
 
 /// The sequence: `/b/...`, `/c/...`, `/...`, `/b/...` on one

@@ -22,7 +22,9 @@
 //!   (`rehome_over_budget`).
 //!
 //! Requests a client pipelines after the one that moved the connection are
-//! served by the target with it.
+//! served by the target with it. A request whose unread bytes (an upload's
+//! body already received, say) exceed what a move carries (`MAX_CARRIED`) is
+//! served where it is (`migrations_refused`).
 //!
 //! [`NodeOptions::max_moves`]: crate::node::NodeOptions::max_moves
 

@@ -670,6 +670,25 @@ impl Farm {
     }
 }
 
+/// Client connection `id` and the farm are clean: no RST at the client or
+/// from a node, every frame the client got well formed and from the VIP, no
+/// move given up, no service state or TCB refused, no data frame into the
+/// void.
+pub fn assert_clean(f: &Farm, id: usize) {
+    use ipos::counters::{DropReason, Event};
+    assert!(!f.client.conns[id].rst_seen(), "RST at the client");
+    assert_eq!(f.client.stats.rst_in, 0);
+    assert_eq!(f.client.stats.bad_tcp_checksum, 0);
+    assert_eq!(f.client.stats.not_from_vip, 0);
+    for (n, name) in NAMES.iter().enumerate() {
+        assert_eq!(f.ev(n, Event::TcpResetsSent), 0, "{name} sent a RST");
+        assert_eq!(f.ev(n, Event::MigrationsFallback), 0, "{name}");
+        assert_eq!(f.drops(n, DropReason::ForwardNoTarget), 0, "{name}");
+        assert_eq!(f.drops(n, DropReason::ServiceStateMalformed), 0, "{name}");
+        assert_eq!(f.drops(n, DropReason::IposBadTcb), 0, "{name}");
+    }
+}
+
 /// A node's key of the client's connection from `port` (client -> VIP).
 pub fn node_flow(port: u16) -> ipos_wire::Flow {
     ipos_wire::Flow {

@@ -48,6 +48,7 @@ labelled_counters! {
         UdpRateLimited => "udp_rate_limited", "UDP echo refused: over the node's echo rate (udp_echo_rate).";
         UdpTableFull => "udp_table_full", "New UDP flow refused: the UDP flow table is full.";
         ArpWaitFull => "arp_wait_full", "Reply dropped while its next hop's MAC was being resolved (queue full).";
+        LaneRingFull => "lane_ring_full", "A frame for another lane of this node whose inbound ring was full.";
         ArpUnsolicited => "arp_unsolicited", "An ARP reply to us that we did not ask for: it refreshes a known entry, creates none.";
         ArpUnresolved => "arp_unresolved", "A reply that waited for its next hop's MAC, freed because ARP got no answer in time (after its retries).";
         IcmpMalformed => "icmp_malformed", "An ICMP message that does not parse or has a bad checksum.";
@@ -171,6 +172,8 @@ labelled_counters! {
         AdvertsSent => "adverts_sent", "Server-state advertisements sent.";
         AdvertsReceived => "adverts_received", "Server-state advertisements applied.";
         TcbClamped => "tcb_clamped", "Imported TCBs with a field outside its sane range (MSS, windows, congestion window, RTO), clamped into it.";
+        LaneHops => "lane_hops", "Frames handed to the lane (lcore) that owns their flow, or that checks their seal.";
+        LaneCopies => "lane_copies", "Copies of adverts and ARP frames handed to every other lane.";
         PeerEpochs => "peer_epochs", "Authenticated frames that began a new epoch of their sender: the first frames heard from it, or its restart.";
     }
 }

@@ -337,6 +337,8 @@ fn tcb(port: u16, carried: u32) -> [u8; ipos_wire::TCB_LEN] {
 const NEED_STATE: &[DropReason] = &[
     // A draining node: tests/drain_mem.rs.
     DropReason::Draining,
+    // A node on several lanes whose other lane does not poll: tests/lanes_mem.rs.
+    DropReason::LaneRingFull,
     DropReason::TcpAfterClose,
     DropReason::TcpRejected,
     DropReason::TcpTableFull,

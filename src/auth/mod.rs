@@ -8,7 +8,12 @@
 //!   sender and epoch (HKDF-SHA256 over its MAC and its boot time).
 //! * **Nonces**: the sequence number from 1 (with the mode and key id), so
 //!   a key never sees a nonce twice.
+//! * **Lanes**: a node that polls several lcores seals on each of them
+//!   without sharing a counter: the top 8 bits of a sequence number name the
+//!   sending lane ([`LANE_SHIFT`]), the 56 below count from 1 on that lane. A
+//!   one-lane node sends lane 0 only, the format of a node without lanes.
 //! * **Replay**: per peer, the latest epoch and a [`replay::ReplayWindow`]
+//!   per sending lane (made at the lane's first frame, at most [`MAX_LANES`])
 //!   over its sequence numbers. A higher epoch is the peer's restart: its key
 //!   is derived (once per epoch seen: a frame claiming a new one costs an
 //!   HKDF and an AES key expansion, a few µs), the frame is taken once its
@@ -37,6 +42,12 @@ use smoltcp::wire::EthernetAddress;
 /// The key id of the one key a farm file names.
 const KEY_ID: u8 = 0;
 
+/// Where the sending lane sits in a sequence number (its top 8 bits).
+pub const LANE_SHIFT: u32 = 56;
+/// Lanes (lcores) a node may seal on; a frame naming a higher lane is refused.
+pub const MAX_LANES: usize = 64;
+const COUNT_MASK: u64 = (1 << LANE_SHIFT) - 1;
+
 /// A farm's authentication settings: its key and its mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthConfig {
@@ -57,7 +68,8 @@ pub enum AuthError {
     UnknownKey,
     /// The tag does not verify: forged, corrupted, or sealed with another key.
     BadTag,
-    /// A sequence number seen already, or older than the replay window.
+    /// A sequence number seen already, or older than the replay window (or
+    /// one that names no lane a node may have).
     Replayed,
     /// An epoch older than the peer's latest: a frame from before its restart.
     OldEpoch,
@@ -70,6 +82,8 @@ pub struct Opened {
     pub len: usize,
     /// The first frame of a new epoch of this peer: it restarted.
     pub restarted: bool,
+    /// The epoch of the frame.
+    pub epoch: u64,
 }
 
 /// What a node knows of one peer's frames.
@@ -78,7 +92,8 @@ struct PeerState {
     /// The key of `epoch` (none before the peer's first frame).
     opener: Option<Aes256Gcm>,
     epoch: u64,
-    window: ReplayWindow,
+    /// One window per sending lane, indexed by lane.
+    windows: Vec<ReplayWindow>,
 }
 
 /// A node's sealing key and sequence, and its peers' opening state.
@@ -124,10 +139,29 @@ impl FarmAuth {
                     mac,
                     opener: None,
                     epoch: 0,
-                    window: ReplayWindow::default(),
+                    windows: Vec::new(),
                 })
                 .collect(),
         }
+    }
+
+    /// Seals from now on as lane `lane` of its node (below [`MAX_LANES`]):
+    /// sequence numbers `lane << 56 | 1, 2, ...`. Each lane of a node holds
+    /// its own `FarmAuth`, set once before its first frame.
+    pub fn set_lane(&mut self, lane: usize) {
+        assert!(lane < MAX_LANES, "lane {lane} of at most {MAX_LANES}");
+        self.next_seq = ((lane as u64) << LANE_SHIFT) | 1;
+    }
+
+    /// The sequence number of a sealed frame, read from its trailer without
+    /// checking anything (to choose the lane that will open it).
+    pub fn peek_seq(frame: &[u8]) -> Option<u64> {
+        let n = frame.len();
+        if n < DATA_HEADROOM + TRAILER_LEN {
+            return None;
+        }
+        let head = &frame[n - TRAILER_LEN..n - TRAILER_LEN + TRAILER_HEAD_LEN];
+        TrailerRepr::parse(head).ok().map(|t| t.seq)
     }
 
     /// The mode of this farm.
@@ -201,15 +235,20 @@ impl FarmAuth {
         let Some(p) = self.peers.get_mut(peer) else {
             return Err(AuthError::BadTag);
         };
+        let lane = (t.seq >> LANE_SHIFT) as usize;
+        let count = t.seq & COUNT_MASK;
+        if lane >= MAX_LANES || count == 0 {
+            return Err(AuthError::Replayed);
+        }
         if t.epoch < p.epoch {
             return Err(AuthError::OldEpoch);
         }
         if t.epoch == p.epoch {
-            p.window.check(t.seq).map_err(|r| match r {
-                Replay::Duplicate | Replay::TooOld => AuthError::Replayed,
-            })?;
-        } else if t.seq == 0 {
-            return Err(AuthError::Replayed);
+            if let Some(w) = p.windows.get(lane) {
+                w.check(count).map_err(|r| match r {
+                    Replay::Duplicate | Replay::TooOld => AuthError::Replayed,
+                })?;
+            }
         }
         // The key of the frame's epoch: the one held, or a new one derived
         // for a higher epoch (kept only if the frame verifies).
@@ -244,12 +283,17 @@ impl FarmAuth {
         if let Some(key) = fresh {
             p.opener = Some(key);
             p.epoch = t.epoch;
-            p.window = ReplayWindow::default();
+            p.windows.clear();
         }
-        p.window.accept(t.seq);
+        if p.windows.len() <= lane {
+            // At most MAX_LANES windows per peer, made once per lane.
+            p.windows.resize_with(lane + 1, ReplayWindow::default);
+        }
+        p.windows[lane].accept(count);
         Ok(Opened {
             len: body_end,
             restarted,
+            epoch: t.epoch,
         })
     }
 }
@@ -312,7 +356,8 @@ mod tests {
                 b.open(0, &mut f),
                 Ok(Opened {
                     len: DATA_HEADROOM + 8,
-                    restarted: true
+                    restarted: true,
+                    epoch: 1_000,
                 })
             );
             assert_eq!(&f[..DATA_HEADROOM + 8], &clear[..DATA_HEADROOM + 8]);
@@ -334,6 +379,42 @@ mod tests {
             // Too short to carry a trailer.
             assert_eq!(b.open(0, &mut [0u8; 40]), Err(AuthError::NoTrailer));
         }
+    }
+
+    #[test]
+    fn lanes_keep_their_own_windows() {
+        let c = AuthConfig {
+            key: FarmKey::from_bytes([3; 32]),
+            mode: Mode::Authenticated,
+        };
+        let mut b = FarmAuth::new(&c, B, [A, B], 5);
+        // Two lanes of node A, one far busier than the other.
+        let mut fast = FarmAuth::new(&c, A, [A, B], 100);
+        let mut slow = FarmAuth::new(&c, A, [A, B], 100);
+        fast.set_lane(0);
+        slow.set_lane(3);
+        let mut first_slow = frame();
+        assert!(slow.seal(&mut first_slow));
+        assert_eq!(FarmAuth::peek_seq(&first_slow), Some((3 << LANE_SHIFT) | 1));
+        for _ in 0..5000 {
+            let mut f = frame();
+            assert!(fast.seal(&mut f));
+            assert!(b.open(0, &mut f).is_ok());
+        }
+        // Lane 3's first frame is not "too old" for lane 0's window.
+        let replay = first_slow.clone();
+        assert!(b.open(0, &mut first_slow).is_ok());
+        assert_eq!(b.open(0, &mut replay.clone()), Err(AuthError::Replayed));
+        // A sequence number naming a lane beyond MAX_LANES, or count 0, is refused.
+        let mut far = FarmAuth::new(&c, A, [A, B], 100);
+        far.next_seq = (MAX_LANES as u64) << LANE_SHIFT | 1;
+        let mut f = frame();
+        assert!(far.seal(&mut f));
+        assert_eq!(b.open(0, &mut f), Err(AuthError::Replayed));
+        far.next_seq = 2 << LANE_SHIFT;
+        let mut f = frame();
+        assert!(far.seal(&mut f));
+        assert_eq!(b.open(0, &mut f), Err(AuthError::Replayed));
     }
 
     #[test]

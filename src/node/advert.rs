@@ -70,8 +70,17 @@ impl<P: Port> Node<P> {
         let mut a = AdvertRepr::new(self.id.ip, seq);
         // Load = connections served here; those still waiting for a decision
         // (most of which will move) do not count.
-        a.established = self.serving.get() as u32;
-        a.cpu_permille = self.adverts.take_permille();
+        // A node on several lanes: what all of them serve, and how busy
+        // they are, in every lane's own row; lane 0 alone sends it.
+        let (established, permille) = match self.lane.as_mut() {
+            Some(lane) => {
+                self.adverts.take_permille();
+                (lane.total_serving(), lane.take_permille())
+            }
+            None => (self.serving.get(), self.adverts.take_permille()),
+        };
+        a.established = established as u32;
+        a.cpu_permille = permille;
         a.mem_avail_mib = self.opts.mem_avail_mib;
         a.bw_avail_mbps = self.opts.bw_avail_mbps;
         // The built-in services: (process, memory it needs in MiB, its ports).
@@ -97,6 +106,9 @@ impl<P: Port> Node<P> {
         }
         // Our own row, so that the policy weighs this node like the others.
         self.view = ipos_policy::apply_advert(&self.view, &a, now.total_millis() as u64);
+        if self.lanes().is_some_and(|(me, _)| me != 0) {
+            return;
+        }
         let mut body = [0u8; ipos_policy::advert::MAX_LEN];
         let Ok(blen) = a.emit(&mut body) else { return };
         let flow = Flow {

@@ -21,7 +21,9 @@ use smoltcp::wire::{
 const TCP_HEADER_LEN: usize = 20;
 
 impl<P: Port> Node<P> {
-    pub(crate) fn handle_arp(&mut self, now: Instant, mut buf: P::Buf) {
+    /// An ARP frame; `answer` is false for a copy another lane received (it
+    /// learns from it, and neither answers nor counts it).
+    pub(crate) fn handle_arp(&mut self, now: Instant, mut buf: P::Buf, answer: bool) {
         let repr = match ArpPacket::new_checked(&buf.data()[ETHERNET_LEN..])
             .and_then(|p| ArpRepr::parse(&p))
         {
@@ -50,6 +52,9 @@ impl<P: Port> Node<P> {
         } else {
             // Refresh what we already know, like a kernel does; learn nothing new.
             self.arp.refresh(ip, mac, now);
+        }
+        if !answer {
+            return;
         }
         if !request_for_us {
             let reply_to_us =

@@ -4,6 +4,7 @@
 //! client packet inside (whose IPv4 header checksum is verified here) goes
 //! back to the TCP or UDP room as a tunnel arrival.
 
+use super::lanes::Stage;
 use super::{Node, Via};
 use crate::auth::AuthError;
 use crate::counters::{DropReason, Event};
@@ -26,24 +27,34 @@ fn auth_drop(e: AuthError) -> DropReason {
 }
 
 impl<P: Port> Node<P> {
-    pub(crate) fn handle_ipos(&mut self, now: Instant, mut buf: P::Buf) {
+    /// An ipOS frame: from the wire (`Stage::Wire`), for this lane to open
+    /// (`Sealed`), or opened by another lane (`Opened`, `Copy`).
+    pub(crate) fn handle_ipos(&mut self, now: Instant, mut buf: P::Buf, stage: Stage) {
         let src_mac = EthernetAddress::from_bytes(&buf.data()[6..12]);
         // Only the farm's nodes speak ipOS to us: a frame from any other MAC
         // is spoofed or misdirected.
         let Some(from) = self.peers.by_mac(src_mac) else {
             return self.counters.drop(DropReason::IposUnknownSender);
         };
+        let sealed = matches!(stage, Stage::Wire | Stage::Sealed);
+        // A node on several lanes: lane 0 checks every seal, with the
+        // node's one set of replay windows (see `lanes`).
+        if stage == Stage::Wire
+            && self.auth.is_some()
+            && self.lanes().is_some_and(|(me, _)| me != 0)
+        {
+            return self.hop(0, buf, Stage::Sealed);
+        }
         // A farm with a key: the trailer is checked (and cut) before anything
         // else of the frame is read.
-        if let Some(auth) = self.auth.as_mut() {
+        if let (true, Some(auth)) = (sealed, self.auth.as_mut()) {
             match auth.open(from.index(), buf.data_mut()) {
                 Ok(opened) => {
                     if buf.set_len(opened.len).is_err() {
                         return self.counters.drop(DropReason::IposBadLength);
                     }
                     if opened.restarted {
-                        self.counters.inc(Event::PeerEpochs);
-                        self.on_peer_epoch(from);
+                        self.on_sealed_epoch(from, opened.epoch, true);
                     }
                 }
                 Err(e) => return self.counters.drop(auth_drop(e)),
@@ -53,6 +64,15 @@ impl<P: Port> Node<P> {
             Ok(f) => f,
             Err(e) => return self.counters.drop(DropReason::from(&e)),
         };
+        // A node on several lanes: the lane of the connection handles it;
+        // every lane takes adverts.
+        if sealed {
+            match self.other_lane_of_message(&frame.message) {
+                Some(Some(l)) => return self.hop(l, buf, Stage::Opened),
+                Some(None) => self.copy_to_lanes(buf.data()),
+                None => {}
+            }
+        }
         match frame.message {
             Message::TcpConnection {
                 flow,

@@ -11,6 +11,7 @@
 //! | [`advert`](self::advert) | server-state advertisements out and in |
 //! | [`timers`](self::timers) | connection, move and table timers |
 //! | [`tx`](self::tx) | buffers, frame builders and the port's transmit queue |
+//! | [`lanes`](self::lanes), [`steer`](self::steer) | a node on several lcores: which lane owns a frame, and the hop to it |
 //! | [`crate::migration`] | the source, target and forwarder roles (TCP and UDP) |
 //!
 //! A node owns its [`Port`] queue and its tables; nothing here locks. Every
@@ -39,11 +40,13 @@ mod conn;
 mod drain;
 mod host;
 mod ipos;
+mod lanes;
 mod options;
 mod peers;
 mod rate;
 mod rebalance;
 mod rx;
+mod steer;
 mod syn_flood;
 mod tcp;
 mod timers;
@@ -51,6 +54,7 @@ mod tx;
 mod udp;
 
 pub use drain::{DrainError, DRAIN_BUDGET};
+pub use lanes::{flow_hash, lane_of_flow, Lane, MAX_LANES, RING as LANE_RING, RSS_KEY};
 pub use options::{NodeOptions, Rebalance, DEFAULT_MAX_MOVES, PEER_DOWN_ADVERTS};
 pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 pub use rebalance::MIN_EXCESS;
@@ -127,6 +131,8 @@ pub struct Node<P: Port> {
     pub(crate) adverts: advert::AdvertState,
     /// Seals the ipOS frames sent and checks those received (a farm with a key).
     pub(crate) auth: Option<crate::auth::FarmAuth>,
+    /// This node's lane among several on as many lcores (None: the only one).
+    pub(crate) lane: Option<Lane<P::Buf>>,
     rx: Vec<P::Buf>,
 }
 
@@ -211,8 +217,35 @@ impl<P: Port> Node<P> {
             timers,
             adverts: advert::AdvertState::default(),
             auth,
+            lane: None,
             rx: Vec::with_capacity(BURST),
         }
+    }
+
+    /// Lane `lane.index()` of a node that polls `lane.count()` lcores: one
+    /// `Node` per lcore, each on its own queue pair of the port (see
+    /// [`lanes`](self::lanes)). With one lane it is [`Node::new`].
+    pub fn with_lane(port: P, id: NodeIdentity, opts: NodeOptions, lane: Lane<P::Buf>) -> Node<P> {
+        let mut node = Node::new(port, id, opts);
+        // Every lane seals with the node's one epoch, each on its own lane
+        // of sequence numbers.
+        if let Some(a) = node.id.auth.as_ref() {
+            let mut auth =
+                crate::auth::FarmAuth::new(a, node.id.mac, node.peers.macs(), lane.epoch());
+            auth.set_lane(lane.index());
+            node.auth = Some(auth);
+        }
+        if lane.count() > 1 {
+            node.lane = Some(lane);
+        }
+        node
+    }
+
+    /// This node's lane and the number of lanes ((0, 1) for a one-lane node).
+    pub fn lane(&self) -> (usize, usize) {
+        self.lane
+            .as_ref()
+            .map_or((0, 1), |l| (l.index(), l.count()))
     }
 
     /// The node's counters.
@@ -349,14 +382,18 @@ impl<P: Port> Node<P> {
     /// frame, run what timers are due, advertise when it is time, transmit.
     /// Returns the number of frames received.
     pub fn poll(&mut self, now: Instant) -> usize {
-        let n = self.port.rx_burst(&mut self.rx);
+        let hops = self.handle_hops(now);
+        let n = self.port.rx_burst(&mut self.rx) + hops;
         let mut rx = std::mem::take(&mut self.rx);
         for buf in rx.drain(..) {
             self.counters.inc(Event::RxFrames);
-            self.handle_frame(now, buf);
+            self.handle_frame(now, buf, lanes::Stage::Wire);
         }
         self.rx = rx;
         self.adverts.record_poll(n > 0);
+        if let Some(lane) = self.lane.as_mut() {
+            lane.record_poll(n > 0, self.serving.get());
+        }
         self.run_timers(now);
         if self.drain.is_some() {
             self.drain_step(now);

@@ -65,7 +65,12 @@ impl<P: Port> Node<P> {
                 total += s.established as usize;
             }
         }
-        let mine = self.serving.get();
+        // A node on several lanes: the node's load decides, and each lane
+        // moves its share of the excess.
+        let (mine, lanes) = match self.lane.as_ref() {
+            Some(l) => (l.total_serving(), l.count()),
+            None => (self.serving.get(), 1),
+        };
         if nodes < 2 {
             return;
         }
@@ -73,7 +78,7 @@ impl<P: Port> Node<P> {
         let excess = mine.saturating_sub(avg);
         let far = (mine as f64) > r.factor * (total as f64 / nodes as f64);
         self.rebalance.left = if far && excess >= MIN_EXCESS {
-            excess / 2
+            (excess / 2).div_ceil(lanes)
         } else {
             0
         };

@@ -5,6 +5,7 @@
 //! checked: version, checksum, length, no fragments; padding cut) by protocol
 //! to ICMP, TCP or UDP, for the addresses this node owns.
 
+use super::lanes::Stage;
 use super::{Node, PeerId};
 use crate::counters::DropReason;
 use crate::port::{PacketBuf, Port};
@@ -33,8 +34,8 @@ impl Via {
 }
 
 impl<P: Port> Node<P> {
-    /// A frame from the port.
-    pub(crate) fn handle_frame(&mut self, now: Instant, mut buf: P::Buf) {
+    /// A frame from the port (`Stage::Wire`), or one another lane handed this one.
+    pub(crate) fn handle_frame(&mut self, now: Instant, mut buf: P::Buf, stage: Stage) {
         let data = buf.data();
         if data.len() < ETHERNET_LEN {
             return self.counters.drop(DropReason::EthTruncated);
@@ -45,16 +46,22 @@ impl<P: Port> Node<P> {
         }
         let ethertype = u16::from_be_bytes([data[12], data[13]]);
         if ethertype == self.id.ethertype {
-            return self.handle_ipos(now, buf);
+            return self.handle_ipos(now, buf, stage);
         }
         match ethertype {
-            ETHERTYPE_ARP => self.handle_arp(now, buf),
+            ETHERTYPE_ARP => {
+                // Every lane learns; the lane that received it answers.
+                if stage == Stage::Wire {
+                    self.copy_to_lanes(buf.data());
+                }
+                self.handle_arp(now, buf, stage != Stage::Copy)
+            }
             ETHERTYPE_IPV4 => match ipv4_len(&buf.data()[ETHERNET_LEN..]) {
                 Ok(len) => {
                     if ETHERNET_LEN + len < buf.len() && buf.set_len(ETHERNET_LEN + len).is_err() {
                         return self.counters.drop(DropReason::Ipv4Malformed);
                     }
-                    self.handle_ipv4(now, buf)
+                    self.handle_ipv4(now, buf, stage)
                 }
                 Err(r) => self.counters.drop(r),
             },
@@ -62,12 +69,18 @@ impl<P: Port> Node<P> {
         }
     }
 
-    fn handle_ipv4(&mut self, now: Instant, buf: P::Buf) {
+    fn handle_ipv4(&mut self, now: Instant, buf: P::Buf, stage: Stage) {
         let ip = Ipv4Packet::new_unchecked(&buf.data()[ETHERNET_LEN..]);
         if !self.id.owns_ip(ip.dst_addr()) {
             return self.counters.drop(DropReason::Ipv4NotForUs);
         }
-        match ip.next_header() {
+        let proto = ip.next_header();
+        if stage == Stage::Wire && matches!(proto, IpProtocol::Tcp | IpProtocol::Udp) {
+            if let Some(lane) = self.other_lane_of_packet(&buf.data()[ETHERNET_LEN..]) {
+                return self.hop(lane, buf, Stage::Steered);
+            }
+        }
+        match proto {
             IpProtocol::Icmp => self.handle_icmp(buf),
             IpProtocol::Tcp => self.handle_tcp(now, buf, Via::Wire),
             IpProtocol::Udp => self.handle_udp(now, buf, Via::Wire),

@@ -141,7 +141,33 @@ pub type Hook = Box<dyn FnMut(usize, &[u8]) -> HookAction>;
 
 struct Station {
     mac: EthernetAddress,
-    inbox: VecDeque<MemBuf>,
+    /// One inbox per receive queue (one unless [`MemSwitch::port_queues`]).
+    inboxes: Vec<VecDeque<MemBuf>>,
+}
+
+impl Station {
+    /// The receive queue of a frame, as a NIC with RSS over IPv4 picks
+    /// it: IPv4 TCP and UDP by a hash of the addresses and ports (FNV-1a,
+    /// unlike the lanes' own hash, so that frames reach a lane that does not
+    /// own them as often as not), everything else (ARP, ipOS) to the last
+    /// queue, in order.
+    fn queue_of(&self, frame: &MemBuf) -> usize {
+        let n = self.inboxes.len();
+        let d = frame.data();
+        if n == 1 {
+            return 0;
+        }
+        let ihl = d.get(14).map_or(0, |b| usize::from(b & 0x0f) * 4);
+        let ipv4 = d.len() >= 14 + ihl + 4 && d[12..14] == [0x08, 0x00] && ihl >= 20;
+        if !ipv4 || !matches!(d[23], 6 | 17) {
+            return n - 1;
+        }
+        let mut h: u32 = 0x811c_9dc5;
+        for &b in d[26..34].iter().chain(&d[14 + ihl..14 + ihl + 4]) {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        h as usize % n
+    }
 }
 
 struct SwitchInner {
@@ -176,7 +202,8 @@ impl SwitchInner {
     }
 
     fn deliver_to(&mut self, idx: usize, frame: MemBuf) {
-        self.stations[idx].inbox.push_back(frame);
+        let q = self.stations[idx].queue_of(&frame);
+        self.stations[idx].inboxes[q].push_back(frame);
     }
 
     /// A frame leaves port `from`: the hook decides, then the normal path.
@@ -290,11 +317,12 @@ impl MemSwitch {
         let mut s = self.inner.borrow_mut();
         s.stations.push(Station {
             mac,
-            inbox: VecDeque::new(),
+            inboxes: vec![VecDeque::new()],
         });
         MemPort {
             switch: self.clone(),
             idx: s.stations.len() - 1,
+            queue: 0,
             mac,
             tx: VecDeque::new(),
             tx_ring: None,
@@ -302,17 +330,41 @@ impl MemSwitch {
         }
     }
 
+    /// Attaches one station with MAC `mac` and `n` receive queues, and
+    /// returns a port per queue (as a multi-queue NIC gives one queue pair
+    /// per lcore); frames to the station spread over its queues.
+    pub fn port_queues(&self, mac: EthernetAddress, n: usize) -> Vec<MemPort> {
+        let mut s = self.inner.borrow_mut();
+        s.stations.push(Station {
+            mac,
+            inboxes: (0..n.max(1)).map(|_| VecDeque::new()).collect(),
+        });
+        let idx = s.stations.len() - 1;
+        (0..n.max(1))
+            .map(|queue| MemPort {
+                switch: self.clone(),
+                idx,
+                queue,
+                mac,
+                tx: VecDeque::new(),
+                tx_ring: None,
+                counters: PortCounters::default(),
+            })
+            .collect()
+    }
+
     /// A fresh port on the station of port `idx` (same MAC, same index): a
     /// host that restarts on the same link. Frames waiting in its inbox are
     /// discarded (counted by [`MemSwitch::hook_dropped`]).
     pub fn reattach(&self, idx: usize) -> MemPort {
         let mut s = self.inner.borrow_mut();
-        let waiting = s.stations[idx].inbox.len() as u64;
-        s.stations[idx].inbox.clear();
-        s.hook_dropped += waiting;
+        let waiting: usize = s.stations[idx].inboxes.iter().map(VecDeque::len).sum();
+        s.stations[idx].inboxes.iter_mut().for_each(VecDeque::clear);
+        s.hook_dropped += waiting as u64;
         MemPort {
             switch: self.clone(),
             idx,
+            queue: 0,
             mac: s.stations[idx].mac,
             tx: VecDeque::new(),
             tx_ring: None,
@@ -381,7 +433,12 @@ impl MemSwitch {
     /// frames put aside by the hook are not counted (see [`MemSwitch::hooked`]).
     pub fn pending(&self) -> usize {
         let s = self.inner.borrow();
-        s.stations.iter().map(|st| st.inbox.len()).sum::<usize>() + s.held.is_some() as usize
+        s.stations
+            .iter()
+            .flat_map(|st| st.inboxes.iter())
+            .map(VecDeque::len)
+            .sum::<usize>()
+            + s.held.is_some() as usize
     }
 }
 
@@ -389,6 +446,8 @@ impl MemSwitch {
 pub struct MemPort {
     switch: MemSwitch,
     idx: usize,
+    /// The station's receive queue this port reads.
+    queue: usize,
     mac: EthernetAddress,
     tx: VecDeque<MemBuf>,
     /// Frames the simulated device takes per `flush` (None: all).
@@ -412,15 +471,13 @@ impl MemPort {
     /// Injects a frame as if it had arrived from the wire.
     pub fn inject(&self, frame: &[u8]) {
         let mut s = self.switch.inner.borrow_mut();
-        s.stations[self.idx]
-            .inbox
-            .push_back(MemBuf::from_slice(frame));
+        s.stations[self.idx].inboxes[self.queue].push_back(MemBuf::from_slice(frame));
     }
 
     /// Takes every frame waiting for this port (for a test playing a host).
     pub fn take_all(&self) -> Vec<MemBuf> {
         let mut s = self.switch.inner.borrow_mut();
-        s.stations[self.idx].inbox.drain(..).collect()
+        s.stations[self.idx].inboxes[self.queue].drain(..).collect()
     }
 }
 
@@ -435,7 +492,7 @@ impl Port for MemPort {
         let mut s = self.switch.inner.borrow_mut();
         let mut n = 0;
         while out.len() < super::BURST {
-            match s.stations[self.idx].inbox.pop_front() {
+            match s.stations[self.idx].inboxes[self.queue].pop_front() {
                 Some(f) => {
                     out.push(f);
                     n += 1;

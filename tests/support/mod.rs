@@ -477,6 +477,8 @@ pub struct Farm {
     pub steps: u64,
     /// Nodes that are dead ([`Farm::kill`]): never polled, their frames lost.
     pub dead: [bool; 3],
+    /// Lanes 1.. of each node ([`Farm::with_lanes`]; `nodes[n]` is lane 0).
+    pub lanes: Vec<Vec<Node<MemPort>>>,
 }
 
 /// Most poll rounds within one time step (each round polls every host).
@@ -510,7 +512,54 @@ impl Farm {
             tick: Duration::from_micros(200),
             steps: 0,
             dead: [false; 3],
+            lanes: vec![Vec::new(), Vec::new(), Vec::new()],
         }
+    }
+
+    /// A farm whose nodes each poll `lanes` lcores: node `n` is `lanes`
+    /// `Node`s on the queues of one switch port, `id(n)` with `opts(n)`.
+    pub fn with_lanes(
+        seed: u64,
+        lanes: usize,
+        opts: impl Fn(usize) -> NodeOptions,
+        id: impl Fn(usize) -> NodeIdentity,
+    ) -> Farm {
+        let switch = MemSwitch::new(seed);
+        let mut nodes = Vec::new();
+        let mut extra = Vec::new();
+        for (n, &mac) in MACS.iter().enumerate() {
+            let ports = switch.port_queues(mac, lanes);
+            let mut all: Vec<Node<MemPort>> = ports
+                .into_iter()
+                .zip(ipos::node::Lane::group(lanes))
+                .map(|(port, lane)| Node::with_lane(port, id(n), opts(n), lane))
+                .collect();
+            let rest = all.split_off(1);
+            nodes.push(all.pop().expect("lane 0"));
+            extra.push(rest);
+        }
+        let port = switch.port(CLIENT_MAC);
+        assert_eq!(port.index(), CLIENT_PORT);
+        Farm {
+            switch,
+            nodes,
+            client: Client::new(port, seed),
+            now: Instant::from_millis(1_000),
+            tick: Duration::from_micros(200),
+            steps: 0,
+            dead: [false; 3],
+            lanes: extra,
+        }
+    }
+
+    /// Every lane of node `n`, lane 0 first.
+    pub fn lanes_of(&self, n: usize) -> impl Iterator<Item = &Node<MemPort>> {
+        std::iter::once(&self.nodes[n]).chain(self.lanes[n].iter())
+    }
+
+    /// Connections node `n` holds, over all its lanes.
+    pub fn conns(&self, n: usize) -> usize {
+        self.lanes_of(n).map(|l| l.connection_count()).sum()
     }
 
     /// Node `n` dies (as under `kill -9`): it is polled no more, and the
@@ -542,6 +591,15 @@ impl Farm {
                     drop(n.port_mut().take_all());
                 } else {
                     n.poll(self.now);
+                }
+            }
+            for (i, lanes) in self.lanes.iter_mut().enumerate() {
+                for n in lanes.iter_mut() {
+                    if self.dead[i] {
+                        drop(n.port_mut().take_all());
+                    } else {
+                        n.poll(self.now);
+                    }
                 }
             }
             if self.switch.pending() == 0 {
@@ -577,7 +635,7 @@ impl Farm {
     /// Runs until every node has seen the others' adverts.
     pub fn warm_up(&mut self) {
         let ok = self.run_until(Duration::from_millis(500), |f| {
-            f.nodes.iter().all(|n| {
+            f.nodes.iter().chain(f.lanes.iter().flatten()).all(|n| {
                 n.counters().get(ipos::counters::Event::AdvertsReceived) >= 4
                     && IPS.iter().all(|ip| n.view().servers().get(*ip).is_some())
             })
@@ -589,12 +647,14 @@ impl Farm {
         &self.nodes[n]
     }
 
+    /// Counter `e` of node `n`, over all its lanes.
     pub fn ev(&self, n: usize, e: ipos::counters::Event) -> u64 {
-        self.nodes[n].counters().get(e)
+        self.lanes_of(n).map(|l| l.counters().get(e)).sum()
     }
 
+    /// Drop counter `r` of node `n`, over all its lanes.
     pub fn drops(&self, n: usize, r: ipos::counters::DropReason) -> u64 {
-        self.nodes[n].counters().dropped(r)
+        self.lanes_of(n).map(|l| l.counters().dropped(r)).sum()
     }
 
     /// Complete responses received on client connection `id` so far.
@@ -628,8 +688,7 @@ impl Farm {
     pub fn close_and_drain(&mut self, id: usize, limit: Duration) {
         self.client.close(id);
         let ok = self.run_until(limit, |f| {
-            f.client.conns[id].ep.state() == State::Closed
-                && f.nodes.iter().all(|n| n.connection_count() == 0)
+            f.client.conns[id].ep.state() == State::Closed && (0..3).all(|n| f.conns(n) == 0)
         });
         assert!(
             ok,
@@ -647,7 +706,7 @@ impl Farm {
         }
         let ok = self.run_until(limit, |f| {
             f.client.conns.iter().all(|c| c.ep.state() == State::Closed)
-                && f.nodes.iter().all(|n| n.connection_count() == 0)
+                && (0..3).all(|n| f.conns(n) == 0)
         });
         assert!(ok, "not drained; {}", self.summary());
     }
@@ -655,15 +714,22 @@ impl Farm {
     /// Every node's non-zero counters, for failure messages.
     pub fn summary(&self) -> String {
         let mut s = String::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            s.push_str(&format!(
-                "\n  {}: conns={} fwd={} pending={} {}",
-                NAMES[i],
-                n.connection_count(),
-                n.forward_count(),
-                n.pending_count(),
-                n.counters().summary()
-            ));
+        for (i, name) in NAMES.iter().enumerate() {
+            for (l, n) in self.lanes_of(i).enumerate() {
+                s.push_str(&format!(
+                    "\n  {}{}: conns={} fwd={} pending={} {}",
+                    name,
+                    if self.lanes[i].is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{l}")
+                    },
+                    n.connection_count(),
+                    n.forward_count(),
+                    n.pending_count(),
+                    n.counters().summary()
+                ));
+            }
         }
         s.push_str(&format!("\n  client: {:?}", self.client.stats));
         s

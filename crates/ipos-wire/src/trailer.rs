@@ -17,8 +17,13 @@
 //! * **epoch**: the sender's boot time, microseconds since the Unix epoch,
 //!   big-endian. A receiver keeps each peer's latest epoch: a higher one is a
 //!   restart (the replay window starts afresh), a lower one a replay.
-//! * **sequence**: 1, 2, 3… per sender and epoch, big-endian; the receiver's
-//!   replay window is over it.
+//! * **sequence**: big-endian; the top 8 bits name the sender's *lane* (the
+//!   lcore that sealed the frame, 0 for a node with one), the 56 below count
+//!   1, 2, 3… per sender, lane and epoch; the receiver keeps a replay window
+//!   per sender and lane over the count. A receiver that knows no lanes sees a
+//!   one-lane sender exactly as before, and the frames of a many-lane sender
+//!   as one sequence whose lanes leap ahead of each other (it would refuse the
+//!   slower lanes as too old): every node of a farm runs the same version.
 //! * **tag**: the AEAD tag (AES-256-GCM, a key per sender and epoch, nonce
 //!   [`TrailerRepr::nonce`]) over the *associated data*, which is every byte
 //!   of the frame from the Ethernet destination address to the end of the

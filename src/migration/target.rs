@@ -69,21 +69,8 @@ impl<P: Port> Node<P> {
             Ok(true) => self.counters.inc(Event::TcbClamped),
             Err(_) => return self.counters.drop(DropReason::IposBadTcb),
         }
-        if let Some(slot) = self.conns.find(&flow) {
-            let c = self.conns.get(slot).expect("slot from index");
-            if c.ep.irs() == tcb.irs {
-                // Already ours: the acknowledgement was lost. Say it again.
-                if c.origin.is_imported() && !matches!(c.phase(), Phase::Exporting(_)) {
-                    return self.send_ack(&flow, src_mac, Protocol::Tcp);
-                }
-                return self.counters.drop(DropReason::IposUnexpected);
-            }
-            // A new incarnation on the same ports: the old one must be over.
-            if !matches!(c.ep.state(), State::TimeWait | State::Closed) {
-                return self.counters.drop(DropReason::IposUnexpected);
-            }
-            self.remove_conn(slot);
-            self.counters.inc(Event::TcpTimeWaitReused);
+        if !self.make_room(&flow, tcb.irs, src_mac) {
+            return;
         }
         if self
             .pending
@@ -103,6 +90,35 @@ impl<P: Port> Node<P> {
             Ok(_) => self.timers.arm(at, Timer::Pending { flow, irs }),
             Err(_) => self.counters.drop(DropReason::PendingFull),
         }
+    }
+
+    /// Clears the way for an import of `flow` (incarnation `irs`) from
+    /// `src_mac`: true when the table has no connection on those ports, or
+    /// had one that is over (it goes). Otherwise false, and the frame is
+    /// answered (the same incarnation, already imported: the acknowledgement
+    /// was lost, so it is sent again) or dropped and counted.
+    fn make_room(&mut self, flow: &Flow, irs: u32, src_mac: EthernetAddress) -> bool {
+        let Some(slot) = self.conns.find(flow) else {
+            return true;
+        };
+        let c = self.conns.get(slot).expect("slot from index");
+        if c.ep.irs() == irs {
+            // Already ours: the acknowledgement was lost. Say it again.
+            if c.origin.is_imported() && !matches!(c.phase(), Phase::Exporting(_)) {
+                self.send_ack(flow, src_mac, Protocol::Tcp);
+            } else {
+                self.counters.drop(DropReason::IposUnexpected);
+            }
+            return false;
+        }
+        // A new incarnation on the same ports: the old one must be over.
+        if !matches!(c.ep.state(), State::TimeWait | State::Closed) {
+            self.counters.drop(DropReason::IposUnexpected);
+            return false;
+        }
+        self.remove_conn(slot);
+        self.counters.inc(Event::TcpTimeWaitReused);
+        true
     }
 
     /// A data frame from `from` for a flow with no connection here: a carried
@@ -175,6 +191,12 @@ impl<P: Port> Node<P> {
     /// in, and acknowledges it. With a service-state record, the application
     /// is rebuilt from it and regenerates the send bytes.
     fn install(&mut self, now: Instant, flow: Flow, r: Reassembly) {
+        // While the carried bytes were coming, the ports may have got a
+        // connection of their own (the client reused them, or a retry of this
+        // move completed first): the table holds one connection per flow.
+        if !self.make_room(&flow, r.tcb.irs, r.source_mac) {
+            return;
+        }
         let snd_len = r.tcb.snd_data_len as usize;
         let app = if r.service().is_empty() {
             None

@@ -59,6 +59,10 @@ impl<T> ConnectionTable<T> {
             self.full_refusals += 1;
             return Err(TableFull);
         }
+        debug_assert!(
+            !self.index.contains_key(&key),
+            "a second entry for one flow would orphan the first"
+        );
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some((key, value));

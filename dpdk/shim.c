@@ -54,7 +54,8 @@ static int stage_err(int stage, int ret)
 
 int ipos_port_init(uint16_t port, uint16_t nb_rxq, uint16_t nb_txq,
 		   uint16_t nb_rxd, uint16_t nb_txd, struct rte_mempool *mp,
-		   int promisc)
+		   int promisc, const uint8_t *rss_key, uint8_t key_len,
+		   int *rss_on)
 {
 	struct rte_eth_conf conf;
 	struct rte_eth_dev_info info;
@@ -68,6 +69,22 @@ int ipos_port_init(uint16_t port, uint16_t nb_rxq, uint16_t nb_txq,
 		return stage_err(IPOS_STAGE_INFO, ret);
 	if (nb_rxq > info.max_rx_queues || nb_txq > info.max_tx_queues)
 		return stage_err(IPOS_STAGE_CONFIGURE, -EINVAL);
+	*rss_on = 0;
+	if (nb_rxq > 1) {
+		uint64_t hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP |
+			       RTE_ETH_RSS_UDP) &
+			      info.flow_type_rss_offloads;
+		if (hf != 0) {
+			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+			conf.rx_adv_conf.rss_conf.rss_hf = hf;
+			if (info.hash_key_size == key_len) {
+				conf.rx_adv_conf.rss_conf.rss_key =
+					(uint8_t *)rss_key;
+				conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
+			}
+			*rss_on = 1;
+		}
+	}
 	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
 		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
 	ret = rte_eth_dev_configure(port, nb_rxq, nb_txq, &conf);
@@ -148,6 +165,26 @@ int ipos_port_stop(uint16_t port)
 		ret = rte_eth_dev_close(port);
 	return ret;
 }
+
+unsigned int ipos_lcore_count(void) { return rte_lcore_count(); }
+
+unsigned int ipos_main_lcore(void) { return rte_get_main_lcore(); }
+
+unsigned int ipos_next_worker(unsigned int prev)
+{
+	if (prev >= RTE_MAX_LCORE)
+		prev = (unsigned int)-1;
+	return rte_get_next_lcore(prev, 1, 0);
+}
+
+unsigned int ipos_lcore_none(void) { return RTE_MAX_LCORE; }
+
+int ipos_remote_launch(int (*f)(void *), void *arg, unsigned int lcore)
+{
+	return rte_eal_remote_launch(f, arg, lcore);
+}
+
+int ipos_wait_lcore(unsigned int lcore) { return rte_eal_wait_lcore(lcore); }
 
 uint16_t ipos_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
 		       uint16_t n)

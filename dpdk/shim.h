@@ -51,13 +51,29 @@ unsigned int ipos_pool_avail(const struct rte_mempool *mp);
 
 uint16_t ipos_port_count(void);
 int ipos_port_valid(uint16_t port);
+/*
+ * With several RX queues and a device that hashes, RSS spreads received
+ * packets over the queues with `rss_key` (`key_len` bytes; the device's
+ * own key when its key size differs). *rss_on says whether it was set up.
+ */
 int ipos_port_init(uint16_t port, uint16_t nb_rxq, uint16_t nb_txq,
 		   uint16_t nb_rxd, uint16_t nb_txd, struct rte_mempool *mp,
-		   int promisc);
+		   int promisc, const uint8_t *rss_key, uint8_t key_len,
+		   int *rss_on);
 int ipos_port_mac(uint16_t port, uint8_t mac[6]);
 int ipos_port_name(uint16_t port, char *buf, unsigned int len);
 int ipos_port_stats(uint16_t port, struct ipos_port_stats *out);
 int ipos_port_stop(uint16_t port);
+
+/* The EAL's lcores: how many, the main one, the worker after `prev`
+ * (ipos_lcore_none() for the first; returns ipos_lcore_none() after the last). */
+unsigned int ipos_lcore_count(void);
+unsigned int ipos_main_lcore(void);
+unsigned int ipos_next_worker(unsigned int prev);
+unsigned int ipos_lcore_none(void);
+/* Runs f(arg) on worker lcore `lcore`; ipos_wait_lcore returns its result. */
+int ipos_remote_launch(int (*f)(void *), void *arg, unsigned int lcore);
+int ipos_wait_lcore(unsigned int lcore);
 
 uint16_t ipos_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
 		       uint16_t n);

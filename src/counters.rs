@@ -244,6 +244,16 @@ impl Counters {
         self.drops.iter().sum()
     }
 
+    /// Adds every counter of `other` (another lane of the same node).
+    pub fn add_all(&mut self, other: &Counters) {
+        for (a, b) in self.events.iter_mut().zip(other.events.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *a += b;
+        }
+    }
+
     /// Every counter as `(name, value)` pairs, drops as `drop.<reason>`.
     pub fn pairs(&self) -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = Event::ALL

@@ -8,15 +8,16 @@
 
 use clap::Parser;
 use ipos::config::FarmConfig;
-use ipos::node::Node;
-use ipos::port::dpdk::{self, DpdkPort, Mempool, PortConfig};
-use ipos::port::Port;
+use ipos::counters::Counters;
+use ipos::node::{Lane, Node, NodeIdentity, NodeOptions, MAX_LANES};
+use ipos::port::dpdk::{self, DpdkPort, Mbuf, Mempool, PortConfig};
+use ipos::port::{Port, PortCounters};
 use signal_hook::iterator::Signals;
 use smoltcp::time::{Duration, Instant};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 const AFTER_HELP: &str = "\
 EAL options come first, then `--`, then iposd options. A test node on a tap device:
@@ -28,6 +29,13 @@ EAL options come first, then `--`, then iposd options. A test node on a tap devi
 On a real NIC: bind it to vfio-pci (dpdk-devbind.py -b vfio-pci 0000:01:00.0), reserve
 hugepages (dpdk-hugepages.py -p 2M --setup 2G), and give the EAL the cores and the
 device: iposd -l 2 -a 0000:01:00.0 -- --config farm.toml --node a
+
+Several cores: give the EAL several lcores (-l 2,3,4,5). The node polls one RX/TX queue
+pair per lcore (a lane); the device spreads flows over the queues by RSS with a symmetric
+key when it can, and a lane that receives a packet of another lane's flow hands it over
+on a lock-free ring, so a connection lives on one lane whatever the device does. Adverts,
+the stats file and the log count every lane together. At most 64 lanes, and no more than
+the device has queues.
 
 Logging: RUST_LOG=debug|info|warn (default info).
 
@@ -122,14 +130,31 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     let port_id = opts.port_id.unwrap_or(spec.port);
     let pool = Mempool::new(&format!("ipos_{}", spec.name), opts.mbufs, 256, 2048 + 128)
         .map_err(|e| format!("{e}; try a larger -m or fewer --mbufs"))?;
+    let lcores = dpdk::lcores();
+    let lanes = lcores.len();
+    if lanes > MAX_LANES {
+        return Err(format!(
+            "{lanes} lcores given to the EAL; a node polls at most {MAX_LANES} (one lane each)"
+        ));
+    }
     let pcfg = PortConfig {
         port_id,
-        queues: 1,
+        queues: lanes as u16,
         rx_desc: opts.descriptors,
         tx_desc: opts.descriptors,
         promiscuous: true,
+        rss_key: ipos::node::RSS_KEY,
     };
-    let dev_mac = dpdk::start_port(&pcfg, &pool).map_err(|e| e.to_string())?;
+    let started = dpdk::start_port(&pcfg, &pool).map_err(|e| {
+        if lanes > 1 {
+            format!(
+                "{e}; {lanes} lcores need {lanes} RX/TX queue pairs: does the device have them?"
+            )
+        } else {
+            e.to_string()
+        }
+    })?;
+    let dev_mac = started.mac;
     if dev_mac != spec.mac {
         log::warn!(
             "port {port_id} has MAC {dev_mac}, node {} is configured as {}; using {} (set the device MAC, e.g. net_tap's mac= devarg)",
@@ -166,10 +191,18 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         farm.service_ports,
         farm.ethertype
     );
-    let port = DpdkPort::new(port_id, 0, spec.mac, &pool);
-    let mut node = Node::new(port, id, nopts);
+    if lanes > 1 {
+        log::info!(
+            "{lanes} lanes on lcores {lcores:?}, one queue pair each; flows spread by {}",
+            if started.rss {
+                "the device's RSS (symmetric key), and a hop between lanes where it differs"
+            } else {
+                "a hop between lanes (the device does no RSS)"
+            }
+        );
+    }
 
-    // SIGINT stops at once; SIGTERM drains, a second one stops at once.
+    // SIGINT stops every lane at once; SIGTERM drains, a second one stops at once.
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
         .map_err(|e| format!("signal handler: {e}"))?;
@@ -187,32 +220,76 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
             })
             .map_err(|e| format!("signal thread: {e}"))?;
     }
+    let shared = Arc::new(Shared {
+        stop: Arc::clone(&stop),
+        drain: AtomicBool::new(false),
+        start: std::time::Instant::now(),
+        reports: (1..lanes)
+            .map(|_| Mutex::new(LaneReport::default()))
+            .collect(),
+    });
     let drain_for = Duration::from_secs(opts.drain_timeout);
+    let lane_loop = LaneLoop {
+        backoff: std::time::Duration::from_micros(opts.idle_backoff_us),
+        idle_polls: opts.idle_polls,
+        drain_for,
+    };
+
+    // Lane 0 polls on the main lcore; lanes 1.. on the worker lcores.
+    let port = DpdkPort::new(port_id, 0, spec.mac, &pool);
+    let mut node = if lanes == 1 {
+        Node::new(port, id, nopts)
+    } else {
+        let mut group = Lane::<Mbuf>::group(lanes).into_iter();
+        let lane0 = group.next().expect("a group has lane 0");
+        let mut workers = Vec::new();
+        for (q, lane) in group.enumerate().map(|(i, l)| (i + 1, l)) {
+            let port = DpdkPort::new(port_id, q as u16, spec.mac, &pool);
+            let job = worker_job(
+                port,
+                id.clone(),
+                nopts.clone(),
+                lane,
+                Arc::clone(&shared),
+                lane_loop,
+            );
+            if let Err(e) = dpdk::launch_on(lcores[q], job) {
+                stop.store(true, Ordering::Relaxed);
+                for &l in &workers {
+                    dpdk::wait_lcore(l);
+                }
+                return Err(e.to_string());
+            }
+            workers.push(lcores[q]);
+        }
+        Node::with_lane(port, id, nopts, lane0)
+    };
+
     let mut drain_until: Option<Instant> = None;
     let mut drained_at: Option<Instant> = None;
     let mut next_drain_check = Instant::from_micros(0);
-
-    let start = std::time::Instant::now();
-    let clock = || Instant::from_micros(start.elapsed().as_micros() as i64);
+    let clock = || shared.now();
     let stats_every = Duration::from_secs(opts.stats_interval);
     let mut next_log = clock() + stats_every;
     let mut next_file = clock();
     let mut idle = 0u32;
     let mut next_view_check = clock();
     let mut view_complete = false;
-    let backoff = std::time::Duration::from_micros(opts.idle_backoff_us);
+    let mut own_drained = false;
     while !stop.load(Ordering::Relaxed) {
         let now = clock();
         match (terms.load(Ordering::Relaxed), drain_until) {
             (0, _) => {}
             (1, None) => match node.start_drain(now, drain_for) {
                 Ok(()) => {
+                    // The other lanes start theirs at their next check.
+                    shared.drain.store(true, Ordering::Relaxed);
                     drain_until = Some(now + drain_for * 2);
                     log::info!(
                         "node {} draining: moving its {} connections to the others \
                          (finished in place after {} s; SIGTERM again to stop now)",
                         spec.name,
-                        node.connection_count(),
+                        node.connection_count() + shared.other_connections(),
                         opts.drain_timeout
                     );
                 }
@@ -227,7 +304,8 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
                 // `drained` walks the table: ten times a second at most.
                 if drained_at.is_none() && now >= next_drain_check {
                     next_drain_check = now + Duration::from_millis(100);
-                    if node.drained() {
+                    own_drained = own_drained || node.drained();
+                    if own_drained && shared.others_drained() {
                         drained_at = Some(now);
                         log::info!("node {} drained: it holds no connection", spec.name);
                     }
@@ -239,7 +317,7 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
                     log::warn!(
                         "node {} stopping after its drain time with {} connections left",
                         spec.name,
-                        node.connection_count()
+                        node.connection_count() + shared.other_connections()
                     );
                     break;
                 }
@@ -249,14 +327,7 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
                 break;
             }
         }
-        if node.poll(now) == 0 {
-            idle = idle.saturating_add(1);
-            if idle >= opts.idle_polls && !backoff.is_zero() {
-                std::thread::sleep(backoff);
-            }
-        } else {
-            idle = 0;
-        }
+        lane_loop.poll(&mut node, now, &mut idle);
         if now >= next_view_check {
             next_view_check = now + Duration::from_millis(100);
             let complete = node.unheard_peers(now).next().is_none();
@@ -280,22 +351,30 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         }
         if opts.stats_interval > 0 && now >= next_log {
             next_log = now + stats_every;
-            log::info!("stats {}", node.counters().summary());
+            log::info!("stats {}", shared.total(&node).counters.summary());
         }
         if now >= next_file {
             next_file = now + Duration::from_secs(1);
             if let Some(path) = &opts.stats_file {
-                write_stats(path, &node, port_id, &pool);
+                write_stats(path, &shared.total(&node), port_id, &pool);
             }
         }
     }
+    // Every lane stops; each publishes its last report before it returns.
+    stop.store(true, Ordering::Relaxed);
+    for &l in &lcores[1..] {
+        if dpdk::wait_lcore(l) != 0 {
+            log::error!("node {}: the lane on lcore {l} failed", spec.name);
+        }
+    }
+    let total = shared.total(&node);
     log::info!(
         "node {} stopping; stats {}",
         spec.name,
-        node.counters().summary()
+        total.counters.summary()
     );
     if let Some(path) = &opts.stats_file {
-        write_stats(path, &node, port_id, &pool);
+        write_stats(path, &total, port_id, &pool);
     }
     drop(node);
     dpdk::stop_port(port_id);
@@ -303,20 +382,164 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     Ok(())
 }
 
+/// What lanes 1.. share with lane 0 (the main lcore, which reads signals,
+/// logs and writes the stats file for the whole node).
+struct Shared {
+    /// Every lane stops (SIGINT, or lane 0 is done).
+    stop: Arc<AtomicBool>,
+    /// Lane 0 started draining: every lane drains its own connections.
+    drain: AtomicBool,
+    /// The node's clock starts here, the same for every lane.
+    start: std::time::Instant,
+    /// The last report of lane `i + 1`, rewritten ten times a second.
+    reports: Vec<Mutex<LaneReport>>,
+}
+
+impl Shared {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.start.elapsed().as_micros() as i64)
+    }
+
+    fn others_drained(&self) -> bool {
+        self.reports
+            .iter()
+            .all(|r| r.lock().map(|r| r.drained).unwrap_or(true))
+    }
+
+    fn other_connections(&self) -> usize {
+        self.reports
+            .iter()
+            .map(|r| r.lock().map(|r| r.connections).unwrap_or(0))
+            .sum()
+    }
+
+    /// Lane 0's figures plus the last reports of the others.
+    fn total(&self, node: &Node<DpdkPort>) -> LaneReport {
+        let mut t = LaneReport::of(node, false);
+        for r in &self.reports {
+            if let Ok(r) = r.lock() {
+                t.add(&r);
+            }
+        }
+        t
+    }
+}
+
+/// One lane's counters and table sizes, as lane 0 adds them up.
+#[derive(Clone, Default)]
+struct LaneReport {
+    counters: Counters,
+    port: PortCounters,
+    tx_backlog: usize,
+    tables: Vec<(&'static str, usize)>,
+    connections: usize,
+    drained: bool,
+}
+
+impl LaneReport {
+    fn of(node: &Node<DpdkPort>, drained: bool) -> LaneReport {
+        LaneReport {
+            counters: node.counters().clone(),
+            port: node.port().counters(),
+            tx_backlog: node.port().tx_backlog(),
+            tables: node.table_sizes().to_vec(),
+            connections: node.connection_count(),
+            drained,
+        }
+    }
+
+    fn add(&mut self, o: &LaneReport) {
+        self.counters.add_all(&o.counters);
+        self.port.add_all(&o.port);
+        self.tx_backlog += o.tx_backlog;
+        self.connections += o.connections;
+        for (name, n) in &o.tables {
+            match self.tables.iter_mut().find(|(k, _)| k == name) {
+                Some((_, v)) => *v += n,
+                None => self.tables.push((name, *n)),
+            }
+        }
+    }
+}
+
+/// How every lane polls.
+#[derive(Clone, Copy)]
+struct LaneLoop {
+    backoff: std::time::Duration,
+    idle_polls: u32,
+    drain_for: Duration,
+}
+
+impl LaneLoop {
+    /// One poll, then a sleep after `idle_polls` empty ones in a row.
+    fn poll(&self, node: &mut Node<DpdkPort>, now: Instant, idle: &mut u32) {
+        if node.poll(now) == 0 {
+            *idle = idle.saturating_add(1);
+            if *idle >= self.idle_polls && !self.backoff.is_zero() {
+                std::thread::sleep(self.backoff);
+            }
+        } else {
+            *idle = 0;
+        }
+    }
+}
+
+/// The poll loop of lane `lane.index()` on a worker lcore: it builds its
+/// `Node` there, polls until told to stop, drains when lane 0 does, and
+/// publishes its report ten times a second and once more at the end.
+fn worker_job(
+    port: DpdkPort,
+    id: NodeIdentity,
+    opts: NodeOptions,
+    lane: Lane<Mbuf>,
+    shared: Arc<Shared>,
+    lp: LaneLoop,
+) -> impl FnOnce() -> i32 + Send + 'static {
+    move || {
+        let slot = lane.index() - 1;
+        let mut node = Node::with_lane(port, id, opts, lane);
+        let mut idle = 0u32;
+        let mut next_report = shared.now();
+        let mut draining = false;
+        let mut drained = false;
+        while !shared.stop.load(Ordering::Relaxed) {
+            let now = shared.now();
+            lp.poll(&mut node, now, &mut idle);
+            if now >= next_report {
+                next_report = now + Duration::from_millis(100);
+                if !draining && shared.drain.load(Ordering::Relaxed) {
+                    draining = true;
+                    if let Err(e) = node.start_drain(now, lp.drain_for) {
+                        log::error!("lane {}: cannot drain: {e}", slot + 1);
+                    }
+                }
+                drained = drained || (draining && node.drained());
+                if let Ok(mut r) = shared.reports[slot].lock() {
+                    *r = LaneReport::of(&node, drained);
+                }
+            }
+        }
+        if let Ok(mut r) = shared.reports[slot].lock() {
+            *r = LaneReport::of(&node, drained);
+        }
+        0
+    }
+}
+
 /// Writes every counter as `name value` lines, atomically (write + rename).
-fn write_stats(path: &std::path::Path, node: &Node<DpdkPort>, port_id: u16, pool: &Mempool) {
+fn write_stats(path: &std::path::Path, t: &LaneReport, port_id: u16, pool: &Mempool) {
     let mut s = String::new();
-    for (k, v) in node.counters().pairs() {
+    for (k, v) in t.counters.pairs() {
         s.push_str(&format!("{k} {v}\n"));
     }
-    let pc = node.port().counters();
+    let pc = t.port;
     s.push_str(&format!(
         "port.rx_packets {}\nport.tx_packets {}\nport.tx_dropped {}\nport.tx_deferred {}\nport.tx_backlog {}\nport.alloc_failed {}\nport.rx_chained {}\n",
         pc.rx_packets,
         pc.tx_packets,
         pc.tx_dropped,
         pc.tx_deferred,
-        node.port().tx_backlog(),
+        t.tx_backlog,
         pc.alloc_failed,
         pc.rx_chained
     ));
@@ -326,7 +549,7 @@ fn write_stats(path: &std::path::Path, node: &Node<DpdkPort>, port_id: u16, pool
             d.ipackets, d.opackets, d.imissed, d.ierrors, d.oerrors, d.rx_nombuf
         ));
     }
-    for (name, n) in node.table_sizes() {
+    for (name, n) in &t.tables {
         s.push_str(&format!("{name} {n}\n"));
     }
     s.push_str(&format!("mbufs_free {}\n", pool.available()));

@@ -72,7 +72,20 @@ extern "C" {
         nb_txd: u16,
         mp: *mut RteMempool,
         promisc: c_int,
+        rss_key: *const u8,
+        key_len: u8,
+        rss_on: *mut c_int,
     ) -> c_int;
+    fn ipos_lcore_count() -> c_uint;
+    fn ipos_main_lcore() -> c_uint;
+    fn ipos_next_worker(prev: c_uint) -> c_uint;
+    fn ipos_lcore_none() -> c_uint;
+    fn ipos_remote_launch(
+        f: extern "C" fn(*mut std::ffi::c_void) -> c_int,
+        arg: *mut std::ffi::c_void,
+        lcore: c_uint,
+    ) -> c_int;
+    fn ipos_wait_lcore(lcore: c_uint) -> c_int;
     fn ipos_port_mac(port: u16, mac: *mut u8) -> c_int;
     fn ipos_port_name(port: u16, buf: *mut c_char, len: c_uint) -> c_int;
     fn ipos_port_stats(port: u16, out: *mut DeviceStats) -> c_int;
@@ -228,6 +241,7 @@ impl Mempool {
 }
 
 /// An owned single-segment DPDK mbuf; dropping it returns it to its pool.
+/// It may cross to another lcore (the lanes' hop): see the `Send` impl.
 pub struct Mbuf {
     ptr: NonNull<RteMbuf>,
 }
@@ -320,6 +334,9 @@ pub struct PortConfig {
     pub tx_desc: u16,
     /// Enable promiscuous mode (needed to see frames for a VIP MAC on some NICs).
     pub promiscuous: bool,
+    /// The RSS key for several queues (the device's own when its key has
+    /// another size).
+    pub rss_key: [u8; 40],
 }
 
 impl Default for PortConfig {
@@ -330,13 +347,25 @@ impl Default for PortConfig {
             rx_desc: 1024,
             tx_desc: 1024,
             promiscuous: true,
+            rss_key: crate::node::RSS_KEY,
         }
     }
 }
 
+/// What [`start_port`] set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortStarted {
+    /// The device's MAC address.
+    pub mac: EthernetAddress,
+    /// The device spreads received packets over the queues by RSS (several
+    /// queues and a device that hashes IP/TCP/UDP); otherwise every packet
+    /// arrives on whichever queue the device picks and the lanes hop it.
+    pub rss: bool,
+}
+
 /// Configures and starts an ethdev port with `cfg.queues` RX/TX queue pairs
-/// fed from `pool`; returns its MAC address.
-pub fn start_port(cfg: &PortConfig, pool: &Mempool) -> Result<EthernetAddress, DpdkError> {
+/// fed from `pool`.
+pub fn start_port(cfg: &PortConfig, pool: &Mempool) -> Result<PortStarted, DpdkError> {
     // SAFETY: plain query of EAL state.
     if unsafe { ipos_port_valid(cfg.port_id) } == 0 {
         return Err(DpdkError::new(
@@ -348,7 +377,10 @@ pub fn start_port(cfg: &PortConfig, pool: &Mempool) -> Result<EthernetAddress, D
             libc::ENODEV,
         ));
     }
-    // SAFETY: valid port id and pool; the shim sets the port up step by step.
+    let mut rss_on: c_int = 0;
+    // SAFETY: valid port id and pool; the key is 40 readable bytes that the
+    // device copies during configure; rss_on is a writable int. The shim sets
+    // the port up step by step.
     let ret = unsafe {
         ipos_port_init(
             cfg.port_id,
@@ -358,6 +390,9 @@ pub fn start_port(cfg: &PortConfig, pool: &Mempool) -> Result<EthernetAddress, D
             cfg.tx_desc,
             pool.ptr.as_ptr(),
             cfg.promiscuous as c_int,
+            cfg.rss_key.as_ptr(),
+            cfg.rss_key.len() as u8,
+            &mut rss_on,
         )
     };
     if ret != 0 {
@@ -383,7 +418,64 @@ pub fn start_port(cfg: &PortConfig, pool: &Mempool) -> Result<EthernetAddress, D
     if ret != 0 {
         return Err(DpdkError::new("rte_eth_macaddr_get", ret));
     }
-    Ok(EthernetAddress(mac))
+    Ok(PortStarted {
+        mac: EthernetAddress(mac),
+        rss: rss_on != 0,
+    })
+}
+
+/// The EAL's lcores (`-l`), the main one first: the threads a process may
+/// poll on.
+pub fn lcores() -> Vec<u32> {
+    // SAFETY: plain queries of EAL state, valid after eal_init.
+    let (main, none, count) = unsafe { (ipos_main_lcore(), ipos_lcore_none(), ipos_lcore_count()) };
+    let mut v = Vec::with_capacity(count as usize);
+    v.push(main);
+    let mut prev = none;
+    loop {
+        // SAFETY: as above; `prev` is an lcore id or the "none" start value.
+        let next = unsafe { ipos_next_worker(prev) };
+        if next >= none {
+            return v;
+        }
+        v.push(next);
+        prev = next;
+    }
+}
+
+type LcoreJob = Box<dyn FnOnce() -> i32 + Send>;
+
+extern "C" fn run_lcore_job(arg: *mut std::ffi::c_void) -> c_int {
+    // SAFETY: `arg` is the Box<LcoreJob> that launch_on leaked for exactly
+    // this call; we take it back once.
+    let job: Box<LcoreJob> = unsafe { Box::from_raw(arg.cast::<LcoreJob>()) };
+    // A panic must not unwind into DPDK's C frames.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(-1)
+}
+
+/// Runs `job` on worker lcore `lcore` (one of [`lcores`] but the first);
+/// [`wait_lcore`] returns what it returned (-1 when it panicked).
+pub fn launch_on(lcore: u32, job: impl FnOnce() -> i32 + Send + 'static) -> Result<(), DpdkError> {
+    let boxed: Box<LcoreJob> = Box::new(Box::new(job));
+    let arg = Box::into_raw(boxed).cast::<std::ffi::c_void>();
+    // SAFETY: run_lcore_job takes back the box behind `arg`; on failure the
+    // launch did not happen and we take it back here instead.
+    let ret = unsafe { ipos_remote_launch(run_lcore_job, arg, lcore) };
+    if ret != 0 {
+        // SAFETY: not launched: the box is still ours.
+        drop(unsafe { Box::from_raw(arg.cast::<LcoreJob>()) });
+        return Err(DpdkError::new(
+            format!("rte_eal_remote_launch(lcore {lcore})"),
+            ret,
+        ));
+    }
+    Ok(())
+}
+
+/// Waits for the job on `lcore` to return, and returns its result.
+pub fn wait_lcore(lcore: u32) -> i32 {
+    // SAFETY: plain EAL call; waiting on an idle lcore returns at once.
+    unsafe { ipos_wait_lcore(lcore) }
 }
 
 /// Stops and closes a port.

@@ -87,6 +87,18 @@ pub struct PortCounters {
     pub rx_chained: u64,
 }
 
+impl PortCounters {
+    /// Adds the counters of another queue of the same port.
+    pub fn add_all(&mut self, o: &PortCounters) {
+        self.rx_packets += o.rx_packets;
+        self.tx_packets += o.tx_packets;
+        self.tx_dropped += o.tx_dropped;
+        self.tx_deferred += o.tx_deferred;
+        self.alloc_failed += o.alloc_failed;
+        self.rx_chained += o.rx_chained;
+    }
+}
+
 /// A poll-mode port queue pair as the node sees it.
 pub trait Port {
     /// The packet buffer type of this port.

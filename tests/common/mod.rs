@@ -41,8 +41,21 @@ impl Farm {
         Farm::up_auth(tag, nodes, extra, "authenticate")
     }
 
+    /// [`Farm::up`] with every node polling `lanes` lcores (`scripts/farm up
+    /// --lanes`).
+    #[allow(dead_code)]
+    pub fn up_lanes(tag: &str, nodes: usize, extra: &[&str], lanes: usize) -> Farm {
+        Farm::start(tag, nodes, extra, "authenticate", Some(lanes))
+    }
+
     /// [`Farm::up`] with the farm's `--auth` mode: `authenticate`, `encrypt` or `none`.
+    /// The lanes per node are `IPOS_FARM_LANES` (default 1), so that any
+    /// end-to-end test can be run with several.
     pub fn up_auth(tag: &str, nodes: usize, extra: &[&str], auth: &str) -> Farm {
+        Farm::start(tag, nodes, extra, auth, None)
+    }
+
+    fn start(tag: &str, nodes: usize, extra: &[&str], auth: &str, lanes: Option<usize>) -> Farm {
         let lock = FARM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let id = format!("{}{}", tag, std::process::id() % 100000);
         let run = std::env::temp_dir().join(format!("ipos-farm{id}"));
@@ -55,6 +68,9 @@ impl Farm {
         let mut cmd = Command::new(root().join("scripts/farm"));
         cmd.arg("up").arg("--nodes").arg(nodes.to_string());
         cmd.arg("--auth").arg(auth);
+        if let Some(l) = lanes {
+            cmd.arg("--lanes").arg(l.to_string());
+        }
         cmd.arg("--iposd").arg(env!("CARGO_BIN_EXE_iposd"));
         if !extra.is_empty() {
             cmd.arg("--").args(extra);

@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench scale
 //! SCALE_MAX=1000000 cargo bench --bench scale   # skip the 10 M rows
+//! SCALE_TRACE=1 cargo bench --bench scale       # and each expiry poll over 100 us, with its tick, on stderr
 //! ```
 //!
 //! For the forward table (`ForwardTable`, client IP and port -> target) and
@@ -17,8 +18,8 @@
 //! | `B/entry` | live heap bytes after filling an empty table minus before, over entries, counted by this file's `#[global_allocator]` (a byte counter around `System`): slack of grown arrays included |
 //! | `lookup ns` | mean time of one hit over 2 000 000 keys drawn at random (xorshift) from those stored, as the node does it: `ForwardTable::lookup` (which also marks the entry used); `ConnectionTable::find` then `get_mut` |
 //! | `wheel B/entry` | forward only: the heap bytes of the node's timer wheel, which holds one idle time-out per forward entry (an item of the size of the node's `Timer`) |
-//! | idle expiry `polls`, `max us`, `p99.9 us`, `>100us` | forward only: entries arrive evenly over one idle time-out (900 s; the node's default is 900 s plus a margin), each arming its time-out in a `TimerWheel` of 1 ms ticks; then the clock runs on 1 ms a poll (the same `now` again while a poll used its whole budget) and every poll does what `Node::run_timers` does for them: `TimerWheel::expire(now, TIMER_BUDGET = 1024)` and `check_idle` on each due entry, until all have expired. `polls`: those that fired something; the other three over every poll (one that fires nothing may still re-place a higher level's slot): the longest, the 99.9th percentile, how many took over 100 µs |
-//! | sweep `calls`, `max us`, `p99.9 us`, `>100us` | forward only: a sweep (a target went down) that finds every entry dead, `sweep(256, ..)` a call (the node's `FORWARD_SWEEP_BUDGET`), until the pass ends: the calls, the longest, the 99.9th percentile, how many took over 100 µs |
+//! | idle expiry `polls`, `p50 us`, `max us`, `p99.9 us`, `>100us` | forward only: entries arrive evenly over one idle time-out (900 s; the node's default is 900 s plus a margin), each arming its time-out in a `TimerWheel` of 1 ms ticks; then the clock runs on 1 ms a poll (the same `now` again while a poll used its whole budget) and every poll does what `Node::run_timers` does for them: `TimerWheel::expire(now, TIMER_BUDGET = 1024)` and `check_idle` on each due entry, until all have expired. `polls`: those that fired something; the other four over every poll (one that fires nothing may still re-place a higher level's slot): the median, the longest, the 99.9th percentile, how many took over 100 µs. Ticks count from the first arrival: arrivals take ticks 0 to 900 000, expiries 900 000 to 1 800 000; a slot of the wheel's level 2 starts every 2^12 ticks, one of level 3 every 2^18 (see src/timer_wheel.rs) |
+//! | sweep `calls`, `p50 us`, `max us`, `p99.9 us`, `>100us` | forward only: a sweep (a target went down) that finds every entry dead, `sweep(256, ..)` a call (the node's `FORWARD_SWEEP_BUDGET`), until the pass ends: the calls, the median, the longest, the 99.9th percentile, how many took over 100 µs |
 //!
 //! Times are wall clock (`std::time::Instant`) on whatever else the machine
 //! runs: a maximum is one sample and includes any preemption of the thread
@@ -212,7 +213,7 @@ struct ForwardRow {
     sweep: Steps,
 }
 
-fn forward_row(n: usize) -> ForwardRow {
+fn forward_row(n: usize, trace: bool) -> ForwardRow {
     let t0 = NodeInstant::from_secs(1);
 
     // Memory and lookups.
@@ -273,7 +274,17 @@ fn forward_row(n: usize) -> ForwardRow {
         }
         // Every poll counts for the maximum: one that fires nothing may
         // still re-place (cascade) a slot of a higher level.
-        idle.0.push(start.elapsed());
+        let took = start.elapsed();
+        idle.0.push(took);
+        if trace && took > std::time::Duration::from_micros(100) {
+            let tick = (now - t0).total_millis();
+            eprintln!(
+                "trace: {n} entries: poll at tick {tick} (tick % 2^12 = {}, % 2^18 = {}) fired {got}, took {:.0} us",
+                tick % (1 << 12),
+                tick % (1 << 18),
+                us(took)
+            );
+        }
         if got > 0 {
             idle_polls += 1;
         }
@@ -318,6 +329,7 @@ fn main() {
             .expect("SCALE_MAX: a number"),
         Err(_) => usize::MAX,
     };
+    let trace = std::env::var_os("SCALE_TRACE").is_some();
     let sizes: Vec<usize> = [1_000, 1_000_000, 10_000_000]
         .into_iter()
         .filter(|&n| n <= max)
@@ -325,39 +337,43 @@ fn main() {
     println!("P4: table scale (benches/scale.rs)");
     println!("goal: <= 32 B per forward entry at 10 M; no expiry step longer than 100 us");
     println!(
-        "{:<40} | {:<40} | sweep(256) after a target died",
+        "{:<40} | {:<48} | sweep(256) after a target died",
         "", "idle expiry (wheel + check_idle per poll)"
     );
     println!(
-        "{:<10} {:>10} {:>8} {:>9} | {:>7} {:>7} {:>8} {:>8} {:>6} | {:>6} {:>8} {:>8} {:>6}",
+        "{:<10} {:>10} {:>8} {:>9} | {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} | {:>6} {:>7} {:>8} {:>8} {:>6}",
         "table",
         "entries",
         "B/entry",
         "lookup ns",
         "wheel B",
         "polls",
+        "p50 us",
         "max us",
         "p99.9 us",
         ">100us",
         "calls",
+        "p50 us",
         "max us",
         "p99.9 us",
         ">100us"
     );
     for &n in &sizes {
-        let f = forward_row(n);
+        let f = forward_row(n, trace);
         println!(
-            "{:<10} {:>10} {:>8.1} {:>9.1} | {:>7.1} {:>7} {:>8.1} {:>8.1} {:>6} | {:>6} {:>8.1} {:>8.1} {:>6}",
+            "{:<10} {:>10} {:>8.1} {:>9.1} | {:>7.1} {:>7} {:>7.1} {:>8.1} {:>8.1} {:>6} | {:>6} {:>7.1} {:>8.1} {:>8.1} {:>6}",
             "forward",
             n,
             f.bytes_per_entry,
             f.lookup_ns,
             f.wheel_bytes_per_entry,
             f.idle_polls,
+            f.idle.quantile_us(0.5),
             f.idle.max_us(),
             f.idle.quantile_us(0.999),
             f.idle.over_100us(),
             f.sweep.0.len(),
+            f.sweep.quantile_us(0.5),
             f.sweep.max_us(),
             f.sweep.quantile_us(0.999),
             f.sweep.over_100us()

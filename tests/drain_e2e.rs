@@ -86,7 +86,8 @@ fn a_drained_node_hands_its_downloads_to_the_others() {
         "RSTs on the client link: {resets:?}\n{context}"
     );
     assert_eq!(get(&b, "connections"), 0, "{context}");
-    assert_eq!(get(&b, "drains_started"), 1, "{context}");
+    // Every lane of b drains.
+    assert_eq!(get(&b, "drains_started"), farm.lanes(), "{context}");
     assert_eq!(get(&b, "moves_mid_response"), CLIENTS as u64, "{context}");
     assert_eq!(get(&b, "migrations_fallback"), 0, "{context}");
     eprintln!("20 downloads, b drained mid-transfer, all done in {took:?}\n{context}");

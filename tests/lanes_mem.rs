@@ -252,3 +252,38 @@ fn a_full_lane_ring_drops_and_counts() {
     );
     assert_eq!(f.lanes[A][0].connection_count(), 0);
 }
+
+/// The benchmark preload (`iposd --bench-forward-flows`): each lane of the
+/// front installs exactly the flows it owns, together all of them; a node
+/// without the VIP, or the node itself as the target, is refused.
+#[test]
+fn preloaded_forward_flows_land_on_their_lanes() {
+    use ipos::node::{preload_flow, PreloadError};
+    let mut f = Farm::with_lanes(3, 2, |_| options(), identity);
+    let now = f.now;
+    let n = 1000;
+    let put0 = f.nodes[A].preload_forward_flows(now, IPS[B], n).unwrap();
+    let put1 = f.lanes[A][0].preload_forward_flows(now, IPS[B], n).unwrap();
+    let owned0 = (0..n)
+        .filter(|&i| lane_of_flow(&preload_flow(i, VIP, SERVICE_PORT), 2) == 0)
+        .count();
+    assert_eq!(put0, owned0);
+    assert_eq!(put0 + put1, n);
+    assert!(put0 > n / 4 && put1 > n / 4, "{put0} / {put1}");
+    assert_eq!(f.nodes[A].forward_count(), put0);
+    assert_eq!(f.lanes[A][0].forward_count(), put1);
+    assert_eq!(
+        f.nodes[A].preload_forward_flows(now, IPS[A], 1),
+        Err(PreloadError::NoSuchTarget(IPS[A]))
+    );
+    assert_eq!(
+        f.nodes[B].preload_forward_flows(now, IPS[C], 1),
+        Err(PreloadError::NoVip)
+    );
+    // The default limit holds 65 536 entries: beyond it the table is full.
+    let mut one = Farm::with_options(4, |_| options());
+    assert_eq!(
+        one.nodes[A].preload_forward_flows(now, IPS[B], 70_000),
+        Err(PreloadError::TableFull(65_536))
+    );
+}

@@ -88,6 +88,16 @@ struct Options {
     #[arg(long, default_value_t = 30, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     drain_timeout: u64,
+    /// Benchmarks only: start with N forward entries, as if N clients
+    /// (198.18.1.(1 + i mod 254), port 1024 + i / 254) had been moved to
+    /// `--bench-forward-to`; the forward table's limit is raised to hold them.
+    /// `scripts/bench-forward` replays those clients' packets.
+    #[arg(long, value_name = "N", requires = "bench_forward_to",
+          value_parser = clap::value_parser!(u64).range(1..=ipos::node::MAX_PRELOAD as u64))]
+    bench_forward_flows: Option<u64>,
+    /// Benchmarks only: the node (its address) the preloaded entries point at.
+    #[arg(long, value_name = "IP", requires = "bench_forward_flows")]
+    bench_forward_to: Option<std::net::Ipv4Addr>,
 }
 
 fn main() {
@@ -178,7 +188,14 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     }
     id.auth = auth;
     let vip = id.vip;
-    let nopts = farm.node_options();
+    let mut nopts = farm.node_options();
+    let preload = opts
+        .bench_forward_flows
+        .zip(opts.bench_forward_to)
+        .map(|(n, to)| (n as usize, to));
+    if let Some((n, _)) = preload {
+        nopts.max_forward = nopts.max_forward.max(n);
+    }
     log::info!(
         "node {} up: port {} ({}), mac {}, ip {}{}, service ports {:?}, ethertype {:#06x}",
         spec.name,
@@ -252,6 +269,7 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
                 lane,
                 Arc::clone(&shared),
                 lane_loop,
+                preload,
             );
             if let Err(e) = dpdk::launch_on(lcores[q], job) {
                 stop.store(true, Ordering::Relaxed);
@@ -264,6 +282,16 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         }
         Node::with_lane(port, id, nopts, lane0)
     };
+    if let Some((n, to)) = preload {
+        let t = std::time::Instant::now();
+        let put = node
+            .preload_forward_flows(shared.now(), to, n)
+            .map_err(|e| format!("--bench-forward-flows: {e}"))?;
+        log::info!(
+            "lane 0: {put} of {n} preloaded forward entries to {to} in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
 
     let mut drain_until: Option<Instant> = None;
     let mut drained_at: Option<Instant> = None;
@@ -494,10 +522,21 @@ fn worker_job(
     lane: Lane<Mbuf>,
     shared: Arc<Shared>,
     lp: LaneLoop,
+    preload: Option<(usize, std::net::Ipv4Addr)>,
 ) -> impl FnOnce() -> i32 + Send + 'static {
     move || {
         let slot = lane.index() - 1;
         let mut node = Node::with_lane(port, id, opts, lane);
+        if let Some((n, to)) = preload {
+            match node.preload_forward_flows(shared.now(), to, n) {
+                Ok(put) => log::info!("lane {}: {put} of {n} preloaded forward entries", slot + 1),
+                Err(e) => {
+                    log::error!("lane {}: --bench-forward-flows: {e}", slot + 1);
+                    shared.stop.store(true, Ordering::Relaxed);
+                    return 1;
+                }
+            }
+        }
         let mut idle = 0u32;
         let mut next_report = shared.now();
         let mut draining = false;

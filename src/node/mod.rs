@@ -43,6 +43,7 @@ mod ipos;
 mod lanes;
 mod options;
 mod peers;
+mod preload;
 mod rate;
 mod rebalance;
 mod rx;
@@ -57,6 +58,7 @@ pub use drain::{DrainError, DRAIN_BUDGET};
 pub use lanes::{flow_hash, lane_of_flow, Lane, MAX_LANES, RING as LANE_RING, RSS_KEY};
 pub use options::{NodeOptions, Rebalance, DEFAULT_MAX_MOVES, PEER_DOWN_ADVERTS};
 pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
+pub use preload::{preload_flow, PreloadError, MAX_PRELOAD};
 pub use rebalance::MIN_EXCESS;
 
 pub(crate) use conn::{Conn, Origin, Phase, ServingCount};

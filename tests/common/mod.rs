@@ -87,6 +87,17 @@ impl Farm {
         farm
     }
 
+    /// Lanes (lcores) per node, as `scripts/farm up` started them: an event
+    /// every lane sees once (a peer going down, a drain starting) counts
+    /// this many times in a node's summed counters.
+    #[allow(dead_code)]
+    pub fn lanes(&self) -> u64 {
+        std::fs::read_to_string(self.run.join("lanes"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1)
+    }
+
     pub fn client_ns(&self) -> String {
         format!("ipos-client{}", self.id)
     }

@@ -48,7 +48,10 @@
 //!   the slot's current chunk).
 //! - [`TimerWheel::expire`]: proportional to the items it hands out, plus
 //!   the items it cascades down a level (each item cascades at most once
-//!   per level, four times in all, plus once per 12.4 days beyond the span),
+//!   per level, four times in all, plus once per 12.4 days beyond the span;
+//!   at most `budget` of them per call: a slot of a high level holding a
+//!   million timers is re-placed over many calls, and nothing fires until
+//!   it is, see [`TimerWheel::catching_up`]),
 //!   plus the number of *non-empty* slots it passes, each found in O(1) per
 //!   level from a 64-bit occupancy bitmap. It never walks empty slots, so
 //!   the cost does not depend on how many ticks elapsed: an empty wheel
@@ -124,6 +127,11 @@ pub struct TimerWheel<T> {
     /// Head of the free list through `Chunk::next`.
     free: u32,
     len: usize,
+    /// The chunks of a slot above level 0 that came up and whose items are
+    /// being re-placed below, a budget's worth per `expire` (detached from
+    /// their slot). While it is Some nothing fires: every item left in it is
+    /// due no later than what the lower levels hold.
+    cascading: Option<u32>,
     #[cfg(test)]
     visited: u64,
 }
@@ -160,6 +168,7 @@ impl<T> TimerWheel<T> {
             chunks: Vec::new(),
             free: NIL,
             len: 0,
+            cascading: None,
             #[cfg(test)]
             visited: 0,
         }
@@ -186,6 +195,11 @@ impl<T> TimerWheel<T> {
     /// <= now, at most `budget` of them; items left over because of the budget stay due and
     /// come first on the next call. Returns how many it pushed.
     ///
+    /// Re-placing the items of a higher level's slot that came up counts
+    /// against a second `budget` of its own: a call that used it up hands
+    /// out what it has and leaves [`TimerWheel::catching_up`] true (the items
+    /// due wait for the next calls; none is lost or reordered).
+    ///
     /// A `now` earlier than the wheel's clock leaves the clock where it is
     /// (items already due are still handed out). Cost: the items it hands
     /// out or cascades plus the non-empty slots it passes (see the module
@@ -196,7 +210,19 @@ impl<T> TimerWheel<T> {
         }
         let target = self.now_tick();
         let mut pushed = 0;
+        // Items re-placed from a higher level: at most `budget` of them per
+        // call too, so that a slot of a high level (a million timers in a
+        // 4.4-minute slot) is re-placed over many calls rather than stalling
+        // one. A call that stops for it leaves `catching_up` true.
+        let mut moved = 0;
         loop {
+            if self.cascading.is_some() {
+                if moved >= budget {
+                    break;
+                }
+                moved += self.cascade_some(budget - moved);
+                continue;
+            }
             let due = self.next_slot().filter(|&(_, _, start)| start <= target);
             let Some((level, slot, start)) = due else {
                 // Every slot up to `target` has been handled.
@@ -212,10 +238,17 @@ impl<T> TimerWheel<T> {
             if level == 0 {
                 pushed += self.fire(slot, budget - pushed, out);
             } else {
-                self.cascade(level, slot);
+                self.start_cascade(level, slot);
             }
         }
         pushed
+    }
+
+    /// True while a slot of a level above 0 is being re-placed (see
+    /// [`TimerWheel::expire`]): an `expire` that handed out fewer than its
+    /// budget may have left items due, which the next calls hand out.
+    pub fn catching_up(&self) -> bool {
+        self.cascading.is_some()
     }
 
     /// Timers stored (due or not).
@@ -234,7 +267,11 @@ impl<T> TimerWheel<T> {
     /// 64-tick block; otherwise the start of the slot that holds it. At or
     /// before the wheel's clock when something is due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let (_, _, start) = self.next_slot()?;
+        let start = match self.cascading {
+            // Being re-placed: its items are due from the wheel's position on.
+            Some(_) => self.elapsed,
+            None => self.next_slot()?.2,
+        };
         let us = i64::try_from(start.saturating_mul(self.tick_us)).unwrap_or(i64::MAX);
         Some(Instant::from_micros(self.origin_us.saturating_add(us)))
     }
@@ -357,25 +394,41 @@ impl<T> TimerWheel<T> {
         n
     }
 
-    /// Re-places every item of slot `slot` of `level` (which has come up)
-    /// in the levels below, from their absolute deadlines.
-    fn cascade(&mut self, level: usize, slot: usize) {
+    /// Slot `slot` of `level` (above 0) has come up: its chunks are
+    /// detached, to be re-placed in the levels below by [`Self::cascade_some`].
+    fn start_cascade(&mut self, level: usize, slot: usize) {
         let lv = &mut self.levels[level];
-        let mut head = std::mem::replace(&mut lv.head[slot], NIL);
+        let head = std::mem::replace(&mut lv.head[slot], NIL);
         lv.occupied &= !(1 << slot);
-        while head != NIL {
+        self.cascading = (head != NIL).then_some(head);
+    }
+
+    /// Re-places up to `max` items of the slot being cascaded, from their
+    /// absolute deadlines; returns how many.
+    fn cascade_some(&mut self, max: usize) -> usize {
+        let mut n = 0;
+        while let Some(head) = self.cascading {
+            if n >= max {
+                break;
+            }
             // Taken out (an empty `Vec` left in place, no allocation) so
             // that its entries can go into other chunks of the pool.
             let mut entries = std::mem::take(&mut self.chunks[head as usize].entries);
-            for (when, item) in entries.drain(..) {
+            let take = (max - n).min(entries.len());
+            let from = entries.len() - take;
+            for (when, item) in entries.drain(from..) {
                 self.push(when, item);
             }
+            n += take;
             let chunk = &mut self.chunks[head as usize];
             chunk.entries = entries;
-            let next = chunk.next;
-            self.free_chunk(head);
-            head = next;
+            if chunk.entries.is_empty() {
+                let next = chunk.next;
+                self.free_chunk(head);
+                self.cascading = (next != NIL).then_some(next);
+            }
         }
+        n
     }
 
     #[cfg(test)]
@@ -421,9 +474,30 @@ mod tests {
         }
     }
 
+    /// `expire` with `budget` items, called again while the wheel is
+    /// catching up (re-placing a slot) and budget is left: what one call
+    /// hands out when re-placing costs nothing.
+    fn expire_full(
+        w: &mut TimerWheel<u32>,
+        now: Instant,
+        budget: usize,
+        out: &mut Vec<u32>,
+    ) -> usize {
+        let mut n = 0;
+        loop {
+            let before = out.len();
+            let got = w.expire(now, budget - n, out);
+            assert_eq!(got, out.len() - before);
+            n += got;
+            if n == budget || !w.catching_up() {
+                return n;
+            }
+        }
+    }
+
     fn drain(w: &mut TimerWheel<u32>, now: Instant) -> Vec<u32> {
         let mut out = Vec::new();
-        let n = w.expire(now, usize::MAX, &mut out);
+        let n = expire_full(w, now, usize::MAX, &mut out);
         assert_eq!(n, out.len());
         out.sort_unstable();
         out
@@ -535,6 +609,37 @@ mod tests {
         assert_eq!(drain(&mut w, us(15_000)), vec![6]);
     }
 
+    /// 20,000 items in one level-2 slot (4.1 s wide): when it comes up, a
+    /// budget of 500 re-places them over 40 calls, the first 39 handing out
+    /// nothing, the last the first item due; then the rest fire, none lost.
+    #[test]
+    fn a_big_slot_is_replaced_over_several_calls() {
+        let mut w = TimerWheel::new(Instant::ZERO, MS);
+        let n = 20_000u32;
+        // Deadlines 8.192 s + 0..2 s: one level-2 slot seen from 0.
+        for i in 0..n {
+            w.insert(us(8_192_000 + i as i64 * 100), i);
+        }
+        let mut out = Vec::new();
+        assert_eq!(w.expire(Instant::from_millis(8_191), 500, &mut out), 0);
+        assert!(!w.catching_up());
+        let mut calls = 0;
+        let now = Instant::from_millis(8_192);
+        while out.is_empty() {
+            w.expire(now, 500, &mut out);
+            calls += 1;
+            assert!(calls <= 40, "too many calls");
+            if out.is_empty() {
+                assert!(w.catching_up());
+            }
+        }
+        assert_eq!(calls, 40, "20,000 items re-placed 500 per call");
+        assert_eq!(out, vec![0]);
+        let rest = drain(&mut w, Instant::from_secs(20));
+        assert_eq!(rest.len(), n as usize - 1);
+        assert_eq!(w.len(), 0);
+    }
+
     /// 10,000 items due at once with a budget of 100: 100 per call, all of
     /// them, in deadline order, and items inserted meanwhile keep order.
     #[test]
@@ -552,7 +657,7 @@ mod tests {
         let mut calls = 0;
         loop {
             out.clear();
-            let got = w.expire(now, 100, &mut out);
+            let got = expire_full(&mut w, now, 100, &mut out);
             assert_eq!(got, out.len());
             if got == 0 {
                 break;
@@ -826,7 +931,7 @@ mod tests {
                     let now = clock + step;
                     clock = clock.max(now);
                     out.clear();
-                    let n = w.expire(us(now), budget, &mut out);
+                    let n = expire_full(&mut w, us(now), budget, &mut out);
                     prop_assert_eq!(n, out.len());
                     let due: Vec<(i64, u32, bool)> =
                         model.iter().copied().filter(|m| m.0 <= clock).collect();

@@ -526,6 +526,7 @@ fn worker_job(
 ) -> impl FnOnce() -> i32 + Send + 'static {
     move || {
         let slot = lane.index() - 1;
+        let _guard = StopOnPanic(Arc::clone(&shared));
         let mut node = Node::with_lane(port, id, opts, lane);
         if let Some((n, to)) = preload {
             match node.preload_forward_flows(shared.now(), to, n) {
@@ -562,6 +563,18 @@ fn worker_job(
             *r = LaneReport::of(&node, drained);
         }
         0
+    }
+}
+
+/// A lane that panics stops the whole node: its flows would otherwise be
+/// lost on a ring nobody reads.
+struct StopOnPanic(Arc<Shared>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop.store(true, Ordering::Relaxed);
+        }
     }
 }
 

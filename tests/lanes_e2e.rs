@@ -180,7 +180,7 @@ fn two_lanes_per_node_drain_moves_downloads_off_both_lanes() {
     if skip() {
         return;
     }
-    const SIZE: u64 = 10_000_000;
+    const SIZE: u64 = 20_000_000;
     const N: usize = 10;
     let farm = Farm::up_lanes("ld", 3, &[], 2);
     let sysctl = farm.client(
@@ -222,10 +222,22 @@ fn two_lanes_per_node_drain_moves_downloads_off_both_lanes() {
         assert_eq!(sha, &want, "download {i}\n{context}");
     }
     assert_no_rst(&rsts);
-    // Each lane drained its own: every download moved off b mid-response.
     assert_eq!(get(&b, "connections"), 0, "{context}");
     assert_eq!(get(&b, "drains_started"), 2, "one per lane\n{context}");
-    assert_eq!(get(&b, "moves_mid_response"), N as u64, "{context}");
+    // Each lane drained its own: every download still running moved off b
+    // mid-response; one that had finished first (a slow start under load)
+    // closed at b.
+    assert!(get(&b, "drain_moves") >= 1, "{context}");
+    assert_eq!(
+        get(&b, "moves_mid_response"),
+        get(&b, "drain_moves"),
+        "{context}"
+    );
+    assert_eq!(
+        get(&b, "drain_moves") + get(&b, "tcp_closed"),
+        N as u64,
+        "{context}"
+    );
     assert_eq!(get(&b, "migrations_fallback"), 0, "{context}");
     assert!(
         farm.log("b").contains("drained: it holds no connection"),

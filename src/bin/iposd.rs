@@ -91,7 +91,7 @@ struct Options {
     /// Benchmarks only: start with N forward entries, as if N clients
     /// (198.18.1.(1 + i mod 254), port 1024 + i / 254) had been moved to
     /// `--bench-forward-to`; the forward table's limit is raised to hold them.
-    /// `scripts/bench-forward` replays those clients' packets.
+    /// `scripts/bench-pps --traffic forward` replays those clients' packets.
     #[arg(long, value_name = "N", requires = "bench_forward_to",
           value_parser = clap::value_parser!(u64).range(1..=ipos::node::MAX_PRELOAD as u64))]
     bench_forward_flows: Option<u64>,

@@ -2,7 +2,7 @@
 //! table of N entries as if N clients had been moved to one target, so that
 //! the wrapping of their packets (and the table's cost at that size) can be
 //! measured on a device that replays those clients' packets
-//! (`scripts/bench-forward`, `iposd --bench-forward-flows`).
+//! (`scripts/bench-pps --traffic forward`, `iposd --bench-forward-flows`).
 //!
 //! Flow `i` of `count` is client 198.18.1.(1 + i mod 254), port
 //! 1024 + i / 254, to the VIP on the first service port; `count` is at most

@@ -459,7 +459,7 @@ struct LaneReport {
     counters: Counters,
     port: PortCounters,
     tx_backlog: usize,
-    tables: Vec<(&'static str, usize)>,
+    tables: [(&'static str, usize); 8],
     connections: usize,
     drained: bool,
 }
@@ -470,7 +470,7 @@ impl LaneReport {
             counters: node.counters().clone(),
             port: node.port().counters(),
             tx_backlog: node.port().tx_backlog(),
-            tables: node.table_sizes().to_vec(),
+            tables: node.table_sizes(),
             connections: node.connection_count(),
             drained,
         }
@@ -481,11 +481,9 @@ impl LaneReport {
         self.port.add_all(&o.port);
         self.tx_backlog += o.tx_backlog;
         self.connections += o.connections;
-        for (name, n) in &o.tables {
-            match self.tables.iter_mut().find(|(k, _)| k == name) {
-                Some((_, v)) => *v += n,
-                None => self.tables.push((name, *n)),
-            }
+        // Every lane lists the same tables in the same order.
+        for ((_, v), (_, n)) in self.tables.iter_mut().zip(&o.tables) {
+            *v += n;
         }
     }
 }

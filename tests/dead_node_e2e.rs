@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{get, nonzero, skip, Capture, Farm};
+use common::{get, nonzero, skip, Capture, Farm, RST_FILTER};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,6 @@ const CURL_MAX_TIME: u64 = 60;
 /// A peer is down after 3 s without an advert; a keep-alive probe follows
 /// within a second; this leaves 4 s for the shared cores.
 const ERROR_WITHIN: Duration = Duration::from_secs(8);
-const RST_FILTER: &str = "tcp[tcpflags] & tcp-rst != 0 and dst host 198.18.0.1";
 
 /// The curl processes; killed on drop, whatever happened.
 struct Downloads(Vec<Option<Child>>);

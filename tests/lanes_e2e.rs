@@ -8,20 +8,12 @@
 
 mod common;
 
-use common::{expected_sha256, get, nonzero, skip, Capture, Farm};
+use common::{
+    ab, assert_ab_ok, assert_no_rst, expected_sha256, get, nonzero, skip, Capture, Farm, RST_FILTER,
+};
 use std::time::Duration;
 
 const VIP: &str = "198.18.0.100";
-const RST_FILTER: &str = "tcp[tcpflags] & tcp-rst != 0 and dst host 198.18.0.1";
-
-fn assert_no_rst(lines: &[String]) {
-    assert!(
-        lines.is_empty(),
-        "{} RSTs to the client:\n{}",
-        lines.len(),
-        lines.join("\n")
-    );
-}
 
 /// Every node says it runs two lanes, and lane 1 took part (it got its
 /// copies of the adverts).
@@ -119,38 +111,19 @@ fn two_lanes_per_node_ab_every_connection_moved() {
     const N: u64 = 4000;
     let farm = Farm::up_lanes("la", 3, &[], 2);
     let cap = Capture::start(&farm, RST_FILTER);
-    let out = farm.client(
+    let r = ab(
+        &farm,
+        N,
+        16,
+        &format!("http://{VIP}/b/bytes/100"),
         Duration::from_secs(180),
-        &[
-            "ab",
-            "-q",
-            "-r",
-            "-s",
-            "30",
-            "-n",
-            &N.to_string(),
-            "-c",
-            "16",
-            &format!("http://{VIP}/b/bytes/100"),
-        ],
     );
     let rsts = cap.stop();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let field = |name: &str| -> Option<u64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-    };
-    let rate = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests per second:"))
-        .unwrap_or("?")
-        .trim()
-        .to_string();
-    println!("ab -n {N} -c 16 /b/bytes/100, 2 lanes per node: {rate}");
-    assert_eq!(field("Complete requests:"), Some(N), "ab:\n{text}");
-    assert_eq!(field("Failed requests:"), Some(0), "ab:\n{text}");
-    assert_eq!(field("Non-2xx responses:").unwrap_or(0), 0, "ab:\n{text}");
+    println!(
+        "ab -n {N} -c 16 /b/bytes/100, 2 lanes per node: {:.0} req/s",
+        r.rate
+    );
+    assert_ab_ok(&r, N);
     assert_no_rst(&rsts);
     let b = farm.wait_stats("b", Duration::from_secs(20), |s| {
         get(s, "http_responses") >= N

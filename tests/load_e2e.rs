@@ -8,90 +8,13 @@
 
 mod common;
 
-use common::{get, install_loss, nonzero, skip, Capture, Farm};
+use common::{
+    ab, assert_ab_ok, assert_no_rst, get, install_loss, nonzero, skip, Capture, Farm, RST_FILTER,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
 const VIP: &str = "198.18.0.100";
-/// RSTs sent to the client, on its link. (A client that quits with unread
-/// bytes resets its own connections: `wrk` does at the end of its run.)
-const RST_FILTER: &str = "tcp[tcpflags] & tcp-rst != 0 and dst host 198.18.0.1";
-
-/// What `ab` reported.
-#[derive(Debug, Default)]
-struct AbReport {
-    complete: u64,
-    failed: u64,
-    non_2xx: u64,
-    rate: f64,
-    text: String,
-}
-
-/// `ab -n n -c c url` in the client namespace (30 s per-request time-out).
-fn ab(farm: &Farm, n: u64, c: u64, url: &str, limit: Duration) -> AbReport {
-    let out = farm.client(
-        limit,
-        &[
-            "ab",
-            "-q",
-            "-r",
-            "-s",
-            "30",
-            "-n",
-            &n.to_string(),
-            "-c",
-            &c.to_string(),
-            url,
-        ],
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let field = |name: &str| -> Option<String> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
-    };
-    AbReport {
-        complete: field("Complete requests:")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        failed: field("Failed requests:")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(u64::MAX),
-        non_2xx: field("Non-2xx responses:")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        rate: field("Requests per second:")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0),
-        text,
-    }
-}
-
-/// `ab` completed `n` requests, none failed, none answered with an error.
-fn assert_ab_ok(r: &AbReport, n: u64) {
-    assert_eq!(r.complete, n, "ab:\n{}", r.text);
-    assert_eq!(r.failed, 0, "ab:\n{}", r.text);
-    assert_eq!(r.non_2xx, 0, "ab:\n{}", r.text);
-}
-
-fn assert_no_rst(lines: &[String]) {
-    assert!(
-        lines.is_empty(),
-        "{} RSTs sent to the client:\n{}",
-        lines.len(),
-        lines
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-}
-
 /// Waits until `pred` holds for node `node`'s counters; returns them.
 fn settle(
     farm: &Farm,

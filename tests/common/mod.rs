@@ -452,3 +452,88 @@ pub fn loss_counters(farm: &Farm) -> (u64, u64, String) {
     let output = counts.next().unwrap_or(0);
     (input, output, text)
 }
+
+/// RSTs sent to the client, on its link. (A client that quits with unread
+/// bytes resets its own connections: `wrk` does at the end of its run.)
+#[allow(dead_code)]
+pub const RST_FILTER: &str = "tcp[tcpflags] & tcp-rst != 0 and dst host 198.18.0.1";
+
+/// What `ab` reported.
+#[allow(dead_code)]
+#[derive(Debug, Default)]
+pub struct AbReport {
+    pub complete: u64,
+    pub failed: u64,
+    pub non_2xx: u64,
+    pub rate: f64,
+    pub text: String,
+}
+
+/// `ab -n n -c c url` in the client namespace (30 s per-request time-out).
+#[allow(dead_code)]
+pub fn ab(farm: &Farm, n: u64, c: u64, url: &str, limit: Duration) -> AbReport {
+    let out = farm.client(
+        limit,
+        &[
+            "ab",
+            "-q",
+            "-r",
+            "-s",
+            "30",
+            "-n",
+            &n.to_string(),
+            "-c",
+            &c.to_string(),
+            url,
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+    };
+    AbReport {
+        complete: field("Complete requests:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        failed: field("Failed requests:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX),
+        non_2xx: field("Non-2xx responses:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        rate: field("Requests per second:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+        text,
+    }
+}
+
+/// `ab` completed `n` requests, none failed, none answered with an error.
+#[allow(dead_code)]
+pub fn assert_ab_ok(r: &AbReport, n: u64) {
+    assert_eq!(r.complete, n, "ab:\n{}", r.text);
+    assert_eq!(r.failed, 0, "ab:\n{}", r.text);
+    assert_eq!(r.non_2xx, 0, "ab:\n{}", r.text);
+}
+
+/// tcpdump saw no RST sent to the client.
+#[allow(dead_code)]
+pub fn assert_no_rst(lines: &[String]) {
+    assert!(
+        lines.is_empty(),
+        "{} RSTs sent to the client:\n{}",
+        lines.len(),
+        lines
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -77,6 +77,11 @@ struct Options {
     /// Empty polls in a row before backing off.
     #[arg(long, default_value_t = 256, value_name = "N")]
     idle_polls: u32,
+    /// Drained TCP buffers each lane keeps for reuse, per buffer size. A connection's
+    /// send and receive buffers hold memory only while they hold data; a drained one
+    /// goes back to its lane's pool, and past this many to the allocator.
+    #[arg(long, default_value_t = ipos_tcp::buffers::DEFAULT_MAX_POOLED, value_name = "N")]
+    tcp_buffers_pooled: usize,
     /// Seconds between stats lines in the log (0: never).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     stats_interval: u64,
@@ -250,7 +255,10 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         backoff: std::time::Duration::from_micros(opts.idle_backoff_us),
         idle_polls: opts.idle_polls,
         drain_for,
+        buffers_pooled: opts.tcp_buffers_pooled,
     };
+    // Each lane's thread has its own pool of TCP buffers.
+    ipos_tcp::buffers::set_max_pooled(lane_loop.buffers_pooled);
 
     // Lane 0 polls on the main lcore; lanes 1.. on the worker lcores.
     let port = DpdkPort::new(port_id, 0, spec.mac, &pool);
@@ -459,7 +467,7 @@ struct LaneReport {
     counters: Counters,
     port: PortCounters,
     tx_backlog: usize,
-    tables: [(&'static str, usize); 8],
+    tables: [(&'static str, usize); ipos::node::TABLE_SIZES],
     connections: usize,
     drained: bool,
 }
@@ -494,6 +502,7 @@ struct LaneLoop {
     backoff: std::time::Duration,
     idle_polls: u32,
     drain_for: Duration,
+    buffers_pooled: usize,
 }
 
 impl LaneLoop {
@@ -525,6 +534,7 @@ fn worker_job(
     move || {
         let slot = lane.index() - 1;
         let _guard = StopOnPanic(Arc::clone(&shared));
+        ipos_tcp::buffers::set_max_pooled(lp.buffers_pooled);
         let mut node = Node::with_lane(port, id, opts, lane);
         if let Some((n, to)) = preload {
             match node.preload_forward_flows(shared.now(), to, n) {

@@ -22,9 +22,11 @@
 //! port's pool, replies are written in place, forwarded packets get their
 //! ipOS header prepended in the same buffer, the tables allocate only while
 //! growing to their working size. Per *connection*, the endpoint's send and
-//! receive buffers are allocated when it reaches ESTABLISHED or is imported
-//! (a half-open connection holds none, and the table's room is checked before
-//! an endpoint is made); a SYN answered with a cookie allocates nothing; per *move*,
+//! receive buffers hold memory only while they hold data, taken from the
+//! lane's pool and given back when drained ([`ipos_tcp::buffers`]; the pool
+//! allocates only when it is empty), so a half-open or an idle connection holds
+//! none (and the table's room is checked before an endpoint is made); a SYN
+//! answered with a cookie allocates nothing; per *move*,
 //! the source boxes its export state and the list of held packets, and the
 //! target allocates the reassembly buffer of the carried bytes.
 //!
@@ -75,6 +77,8 @@ use ipos_policy::FarmView;
 use ipos_wire::Flow;
 use smoltcp::time::Instant;
 
+/// How many entries [`Node::table_sizes`] lists.
+pub const TABLE_SIZES: usize = 11;
 /// The process id advertised for the built-in HTTP service.
 pub const HTTP_PID: u32 = 1;
 /// The process id advertised for the built-in UDP echo service.
@@ -316,8 +320,11 @@ impl<P: Port> Node<P> {
         self.peers.down_count()
     }
 
-    /// The sizes of the node's tables, by name (for the stats file).
-    pub fn table_sizes(&self) -> [(&'static str, usize); 8] {
+    /// The sizes of the node's tables, by name (for the stats file). The last three
+    /// are the TCP buffers of the calling thread's pool ([`ipos_tcp::buffers`]): a
+    /// lane's own when a lane asks, shared by every node a test runs on one thread.
+    pub fn table_sizes(&self) -> [(&'static str, usize); TABLE_SIZES] {
+        let bufs = ipos_tcp::buffers::stats();
         [
             ("connections", self.connection_count()),
             ("forward_entries", self.forward_count()),
@@ -327,6 +334,9 @@ impl<P: Port> Node<P> {
             ("arp_cache", self.arp_cache_count()),
             ("arp_wait", self.arp_wait_count()),
             ("peers_down_now", self.peers_down_count()),
+            ("tcp_buffers", bufs.in_use),
+            ("tcp_buffer_bytes", bufs.in_use_bytes),
+            ("tcp_buffers_pooled", bufs.pooled),
         ]
     }
 

@@ -4,8 +4,9 @@
 //! - **No I/O, no clock, no per-segment allocation.** Time is an argument
 //!   ([`Instant`]); segments come in as bytes ([`Endpoint::on_segment`]) and go out as bytes
 //!   written into a caller buffer ([`Endpoint::poll_transmit`]) with a correct checksum
-//!   over the IPv4 pseudo-header. Buffers are allocated once per connection, when it
-//!   becomes synchronized (a half-open passive connection holds none).
+//!   over the IPv4 pseudo-header. A connection's buffers hold memory only while they
+//!   hold data, taken from and given back to a pool per thread ([`buffers`]): a
+//!   half-open passive connection holds none, nor does an idle established one.
 //! - **Nothing from the wire panics.** Malformed segments return a [`SegmentError`] and
 //!   leave the endpoint unchanged; malformed TCBs return a [`TcbError`]. No `unsafe`.
 //! - **Wrapping sequence arithmetic** everywhere (RFC 9293 section 3.4).
@@ -74,10 +75,11 @@
 //! `reassembly.rs` (received data, out-of-order ranges, FIN), `timers.rs`, `output.rs`
 //! (`poll_transmit`, options, window), `app.rs` (application side) and `migrate.rs`
 //! (`export` / `import`). Next to it: `segment.rs` (parse / write TCP segments),
-//! [`tcb`] (the TCB codec), `ring.rs` (buffers), `seq.rs` (wrapping sequence comparisons)
+//! [`tcb`] (the TCB codec), `ring.rs` (buffers), [`buffers`] (their memory), `seq.rs` (wrapping sequence comparisons)
 //! and [`sim`].
 #![forbid(unsafe_code)]
 
+pub mod buffers;
 mod endpoint;
 mod ring;
 mod segment;

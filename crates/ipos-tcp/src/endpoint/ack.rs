@@ -39,6 +39,7 @@ impl Endpoint {
             let data_acked = acked.min(buffered);
             let fin_acked = self.has(TCB_F_FIN_SENT) && acked > buffered;
             self.cold.snd.consume(data_acked as usize);
+            self.cold.snd.release_if_empty();
             // RFC 6582 section 4.1 ACK heuristic: remember whether the latest cumulative
             // advance was small (at most 4 SMSS).
             if acked <= 4 * smss {

@@ -22,6 +22,9 @@ impl Endpoint {
     /// Consume `n` received bytes; may schedule a window update (SWS-avoided).
     pub fn recv_consume(&mut self, n: usize) {
         self.cold.rcv.consume(n);
+        if self.cold.ooo_len == 0 {
+            self.cold.rcv.release_if_empty();
+        }
         // Announce when the window grew by at least min(buf/2, MSS), or reopens from zero.
         self.window_update_if_grown();
     }
@@ -43,7 +46,7 @@ impl Endpoint {
     /// Free send-buffer bytes the application may fill now (0 once it cannot send, and
     /// 0 while a passive connection is half-open: it has no buffers yet).
     pub fn send_space(&self) -> usize {
-        if self.can_send() && self.cold.snd.is_allocated() {
+        if self.can_send() && self.cold.snd.is_enabled() {
             self.cold.snd.free()
         } else {
             0
@@ -58,7 +61,9 @@ impl Endpoint {
         let buf = self.cold.snd.free_contig_mut();
         let cap = buf.len();
         let n = f(buf).min(cap);
-        self.cold.snd.commit(n)
+        let n = self.cold.snd.commit(n);
+        self.cold.snd.release_if_empty();
+        n
     }
 
     /// Queue as much of `data` as fits; returns bytes queued.
@@ -106,11 +111,18 @@ impl Endpoint {
         self.enter_closed();
     }
 
-    /// True once the send and receive buffers are allocated: from ESTABLISHED on for a
+    /// True once the send and receive buffers may hold data: from ESTABLISHED on for a
     /// passive open (never while half-open), at once for an active open, an import or
-    /// a connection made from a SYN cookie.
+    /// a connection made from a SYN cookie. Their memory comes and goes with the data
+    /// (see [`Endpoint::buffer_memory`]).
     pub fn has_buffers(&self) -> bool {
-        self.cold.snd.is_allocated() && self.cold.rcv.is_allocated()
+        self.cold.snd.is_enabled() && self.cold.rcv.is_enabled()
+    }
+
+    /// Bytes of buffer memory the connection holds now: a ring's capacity while it
+    /// stores data, nothing once it is drained ([`crate::buffers`]).
+    pub fn buffer_memory(&self) -> usize {
+        self.cold.snd.memory() + self.cold.rcv.memory()
     }
 
     /// The RFC 9293 connection state.

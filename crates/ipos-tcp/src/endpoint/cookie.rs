@@ -172,7 +172,7 @@ impl Endpoint {
         ep.snd_max = seg.ack;
         ep.set_snd_wnd(seg.window, ep.snd_wscale, seg.seq, seg.ack);
         ep.cold.rcv_wnd_cap = rcv_window_cap;
-        ep.allocate_buffers();
+        ep.enable_buffers();
         ep.cold.counters.segs_in += 1;
         ep.on_other(now, &seg);
         Ok(ep)

@@ -17,7 +17,7 @@
 //!   synchronized state (section 4.2) and an ACK outside
 //!   [`snd_una - max_snd_wnd`, `snd_max`] (section 5.2) get a challenge ACK.
 //! - SYN-RECEIVED -> ESTABLISHED (or FIN-WAIT-1 if the application already closed)
-//!   on an ACK of our SYN, which is when the send and receive buffers are allocated;
+//!   on an ACK of our SYN, which is when the send and receive buffers are enabled;
 //!   any other ACK there draws a RST.
 //! - A SYN in TIME-WAIT: `on_segment` answers it like any SYN in a synchronized state
 //!   (the RFC 5961 challenge ACK); whether it may open a new incarnation instead is the
@@ -119,7 +119,7 @@ impl Endpoint {
         self.last_ack_sent = self.rcv_nxt;
         self.learn_syn_options(seg, now);
         if ack_ok {
-            self.allocate_buffers();
+            self.enable_buffers();
             self.on_syn_acked(now, seg);
             self.snd_una = seg.ack;
             if lt(self.snd_nxt, self.snd_una) {
@@ -258,7 +258,7 @@ impl Endpoint {
         if self.state == State::SynReceived {
             if gt(seg.ack, self.snd_una) && le(seg.ack, self.snd_max) {
                 // Synchronized: only now does the connection get its buffers.
-                self.allocate_buffers();
+                self.enable_buffers();
                 self.state = if self.has(TCB_F_FIN_QUEUED) {
                     State::FinWait1
                 } else {

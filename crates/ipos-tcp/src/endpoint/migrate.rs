@@ -108,7 +108,7 @@ impl Endpoint {
         // Buffers as the exporter had them: none while a passive open is half-open.
         let half_open = tcb.state == State::SynReceived && tcb.flags & TCB_F_PASSIVE != 0;
         if !half_open {
-            ep.allocate_buffers();
+            ep.enable_buffers();
         }
         let t = now.total_micros();
         let abs = |rel: u32| -> i64 {

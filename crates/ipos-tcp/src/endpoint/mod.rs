@@ -27,10 +27,15 @@
 //! - every timer is an absolute deadline in microseconds, `NONE_AT` when off;
 //! - the hot fields of [`Endpoint`] stay within 128 bytes (test `hot_size_is_compact`);
 //!   rarely used state and the buffers live in the boxed `Cold`;
-//! - the send and receive rings hold memory only once the connection is synchronized
-//!   (a passive open allocates them on reaching ESTABLISHED, an active open at once,
-//!   an import or a cookie connection when it is created): a half-open connection
-//!   costs the `Cold` box and no buffer.
+//! - the send and receive rings may hold data only once the connection is synchronized
+//!   (a passive open enables them on reaching ESTABLISHED, an active open at once, an
+//!   import or a cookie connection when it is created): a half-open connection costs
+//!   the `Cold` box and no buffer;
+//! - a ring holds memory only while it holds data ([`crate::buffers`]): the send ring
+//!   gives its buffer back when everything in it is acknowledged (`ack.rs`) and when
+//!   the application wrote nothing into it (`app.rs`), the receive ring when the
+//!   application has read everything and no out-of-order range waits (`app.rs`); an
+//!   idle established connection costs no buffer either.
 
 mod ack;
 mod app;
@@ -295,7 +300,7 @@ fn ts_offset_from_iss(iss: u32) -> u32 {
 
 impl Endpoint {
     /// The common part of every constructor: RTO bounds, offered options, the buffers'
-    /// sizes (not yet allocated: see [`Endpoint::allocate_buffers`]).
+    /// sizes (not yet enabled: see [`Endpoint::enable_buffers`]).
     fn new(cfg: &Config, flow: Flow, iss: u32, state: State, now: Instant) -> Endpoint {
         let mss = cfg.mss.max(64);
         let min_rto_us = dur_us(cfg.min_rto).max(1);
@@ -411,7 +416,7 @@ impl Endpoint {
         // Offered; cleared if the SYN-ACK does not confirm.
         ep.flags |= TCB_F_WSCALE;
         // Our own application may queue data before the handshake completes.
-        ep.allocate_buffers();
+        ep.enable_buffers();
         ep
     }
 
@@ -447,11 +452,12 @@ impl Endpoint {
 
     // ----- small helpers shared by every file -----
 
-    /// Gives the send and receive rings their memory (once). Called when the connection
-    /// becomes synchronized, never for a half-open passive connection.
-    fn allocate_buffers(&mut self) {
-        self.cold.snd.allocate();
-        self.cold.rcv.allocate();
+    /// Lets the send and receive rings store data (their memory comes with the first
+    /// byte). Called when the connection becomes synchronized, never for a half-open
+    /// passive connection.
+    fn enable_buffers(&mut self) {
+        self.cold.snd.enable();
+        self.cold.rcv.enable();
     }
 
     #[inline]
@@ -592,6 +598,68 @@ mod tests {
         assert_eq!(server.state(), State::Established);
         assert!(server.has_buffers());
         assert_eq!(server.send_space(), cfg.snd_buf);
+        assert_eq!(server.buffer_memory(), 0, "nothing stored: no memory yet");
+
+        // A request: the receive ring holds memory until the application reads it all.
+        assert_eq!(client.send_slice(b"GET / HTTP/1.1\r\n\r\n"), 18);
+        let n = client.poll_transmit(now, &mut b).unwrap();
+        server.on_segment(now, &b[..n]).unwrap();
+        assert_eq!(server.buffer_memory(), cfg.rcv_buf);
+        server.recv_consume(10);
+        assert_eq!(server.buffer_memory(), cfg.rcv_buf, "8 bytes still unread");
+        server.recv_consume(8);
+        assert_eq!(server.buffer_memory(), 0, "read: given back");
+
+        // A response: the send ring holds memory until the client acknowledges it.
+        assert_eq!(server.send_slice(b"HTTP/1.1 200 OK\r\n\r\n"), 19);
+        assert_eq!(server.buffer_memory(), cfg.snd_buf);
+        let n = server.poll_transmit(now, &mut b).unwrap();
+        client.on_segment(now, &b[..n]).unwrap();
+        let later = now + Duration::from_millis(50);
+        let n = client.poll_transmit(later, &mut b).unwrap();
+        server.on_segment(later, &b[..n]).unwrap();
+        assert_eq!(server.buffer_memory(), 0, "acknowledged: given back");
+        assert_eq!(server.send_space(), cfg.snd_buf);
+        assert_eq!(server.send_with(|_| 0), 0);
+        assert_eq!(server.buffer_memory(), 0, "writing nothing keeps nothing");
+    }
+
+    /// Data held out of order keeps the receive ring's memory even when every in-order
+    /// byte has been read; the memory goes once the gap is filled and read.
+    #[test]
+    fn out_of_order_data_keeps_the_receive_buffer() {
+        use crate::sim::craft as seg;
+        use smoltcp::wire::Ipv4Address;
+        let cfg = Config::default();
+        let now = Instant::from_secs(1);
+        let flow = Flow {
+            src_addr: Ipv4Address::new(198, 18, 0, 1),
+            src_port: 40001,
+            dst_addr: Ipv4Address::new(198, 18, 0, 100),
+            dst_port: 80,
+        };
+        let mut client = Endpoint::connect(&cfg, flow.reversed(), 500, now);
+        let mut b = [0u8; 1600];
+        let n = client.poll_transmit(now, &mut b).unwrap();
+        let mut server = Endpoint::accept(&cfg, flow, &b[..n], 9000, now).unwrap();
+        let n = server.poll_transmit(now, &mut b).unwrap();
+        client.on_segment(now, &b[..n]).unwrap();
+        let n = client.poll_transmit(now, &mut b).unwrap();
+        server.on_segment(now, &b[..n]).unwrap();
+        assert_eq!(server.state(), State::Established);
+        let ts = Some((client.ts_clock(now), 0));
+        let later = seg(flow, 511, 9001, ACK, 1000, ts, b"klmnopqrst");
+        server.on_segment(now, &later).unwrap();
+        assert_eq!((server.ooo_ranges(), server.recv_available()), (1, 0));
+        assert_eq!(server.buffer_memory(), cfg.rcv_buf, "held out of order");
+        server.recv_consume(0);
+        assert_eq!(server.buffer_memory(), cfg.rcv_buf, "still held");
+        let first = seg(flow, 501, 9001, ACK, 1000, ts, b"abcdefghij");
+        server.on_segment(now, &first).unwrap();
+        assert_eq!((server.ooo_ranges(), server.recv_available()), (0, 20));
+        assert_eq!(server.recv_slice(), b"abcdefghijklmnopqrst");
+        server.recv_consume(20);
+        assert_eq!(server.buffer_memory(), 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 /* ipos DPDK shim: see shim.h. */
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 
 #include <rte_eal.h>
@@ -243,4 +244,11 @@ int ipos_mbuf_set_len(struct rte_mbuf *m, uint16_t len)
 	m->data_len = len;
 	m->pkt_len = len;
 	return 0;
+}
+
+int ipos_malloc_mmap_threshold(size_t bytes)
+{
+	if (bytes > (size_t)0x7fffffff)
+		return 0;
+	return mallopt(M_MMAP_THRESHOLD, (int)bytes);
 }

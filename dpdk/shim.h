@@ -68,6 +68,11 @@ int ipos_port_stop(uint16_t port);
 /* The EAL's lcores: how many, the main one, the worker after `prev`
  * (ipos_lcore_none() for the first; returns ipos_lcore_none() after the last). */
 unsigned int ipos_lcore_count(void);
+
+/* Fixes glibc's mmap threshold at `bytes` (mallopt M_MMAP_THRESHOLD, which also stops
+ * glibc from raising it on its own): blocks at least that large are mapped fresh and
+ * unmapped when freed. Returns 1 on success, 0 otherwise. */
+int ipos_malloc_mmap_threshold(size_t bytes);
 unsigned int ipos_main_lcore(void);
 unsigned int ipos_next_worker(unsigned int prev);
 unsigned int ipos_lcore_none(void);

@@ -142,6 +142,11 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     // The key is read before the EAL starts: a bad key file is the user's first error.
     let auth = farm.auth_config().map_err(|e| e.to_string())?;
     dpdk::eal_init(eal_args).map_err(|e| format!("{e}; check the EAL options before `--`"))?;
+    // TCP buffers (and other large blocks) come fresh from the kernel: only the pages a
+    // connection writes become resident (see `ipos_tcp::buffers`).
+    if !dpdk::malloc_mmap_threshold(MMAP_THRESHOLD) {
+        log::warn!("the C allocator refused an mmap threshold of {MMAP_THRESHOLD} bytes");
+    }
     let port_id = opts.port_id.unwrap_or(spec.port);
     let pool = Mempool::new(&format!("ipos_{}", spec.name), opts.mbufs, 256, 2048 + 128)
         .map_err(|e| format!("{e}; try a larger -m or fewer --mbufs"))?;
@@ -495,6 +500,10 @@ impl LaneReport {
         }
     }
 }
+
+/// Blocks at least this large are mapped fresh from the kernel (a TCP buffer is 256 KiB
+/// by default; `tcp.rcv_buf` and `snd_buf` may be as small as the config allows).
+const MMAP_THRESHOLD: usize = 64 * 1024;
 
 /// How every lane polls.
 #[derive(Clone, Copy)]

@@ -77,6 +77,7 @@ extern "C" {
         rss_on: *mut c_int,
     ) -> c_int;
     fn ipos_lcore_count() -> c_uint;
+    fn ipos_malloc_mmap_threshold(bytes: usize) -> c_int;
     fn ipos_main_lcore() -> c_uint;
     fn ipos_next_worker(prev: c_uint) -> c_uint;
     fn ipos_lcore_none() -> c_uint;
@@ -422,6 +423,18 @@ pub fn start_port(cfg: &PortConfig, pool: &Mempool) -> Result<PortStarted, DpdkE
         mac: EthernetAddress(mac),
         rss: rss_on != 0,
     })
+}
+
+/// Has the C allocator map every block of at least `bytes` fresh from the kernel and
+/// unmap it when freed (glibc's `M_MMAP_THRESHOLD`, fixed: glibc would otherwise raise
+/// it after the first such free and serve later blocks from its heap). A TCP buffer
+/// taken when its lane's pool is empty is then zero pages that become resident only as
+/// the connection writes into them, instead of a heap block that `calloc` clears whole.
+/// False if the allocator refused.
+pub fn malloc_mmap_threshold(bytes: usize) -> bool {
+    // SAFETY: mallopt only changes the allocator's parameters; any value is accepted or
+    // refused by it, and the call is made before the lanes start allocating.
+    unsafe { ipos_malloc_mmap_threshold(bytes) == 1 }
 }
 
 /// The EAL's lcores (`-l`), the main one first: the threads a process may

@@ -70,6 +70,12 @@ fn migration_to_b_by_url() {
     assert_eq!(f.node(A).forward_count(), 1);
     assert_eq!(f.node(A).connection_count(), 0);
     assert_eq!(f.node(B).connection_count(), 1);
+    // The source timed the move: one handoff, within a few 200 µs steps of virtual time.
+    let h = f.node(A).handoff_latency();
+    assert_eq!(h.count(), 1);
+    assert!(h.max() <= 2_000, "handoff {} µs", h.max());
+    assert_eq!(h.quantile(0.5), h.max());
+    assert_eq!(f.node(B).handoff_latency().count(), 0, "b made no move");
 
     f.close_and_drain(id, secs(10));
     assert_eq!(f.node(A).forward_count(), 0, "{}", f.summary());

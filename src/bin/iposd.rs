@@ -9,7 +9,7 @@
 use clap::Parser;
 use ipos::config::FarmConfig;
 use ipos::counters::Counters;
-use ipos::node::{Lane, Node, NodeIdentity, NodeOptions, MAX_LANES};
+use ipos::node::{Lane, LatencyHistogram, Node, NodeIdentity, NodeOptions, MAX_LANES};
 use ipos::port::dpdk::{self, DpdkPort, Mbuf, Mempool, PortConfig};
 use ipos::port::{Port, PortCounters};
 use signal_hook::iterator::Signals;
@@ -474,6 +474,7 @@ struct LaneReport {
     tx_backlog: usize,
     tables: [(&'static str, usize); ipos::node::TABLE_SIZES],
     connections: usize,
+    handoff: LatencyHistogram,
     drained: bool,
 }
 
@@ -485,6 +486,7 @@ impl LaneReport {
             tx_backlog: node.port().tx_backlog(),
             tables: node.table_sizes(),
             connections: node.connection_count(),
+            handoff: *node.handoff_latency(),
             drained,
         }
     }
@@ -494,6 +496,7 @@ impl LaneReport {
         self.port.add_all(&o.port);
         self.tx_backlog += o.tx_backlog;
         self.connections += o.connections;
+        self.handoff.add(&o.handoff);
         // Every lane lists the same tables in the same order.
         for ((_, v), (_, n)) in self.tables.iter_mut().zip(&o.tables) {
             *v += n;
@@ -622,6 +625,16 @@ fn write_stats(path: &std::path::Path, t: &LaneReport, port_id: u16, pool: &Memp
         s.push_str(&format!("{name} {n}\n"));
     }
     s.push_str(&format!("mbufs_free {}\n", pool.available()));
+    let h = &t.handoff;
+    s.push_str(&format!(
+        "handoff_us.count {}\nhandoff_us.p50 {}\nhandoff_us.p90 {}\nhandoff_us.p99 {}\nhandoff_us.p999 {}\nhandoff_us.max {}\n",
+        h.count(),
+        h.quantile(0.5),
+        h.quantile(0.9),
+        h.quantile(0.99),
+        h.quantile(0.999),
+        h.max()
+    ));
     let tmp = path.with_extension("tmp");
     let ok = std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(s.as_bytes()))

@@ -34,6 +34,8 @@ pub(crate) struct Export<B> {
     /// The service-state record sent after the connection packet (empty:
     /// none; see [`super::service_state`]).
     pub service: Vec<u8>,
+    /// When the move was decided (for the handoff histogram).
+    pub started: Instant,
 }
 
 impl<P: Port> Node<P> {
@@ -152,6 +154,7 @@ impl<P: Port> Node<P> {
             retry: Retry::new(now),
             held: Vec::with_capacity(hold),
             service,
+            started: now,
         };
         conn.set_phase(Phase::Exporting(Box::new(export)), &mut self.serving);
         self.counters.inc(Event::MigrationsStarted);
@@ -331,6 +334,7 @@ impl<P: Port> Node<P> {
             return; // checked above: not reached
         };
         self.counters.inc(Event::MigrationsAcked);
+        self.handoff.record((now - export.started).total_micros());
         self.held -= export.held.len();
         // Commit: from now on the target owns the connection and may talk.
         self.send_commit(&flow, target.mac);

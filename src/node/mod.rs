@@ -43,6 +43,7 @@ mod drain;
 mod host;
 mod ipos;
 mod lanes;
+mod latency;
 mod options;
 mod peers;
 mod preload;
@@ -58,6 +59,7 @@ mod udp;
 
 pub use drain::{DrainError, DRAIN_BUDGET};
 pub use lanes::{flow_hash, lane_of_flow, Lane, MAX_LANES, RING as LANE_RING, RSS_KEY};
+pub use latency::LatencyHistogram;
 pub use options::{NodeOptions, Rebalance, DEFAULT_MAX_MOVES, PEER_DOWN_ADVERTS};
 pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 pub use preload::{preload_flow, PreloadError, MAX_PRELOAD};
@@ -110,6 +112,8 @@ pub struct Node<P: Port> {
     pub(crate) next_gen: u32,
     /// Client packets held by moves in progress (TCP and UDP), at most `max_held`.
     pub(crate) held: usize,
+    /// Every move made here as the source: decision to commit, in microseconds.
+    pub(crate) handoff: LatencyHistogram,
     /// Tokens for UDP echoes (the echo service's rate limit).
     pub(crate) udp_echo_budget: rate::TokenBucket,
     pub(crate) arp: ArpCache<P::Buf>,
@@ -200,6 +204,7 @@ impl<P: Port> Node<P> {
             closed: BoundedMap::new(opts.max_connections.saturating_mul(4)),
             next_gen: 0,
             held: 0,
+            handoff: LatencyHistogram::default(),
             udp_echo_budget: rate::TokenBucket::new(
                 opts.udp_echo_rate,
                 (opts.udp_echo_rate / 10).max(1),
@@ -349,6 +354,13 @@ impl<P: Port> Node<P> {
     pub(crate) fn new_gen(&mut self) -> u32 {
         self.next_gen = self.next_gen.wrapping_add(1);
         self.next_gen
+    }
+
+    /// The handoff time of every TCP move made here as the source: from the
+    /// decision to the commit (the target holds the endpoint, the forward
+    /// entry is in place), retries included.
+    pub fn handoff_latency(&self) -> &LatencyHistogram {
+        &self.handoff
     }
 
     /// Client packets held by moves in progress, all together.

@@ -190,7 +190,7 @@ impl<P: Port> Node<P> {
             port,
             conns: ConnectionTable::new(opts.max_connections),
             serving: ServingCount::default(),
-            forward: ForwardTable::new(opts.max_forward),
+            forward: ForwardTable::new(opts.max_forward, opts.forward_idle),
             pending: BoundedMap::new(opts.max_pending),
             udp_flows: BoundedMap::new(opts.max_udp_flows),
             closed: BoundedMap::new(opts.max_connections.saturating_mul(4)),

@@ -387,6 +387,7 @@ impl<P: Port> Node<P> {
         let hops = self.handle_hops(now);
         let n = self.port.rx_burst(&mut self.rx) + hops;
         let mut rx = std::mem::take(&mut self.rx);
+        self.warm_forward(&rx);
         for buf in rx.drain(..) {
             self.counters.inc(Event::RxFrames);
             self.handle_frame(now, buf, lanes::Stage::Wire);

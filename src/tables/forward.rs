@@ -302,6 +302,11 @@ impl ForwardTable {
         Some(e)
     }
 
+    /// True when a client has an entry (nothing marked).
+    pub fn contains(&self, key: &ForwardKey) -> bool {
+        self.find(key).is_some()
+    }
+
     /// The entry of a client.
     pub fn get(&self, key: &ForwardKey) -> Option<ForwardEntry> {
         self.find(key).map(|i| self.view(self.slot(i)))

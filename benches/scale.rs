@@ -18,7 +18,7 @@
 //! | `B/entry` | live heap bytes after filling an empty table minus before, over entries, counted by this file's `#[global_allocator]` (a byte counter around `System`): slack of grown arrays included |
 //! | `lookup ns` | mean time of one hit over 2 000 000 keys drawn at random (xorshift) from those stored, as the node does it: `ForwardTable::lookup` (which also marks the entry used); `ConnectionTable::find` then `get_mut` |
 //! | `idle B/entry` | forward only: heap bytes kept for the idle time-outs beyond the table's own (the table keeps them in its entries, src/tables/forward.rs; before, the node's timer wheel held one item per entry, 32 B) |
-//! | idle expiry `polls`, `p50 us`, `max us`, `p99.9 us`, `>100us` | forward only: entries arrive evenly over one idle time-out (900 s; the node's default is 900 s plus a margin), each arrival after a poll (`expire_idle`, nothing due yet); then the clock runs on 1 ms a poll (the same `now` again while a poll used its whole budget) and every poll does what `Node::run_timers` does for them: `ForwardTable::expire_idle(now, FORWARD_EXPIRY_BUDGET = 128)`, until all have expired. `polls`: those that removed something; the other four over every poll: the median, the longest, the 99.9th percentile, how many took over 100 µs. Ticks (ms) count from the first arrival: arrivals take ticks 0 to 900 000, expiries 900 000 to 1 800 000 |
+//! | idle expiry `polls`, `p50 us`, `max us`, `p99.9 us`, `>100us` | forward only: entries arrive evenly over one idle time-out (900 s; the node's default is 900 s plus a margin), each arrival after a poll (`expire_idle`, nothing due yet); then the clock runs on 1 ms a poll (the same `now` again while a poll used its whole budget) and every poll does what `Node::run_timers` does for them: `ForwardTable::expire_idle(now, FORWARD_EXPIRY_BUDGET = 64)`, until all have expired. `polls`: those that removed something; the other four over every poll: the median, the longest, the 99.9th percentile, how many took over 100 µs. Ticks (ms) count from the first arrival: arrivals take ticks 0 to 900 000, expiries 900 000 to 1 800 000 |
 //! | sweep `calls`, `p50 us`, `max us`, `p99.9 us`, `>100us` | forward only: a sweep (a target went down) that finds every entry dead, `sweep(256, ..)` a call (the node's `FORWARD_SWEEP_BUDGET`), until the pass ends: the calls, the median, the longest, the 99.9th percentile, how many took over 100 µs |
 //!
 //! Times are wall clock (`std::time::Instant`) on whatever else the machine
@@ -96,7 +96,7 @@ fn live() -> usize {
 /// Lookups timed per row.
 const LOOKUPS: usize = 2_000_000;
 /// The node's `FORWARD_EXPIRY_BUDGET` (src/node/timers.rs).
-const EXPIRY_BUDGET: usize = 128;
+const EXPIRY_BUDGET: usize = 64;
 /// The node's `FORWARD_SWEEP_BUDGET` (src/node/timers.rs).
 const SWEEP_BUDGET: usize = 256;
 /// The idle time-out the entries expire by.

@@ -30,7 +30,7 @@ pub const TIMER_BUDGET: usize = 1024;
 /// Forward entries whose idle time-out is taken per poll, at most: the
 /// entries of one of the table's idle buckets (a thousandth of the time-out)
 /// come due together, and are spread over polls.
-pub const FORWARD_EXPIRY_BUDGET: usize = 128;
+pub const FORWARD_EXPIRY_BUDGET: usize = 64;
 
 /// Forward entries the sweep looks at per poll by default (65 536 entries,
 /// a full table, take 256 polls).

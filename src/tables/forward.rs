@@ -361,7 +361,10 @@ impl ForwardTable {
         // Never later than the clock (ages count back from it).
         let last_used = millis(entry.last_used).min(self.clock_ms) as u32;
         if let Some(i) = self.find(&key) {
-            let target = self.hold_target(&entry).ok_or(TableFull)?;
+            let Some(target) = self.hold_target(&entry) else {
+                self.full_refusals += 1;
+                return Err(TableFull);
+            };
             let old = self.slot(i).target;
             self.release_target(old);
             let s = self.slot_mut(i);
@@ -705,6 +708,33 @@ mod tests {
             "targets leave with their last entry"
         );
         assert_eq!(t.free_targets.len(), t.targets.len());
+    }
+
+    #[test]
+    fn targets_are_bounded() {
+        let mut t = ForwardTable::new(100_000, Duration::from_secs(1));
+        let client = |i: u32| ForwardKey {
+            client_ip: Ipv4Address::from(0xc612_0000 + (i >> 16)),
+            client_port: i as u16,
+        };
+        for i in 0..MAX_TARGETS as u32 {
+            t.insert(client(i), on(80, i), at(0)).unwrap();
+        }
+        let n = MAX_TARGETS as u32;
+        assert_eq!(t.insert(client(n), on(80, n), at(0)), Err(TableFull));
+        assert_eq!(t.full_refusals(), 1);
+        assert_eq!(
+            t.insert(client(n), on(80, 7), at(0)),
+            Ok(true),
+            "a known target"
+        );
+        t.remove(&client(3)).unwrap();
+        assert_eq!(
+            t.insert(client(n + 1), on(80, n), at(0)),
+            Ok(true),
+            "a freed one"
+        );
+        assert_eq!(t.get(&client(n + 1)).unwrap().target_epoch, n);
     }
 
     fn on(port: u16, epoch: u32) -> ForwardEntry {

@@ -39,10 +39,11 @@ impl<P: Port> Node<P> {
     /// is handled: the lookups of a big table miss the cache, and back to
     /// back (with no frame's work between them) the CPU overlaps their
     /// misses; the handling that follows finds the table's lines in the
-    /// cache. Costs one lookup more per client frame while the table holds
-    /// anything.
+    /// cache. Costs one lookup more per client TCP frame, so only for a table
+    /// of [`WARM_FORWARD_FROM`] entries or more (a smaller one stays in the
+    /// cache).
     pub(crate) fn warm_forward(&self, burst: &[P::Buf]) {
-        if self.forward.is_empty() || burst.len() < 2 {
+        if self.forward.len() < WARM_FORWARD_FROM || burst.len() < 2 {
             return;
         }
         for buf in burst {
@@ -107,15 +108,20 @@ impl<P: Port> Node<P> {
     }
 }
 
+/// Forward entries from which [`Node::warm_forward`] looks a burst up ahead
+/// (about 2 MB of table).
+pub(crate) const WARM_FORWARD_FROM: usize = 1 << 16;
+
 /// The forward key (source address and port) of an Ethernet frame that
-/// carries TCP or UDP over IPv4, read without checks beyond the lengths (a
-/// hint: the frame's handling checks it all).
+/// carries TCP over IPv4 (the only packets that look the table up), read
+/// without checks beyond the lengths (a hint: the frame's handling checks it
+/// all).
 fn client_key(d: &[u8]) -> Option<ForwardKey> {
     if d.len() < ETHERNET_LEN + 20 || u16::from_be_bytes([d[12], d[13]]) != ETHERTYPE_IPV4 {
         return None;
     }
     let ip = &d[ETHERNET_LEN..];
-    if !matches!(ip[9], 6 | 17) {
+    if ip[9] != 6 {
         return None;
     }
     let ihl = usize::from(ip[0] & 0x0f) * 4;

@@ -6,9 +6,9 @@
 //! [`TIMER_BUDGET`] due entries, so no poll walks a table. The forward
 //! table keeps its entries' idle time-outs itself (in lists by due time, see
 //! `src/tables/forward.rs`) and takes at most [`FORWARD_EXPIRY_BUDGET`] of
-//! them a poll. The advert is the one periodic job; the forward table's sweep (after a peer went down)
-//! looks at most `forward_sweep_budget` ([`FORWARD_SWEEP_BUDGET`]) entries a
-//! poll.
+//! them a poll. The advert is the one periodic job; the forward table's
+//! sweep (after a peer went down) looks at most `forward_sweep_budget`
+//! ([`FORWARD_SWEEP_BUDGET`]) entries a poll.
 //!
 //! Entries are cancelled lazily: each names the state it was armed for (a
 //! connection's timer sequence number, a table entry's generation, an

@@ -17,8 +17,8 @@
 //! |---|---|
 //! | `B/entry` | live heap bytes after filling an empty table minus before, over entries, counted by this file's `#[global_allocator]` (a byte counter around `System`): slack of grown arrays included |
 //! | `lookup ns` | mean time of one hit over 2 000 000 keys drawn at random (xorshift) from those stored, as the node does it: `ForwardTable::lookup` (which also marks the entry used); `ConnectionTable::find` then `get_mut` |
-//! | `wheel B/entry` | forward only: the heap bytes of the node's timer wheel, which holds one idle time-out per forward entry (an item of the size of the node's `Timer`) |
-//! | idle expiry `polls`, `p50 us`, `max us`, `p99.9 us`, `>100us` | forward only: entries arrive evenly over one idle time-out (900 s; the node's default is 900 s plus a margin), each arming its time-out in a `TimerWheel` of 1 ms ticks; then the clock runs on 1 ms a poll (the same `now` again while a poll used its whole budget) and every poll does what `Node::run_timers` does for them: `TimerWheel::expire(now, TIMER_BUDGET = 1024)` and `check_idle` on each due entry, until all have expired. `polls`: those that fired something; the other four over every poll (one that fires nothing may still re-place a higher level's slot): the median, the longest, the 99.9th percentile, how many took over 100 µs. Ticks count from the first arrival: arrivals take ticks 0 to 900 000, expiries 900 000 to 1 800 000; a slot of the wheel's level 2 starts every 2^12 ticks, one of level 3 every 2^18 (see src/timer_wheel.rs) |
+//! | `idle B/entry` | forward only: heap bytes kept for the idle time-outs beyond the table's own (the table keeps them in its entries, src/tables/forward.rs; before, the node's timer wheel held one item per entry, 32 B) |
+//! | idle expiry `polls`, `p50 us`, `max us`, `p99.9 us`, `>100us` | forward only: entries arrive evenly over one idle time-out (900 s; the node's default is 900 s plus a margin), each arrival after a poll (`expire_idle`, nothing due yet); then the clock runs on 1 ms a poll (the same `now` again while a poll used its whole budget) and every poll does what `Node::run_timers` does for them: `ForwardTable::expire_idle(now, FORWARD_EXPIRY_BUDGET = 64)`, until all have expired. `polls`: those that removed something; the other four over every poll: the median, the longest, the 99.9th percentile, how many took over 100 µs. Ticks (ms) count from the first arrival: arrivals take ticks 0 to 900 000, expiries 900 000 to 1 800 000 |
 //! | sweep `calls`, `p50 us`, `max us`, `p99.9 us`, `>100us` | forward only: a sweep (a target went down) that finds every entry dead, `sweep(256, ..)` a call (the node's `FORWARD_SWEEP_BUDGET`), until the pass ends: the calls, the median, the longest, the 99.9th percentile, how many took over 100 µs |
 //!
 //! Times are wall clock (`std::time::Instant`) on whatever else the machine
@@ -33,8 +33,7 @@
 // The counting allocator below needs `unsafe impl GlobalAlloc`; nothing else here is unsafe.
 #![allow(unsafe_code)]
 
-use ipos::tables::{ConnectionTable, ForwardEntry, ForwardKey, ForwardTable, IdleCheck};
-use ipos::timer_wheel::TimerWheel;
+use ipos::tables::{ConnectionTable, ForwardEntry, ForwardKey, ForwardTable};
 use ipos_wire::Flow;
 use smoltcp::time::{Duration, Instant as NodeInstant};
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
@@ -96,23 +95,14 @@ fn live() -> usize {
 
 /// Lookups timed per row.
 const LOOKUPS: usize = 2_000_000;
-/// The node's `TIMER_BUDGET` (src/node/timers.rs).
-const TIMER_BUDGET: usize = 1024;
+/// The node's `FORWARD_EXPIRY_BUDGET` (src/node/timers.rs).
+const EXPIRY_BUDGET: usize = 64;
 /// The node's `FORWARD_SWEEP_BUDGET` (src/node/timers.rs).
 const SWEEP_BUDGET: usize = 256;
 /// The idle time-out the entries expire by.
 const IDLE: Duration = Duration::from_secs(900);
-/// The wheel's tick, as the node's.
+/// The clock's step per poll while entries expire (the node's timer tick).
 const TICK: Duration = Duration::from_millis(1);
-
-/// A wheel item the size of the node's `Timer` (its largest variants carry
-/// a `Flow` and a `u32`).
-#[allow(dead_code)]
-#[derive(Clone, Copy)]
-enum WheelItem {
-    Forward { key: ForwardKey, gen: u32 },
-    Closed { flow: Flow, gen: u32 },
-}
 
 /// xorshift64: a reproducible random order without a dependency.
 struct XorShift(u64);
@@ -207,7 +197,7 @@ impl Steps {
 struct ForwardRow {
     bytes_per_entry: f64,
     lookup_ns: f64,
-    wheel_bytes_per_entry: f64,
+    idle_bytes_per_entry: f64,
     idle: Steps,
     idle_polls: usize,
     sweep: Steps,
@@ -218,9 +208,9 @@ fn forward_row(n: usize, trace: bool) -> ForwardRow {
 
     // Memory and lookups.
     let before = live();
-    let mut t = ForwardTable::new(n);
+    let mut t = ForwardTable::new(n, IDLE);
     for i in 0..n {
-        t.insert(fkey(i), fentry(t0)).expect("room");
+        t.insert(fkey(i), fentry(t0), t0).expect("room");
     }
     let table_bytes = live() - before;
     let order = random_order(n);
@@ -242,53 +232,41 @@ fn forward_row(n: usize, trace: bool) -> ForwardRow {
     assert!(t.is_empty(), "the sweep left {} entries", t.len());
     drop(t);
 
-    // Idle expiry through the wheel: arrivals spread evenly over one
+    // Idle expiry (the table's idle lists): arrivals spread evenly over one
     // time-out, so the table holds `n` entries when the first expires.
     let before = live();
-    let mut t = ForwardTable::new(n);
-    let mut wheel: TimerWheel<WheelItem> = TimerWheel::new(t0, TICK);
-    let mut due = Vec::with_capacity(TIMER_BUDGET);
+    let mut t = ForwardTable::new(n, IDLE);
     let step_us = IDLE.total_micros() as f64 / n as f64;
     for i in 0..n {
         let now = t0 + Duration::from_micros((i as f64 * step_us) as u64);
-        wheel.expire(now, TIMER_BUDGET, &mut due);
-        assert!(due.is_empty(), "nothing is due while filling");
-        let key = fkey(i);
-        let gen = t.insert(key, fentry(now)).expect("room").expect("new");
-        wheel.insert(now + IDLE, WheelItem::Forward { key, gen });
+        assert_eq!(
+            t.expire_idle(now, EXPIRY_BUDGET),
+            0,
+            "nothing is due while filling"
+        );
+        assert!(t.insert(fkey(i), fentry(now), now).expect("room"), "new");
     }
-    let wheel_bytes = (live() - before).saturating_sub(table_bytes);
+    let idle_bytes = (live() - before).saturating_sub(table_bytes);
     let mut now = t0 + IDLE;
     let (mut idle, mut idle_polls, mut expired) = (Steps::default(), 0, 0);
     while !t.is_empty() {
         let start = Instant::now();
-        let got = wheel.expire(now, TIMER_BUDGET, &mut due);
-        for item in due.drain(..) {
-            if let WheelItem::Forward { key, gen } = item {
-                match t.check_idle(&key, gen, now, IDLE) {
-                    IdleCheck::Expired => expired += 1,
-                    IdleCheck::Later(at) => wheel.insert(at, WheelItem::Forward { key, gen }),
-                    IdleCheck::Stale => {}
-                }
-            }
-        }
-        // Every poll counts for the maximum: one that fires nothing may
-        // still re-place (cascade) a slot of a higher level.
+        let got = t.expire_idle(now, EXPIRY_BUDGET);
+        expired += got;
+        // Every poll counts for the maximum, those that remove nothing too.
         let took = start.elapsed();
         idle.0.push(took);
         if trace && took > std::time::Duration::from_micros(100) {
             let tick = (now - t0).total_millis();
             eprintln!(
-                "trace: {n} entries: poll at tick {tick} (tick % 2^12 = {}, % 2^18 = {}) fired {got}, took {:.0} us",
-                tick % (1 << 12),
-                tick % (1 << 18),
+                "trace: {n} entries: poll at tick {tick} removed {got}, took {:.0} us",
                 us(took)
             );
         }
         if got > 0 {
             idle_polls += 1;
         }
-        if got < TIMER_BUDGET {
+        if got < EXPIRY_BUDGET {
             now += TICK;
         }
     }
@@ -296,7 +274,7 @@ fn forward_row(n: usize, trace: bool) -> ForwardRow {
     ForwardRow {
         bytes_per_entry: per_entry(table_bytes, n),
         lookup_ns,
-        wheel_bytes_per_entry: per_entry(wheel_bytes, n),
+        idle_bytes_per_entry: per_entry(idle_bytes, n),
         idle,
         idle_polls,
         sweep,
@@ -338,7 +316,7 @@ fn main() {
     println!("goal: <= 32 B per forward entry at 10 M; no expiry step longer than 100 us");
     println!(
         "{:<40} | {:<48} | sweep(256) after a target died",
-        "", "idle expiry (wheel + check_idle per poll)"
+        "", "idle expiry (expire_idle per poll)"
     );
     println!(
         "{:<10} {:>10} {:>8} {:>9} | {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} | {:>6} {:>7} {:>8} {:>8} {:>6}",
@@ -346,7 +324,7 @@ fn main() {
         "entries",
         "B/entry",
         "lookup ns",
-        "wheel B",
+        "idle B",
         "polls",
         "p50 us",
         "max us",
@@ -366,7 +344,7 @@ fn main() {
             n,
             f.bytes_per_entry,
             f.lookup_ns,
-            f.wheel_bytes_per_entry,
+            f.idle_bytes_per_entry,
             f.idle_polls,
             f.idle.quantile_us(0.5),
             f.idle.max_us(),

@@ -210,3 +210,38 @@ fn held_tunnelled_datagram_is_echoed_after_a_udp_fallback() {
     assert_eq!(c.get(Event::UdpEchoed), echoed + 2, "{}", c.summary());
     assert_eq!(nodes[A].held_count(), 0);
 }
+
+/// Forward entries expire when idle for `forward_idle`, not before, a budget
+/// of them a poll (the table keeps their time-outs, not the timer wheel).
+#[test]
+fn forward_entries_expire_when_idle_a_budget_a_poll() {
+    let opts = options();
+    let idle = opts.forward_idle;
+    let (mut node, _client) = echo_node(opts);
+    let t0 = Instant::from_millis(10);
+    node.poll(t0);
+    let n = node
+        .preload_forward_flows(t0, IPS[B], 1000)
+        .expect("preload");
+    assert_eq!(n, 1000);
+    assert_eq!(node.forward_count(), 1000);
+    let mut now = t0;
+    while now < t0 + idle - Duration::from_millis(1) {
+        now += Duration::from_secs(1);
+        node.poll(now.min(t0 + idle - Duration::from_millis(1)));
+    }
+    assert_eq!(node.forward_count(), 1000, "expired early");
+    // Due within a thousandth of the time-out; 64 a poll at most.
+    let mut polls = 0;
+    let mut now = t0 + idle + idle / 1000 + Duration::from_millis(1);
+    while node.forward_count() > 0 {
+        let before = node.forward_count();
+        node.poll(now);
+        assert!(before - node.forward_count() <= 64, "over the budget");
+        polls += 1;
+        now += Duration::from_micros(10);
+        assert!(polls < 100, "expiry does not end");
+    }
+    assert!(polls >= 1000 / 64);
+    assert_eq!(node.counters().get(Event::ForwardExpired), 1000);
+}

@@ -99,7 +99,7 @@ impl<P: Port> Node<P> {
         src_mac: EthernetAddress,
     ) {
         let fkey = ForwardKey::of(&flow);
-        let Some(e) = self.forward.get(&fkey).copied() else {
+        let Some(e) = self.forward.get(&fkey) else {
             // Not a forwarder of it: maybe a source that gave up on moving it here.
             if !self.on_abort(&flow, n.owner_ip, src_mac) {
                 self.counters.drop(DropReason::IposUnexpected);
@@ -136,7 +136,7 @@ impl<P: Port> Node<P> {
             last_used: e.last_used,
         };
         // The entry exists: replacing it cannot fail, and keeps its idle timer.
-        let _ = self.forward.insert(fkey, moved);
+        let _ = self.forward.insert(fkey, moved, now);
         self.counters.inc(Event::ForwardMoved);
     }
 }

@@ -198,7 +198,7 @@ impl<P: Port> Node<P> {
             port,
             conns: ConnectionTable::new(opts.max_connections),
             serving: ServingCount::default(),
-            forward: ForwardTable::new(opts.max_forward),
+            forward: ForwardTable::new(opts.max_forward, opts.forward_idle),
             pending: BoundedMap::new(opts.max_pending),
             udp_flows: BoundedMap::new(opts.max_udp_flows),
             closed: BoundedMap::new(opts.max_connections.saturating_mul(4)),
@@ -409,6 +409,7 @@ impl<P: Port> Node<P> {
         let hops = self.handle_hops(now);
         let n = self.port.rx_burst(&mut self.rx) + hops;
         let mut rx = std::mem::take(&mut self.rx);
+        self.warm_forward(&rx);
         for buf in rx.drain(..) {
             self.counters.inc(Event::RxFrames);
             self.handle_frame(now, buf, lanes::Stage::Wire);

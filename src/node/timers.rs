@@ -1,12 +1,14 @@
 //! Timers that cost what is due: every deadline a node keeps (connection
 //! timers, move retries, commits awaited, request-head and idle time-outs,
-//! forward and UDP entries' idle time-outs, incoming moves' time-outs,
+//! UDP entries' idle time-outs, incoming moves' time-outs,
 //! recently closed flows, peers' silence, ARP entries' age and resolutions'
 //! retries) sits in one [`TimerWheel`]; a poll hands out at most
-//! [`TIMER_BUDGET`] due entries, so no poll walks a table. The advert is the
-//! one periodic job; the forward table's sweep (after a peer went down)
-//! looks at most `forward_sweep_budget` ([`FORWARD_SWEEP_BUDGET`]) entries a
-//! poll.
+//! [`TIMER_BUDGET`] due entries, so no poll walks a table. The forward
+//! table keeps its entries' idle time-outs itself (in lists by due time, see
+//! `src/tables/forward.rs`) and takes at most [`FORWARD_EXPIRY_BUDGET`] of
+//! them a poll. The advert is the one periodic job; the forward table's
+//! sweep (after a peer went down) looks at most `forward_sweep_budget`
+//! ([`FORWARD_SWEEP_BUDGET`]) entries a poll.
 //!
 //! Entries are cancelled lazily: each names the state it was armed for (a
 //! connection's timer sequence number, a table entry's generation, an
@@ -15,7 +17,7 @@
 use super::{Node, PeerId, Phase};
 use crate::counters::Event;
 use crate::port::Port;
-use crate::tables::{ForwardEntry, ForwardKey, IdleCheck, TableFull};
+use crate::tables::{ForwardEntry, ForwardKey, TableFull};
 use crate::timer_wheel::TimerWheel;
 use ipos_wire::Flow;
 use smoltcp::time::{Duration, Instant};
@@ -24,6 +26,11 @@ use smoltcp::wire::Ipv4Address;
 /// Due wheel entries handled per poll, at most: a burst of expiries is
 /// spread over polls instead of stalling one.
 pub const TIMER_BUDGET: usize = 1024;
+
+/// Forward entries whose idle time-out is taken per poll, at most: the
+/// entries of one of the table's idle buckets (a thousandth of the time-out)
+/// come due together, and are spread over polls.
+pub const FORWARD_EXPIRY_BUDGET: usize = 64;
 
 /// Forward entries the sweep looks at per poll by default (65 536 entries,
 /// a full table, take 256 polls).
@@ -34,8 +41,6 @@ pub const FORWARD_SWEEP_BUDGET: usize = 256;
 pub(crate) enum Timer {
     /// The connection in `slot`, armed as its `seq`-th timer.
     Conn { slot: u32, seq: u32 },
-    /// The idle time-out of a forward entry (generation `gen`).
-    Forward { key: ForwardKey, gen: u32 },
     /// An incoming move (the client's ISN tells the incarnation) must have
     /// all its carried bytes by now.
     Pending { flow: Flow, irs: u32 },
@@ -82,7 +87,6 @@ impl<P: Port> Node<P> {
         for t in due.drain(..) {
             match t {
                 Timer::Conn { slot, seq } => self.on_conn_timer(now, slot, seq),
-                Timer::Forward { key, gen } => self.on_forward_timer(now, key, gen),
                 Timer::Pending { flow, irs } => self.on_pending_timer(flow, irs),
                 Timer::Udp { key, gen } => self.on_udp_timer(now, key, gen),
                 Timer::Closed { flow, gen } => {
@@ -96,6 +100,8 @@ impl<P: Port> Node<P> {
             }
         }
         self.timers.due = due;
+        let expired = self.forward.expire_idle(now, FORWARD_EXPIRY_BUDGET);
+        self.counters.add(Event::ForwardExpired, expired as u64);
         self.sweep_forward(self.opts.forward_sweep_budget);
         if self.opts.advert_interval > Duration::ZERO && now >= self.timers.next_advert {
             self.timers.next_advert = now + self.opts.advert_interval;
@@ -175,29 +181,15 @@ impl<P: Port> Node<P> {
         self.arm_conn(slot, now);
     }
 
-    /// Installs (or replaces) a forward entry and arms its idle time-out.
+    /// Installs (or replaces) a forward entry; a new one expires when idle
+    /// for `forward_idle` (the table keeps the time-out).
     pub(crate) fn install_forward(
         &mut self,
         key: ForwardKey,
         entry: ForwardEntry,
         now: Instant,
     ) -> Result<(), TableFull> {
-        if let Some(gen) = self.forward.insert(key, entry)? {
-            self.timers
-                .arm(now + self.opts.forward_idle, Timer::Forward { key, gen });
-        }
-        Ok(())
-    }
-
-    fn on_forward_timer(&mut self, now: Instant, key: ForwardKey, gen: u32) {
-        match self
-            .forward
-            .check_idle(&key, gen, now, self.opts.forward_idle)
-        {
-            IdleCheck::Stale => {}
-            IdleCheck::Expired => self.counters.inc(Event::ForwardExpired),
-            IdleCheck::Later(at) => self.timers.arm(at, Timer::Forward { key, gen }),
-        }
+        self.forward.insert(key, entry, now).map(|_| ())
     }
 
     fn on_pending_timer(&mut self, flow: Flow, irs: u32) {

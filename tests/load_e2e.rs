@@ -298,6 +298,12 @@ fn ab_through_5pct_loss_on_the_client_link() {
     );
     let rsts = cap.stop();
     println!("ab -n {N} -c 16 through 5% loss: {:.0} req/s", r.rate);
+    if r.failed != 0 || !rsts.is_empty() {
+        // What the nodes saw, for the failure below.
+        for n in ["a", "b", "c"] {
+            println!("{n}: {:?}", nonzero(&farm.stats(n)));
+        }
+    }
     assert_ab_ok(&r, N);
     assert_no_rst(&rsts);
     let b = settle(&farm, "b", |s| get(s, "http_responses") >= N);

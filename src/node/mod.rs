@@ -80,7 +80,7 @@ use ipos_wire::Flow;
 use smoltcp::time::Instant;
 
 /// How many entries [`Node::table_sizes`] lists.
-pub const TABLE_SIZES: usize = 11;
+pub const TABLE_SIZES: usize = 13;
 /// The process id advertised for the built-in HTTP service.
 pub const HTTP_PID: u32 = 1;
 /// The process id advertised for the built-in UDP echo service.
@@ -325,8 +325,9 @@ impl<P: Port> Node<P> {
         self.peers.down_count()
     }
 
-    /// The sizes of the node's tables, by name (for the stats file). The last three
-    /// are the TCP buffers of the calling thread's pool ([`ipos_tcp::buffers`]): a
+    /// The sizes of the node's tables, by name (for the stats file). The last five
+    /// are the TCP buffers of the calling thread's pool (held, their bytes, pooled,
+    /// and how many the allocator gave and took back since the start) ([`ipos_tcp::buffers`]): a
     /// lane's own when a lane asks, shared by every node a test runs on one thread.
     pub fn table_sizes(&self) -> [(&'static str, usize); TABLE_SIZES] {
         let bufs = ipos_tcp::buffers::stats();
@@ -342,6 +343,8 @@ impl<P: Port> Node<P> {
             ("tcp_buffers", bufs.in_use),
             ("tcp_buffer_bytes", bufs.in_use_bytes),
             ("tcp_buffers_pooled", bufs.pooled),
+            ("tcp_buffers_allocated", bufs.allocated as usize),
+            ("tcp_buffers_released", bufs.released as usize),
         ]
     }
 

@@ -56,7 +56,7 @@ struct Class {
 
 struct Pool {
     classes: Vec<Class>,
-    max_pooled: usize,
+    /// Its `max_pooled` is the pool's bound.
     stats: PoolStats,
 }
 
@@ -64,7 +64,6 @@ impl Pool {
     const fn new() -> Pool {
         Pool {
             classes: Vec::new(),
-            max_pooled: DEFAULT_MAX_POOLED,
             stats: PoolStats {
                 in_use: 0,
                 in_use_bytes: 0,
@@ -88,7 +87,7 @@ impl Pool {
                 }
                 self.classes.push(Class {
                     size,
-                    free: Vec::with_capacity(self.max_pooled),
+                    free: Vec::with_capacity(self.stats.max_pooled),
                 });
                 self.classes.len() - 1
             }
@@ -113,7 +112,7 @@ impl Pool {
         let size = buf.len();
         self.stats.in_use = self.stats.in_use.saturating_sub(1);
         self.stats.in_use_bytes = self.stats.in_use_bytes.saturating_sub(size);
-        let max = self.max_pooled;
+        let max = self.stats.max_pooled;
         match self.class(size) {
             Some(c) if c.free.len() < max => {
                 c.free.push(buf);
@@ -127,7 +126,6 @@ impl Pool {
     }
 
     fn set_max_pooled(&mut self, n: usize) {
-        self.max_pooled = n;
         self.stats.max_pooled = n;
         for c in &mut self.classes {
             while c.free.len() > n {
@@ -152,13 +150,8 @@ pub(crate) fn take(size: usize) -> Box<[u8]> {
 /// A ring's buffer back to this thread's pool (or to the allocator when the pool is
 /// full). Safe to call while the thread is exiting: the buffer is then simply freed.
 pub(crate) fn give(buf: Box<[u8]>) {
-    let mut slot = Some(buf);
-    let _ = POOL.try_with(|p| {
-        if let (Ok(mut p), Some(b)) = (p.try_borrow_mut(), slot.take()) {
-            p.give(b);
-        }
-    });
-    drop(slot);
+    // After the pool is gone, the closure (and the buffer in it) is dropped.
+    let _ = POOL.try_with(move |p| p.borrow_mut().give(buf));
 }
 
 /// This thread's pool: what rings hold now, what waits, what came and went.

@@ -237,3 +237,113 @@ fn re_homing_under_ipos_loss() {
     eprintln!("ipOS frames lost over 20 seeds: {lost}");
     assert!(lost > 0);
 }
+
+/// A pipelined request whose head is complete waits at b for the response
+/// before it to drain; a client that stops reading for longer than the
+/// request-head time-out (15 s against 10 s) holds that response back. The
+/// waiting head is the node's to act on, not the client's to send: the head
+/// time-out must not close the connection, and both responses arrive once
+/// the client reads again.
+#[test]
+fn a_waiting_pipelined_head_outlives_a_paused_reader() {
+    let mut f = Farm::new(9);
+    f.warm_up();
+    let two = format!("{}{}", get("/b/bytes/400000"), get("/c/bytes/7000"));
+    let id = f.request(42009, &two);
+    f.client.conns[id].read_limit = Some(100_000);
+    f.run_until(secs(10), |f| f.client.conns[id].received.len() >= 100_000);
+    f.run_for(secs(60));
+    assert_eq!(f.ev(B, Event::HttpHeadTimeouts), 0, "{}", f.summary());
+    f.client.conns[id].read_limit = None;
+    let r = f.await_responses(id, 2, secs(60));
+    r[0].assert_bytes_from("b", 400_000);
+    r[1].assert_bytes_from("c", 7000);
+    assert_clean(&f, id);
+    assert_eq!(f.ev(B, Event::RehomeMoves), 1, "{}", f.summary());
+    f.close_and_drain(id, secs(10));
+}
+
+/// The other side of the same rule: a later request's head that trickles in
+/// (one byte every 3 s) is the client's, and the head time-out runs from its
+/// first byte: b closes the connection about 10 s in, however many bytes
+/// keep arriving.
+#[test]
+fn a_trickling_second_head_times_out() {
+    let mut f = Farm::new(10);
+    f.warm_up();
+    let id = f.request(42010, &get("/b/bytes/100"));
+    f.await_responses(id, 1, secs(20))[0].assert_bytes_from("b", 100);
+    let head = get("/c/bytes/100");
+    let mut sent = 0;
+    for byte in head.as_bytes().iter().take(6) {
+        f.client.send(id, &[*byte]);
+        f.run_for(secs(3));
+        sent += 1;
+        if f.ev(B, Event::HttpHeadTimeouts) > 0 {
+            break;
+        }
+    }
+    assert_eq!(f.ev(B, Event::HttpHeadTimeouts), 1, "{}", f.summary());
+    // 10 s after the first byte: the fourth or fifth 3 s step.
+    assert!((4..=5).contains(&sent), "timed out after {sent} bytes");
+}
+
+/// A request head that wraps the end of b's receive ring (4 KiB here, kept
+/// non-empty by pipelined requests) is seen whole: the decision at its
+/// boundary joins the ring's two slices, so the `/c/` request that
+/// straddles the ring's end moves the connection to c instead of waiting
+/// for bytes that already came.
+#[test]
+fn a_head_that_wraps_the_receive_ring_is_read_whole() {
+    const RING: usize = 4096;
+    let mut f = Farm::with_options(11, |_| {
+        let mut o = options();
+        o.tcp.rcv_buf = RING;
+        o
+    });
+    f.warm_up();
+    // `/b/` requests up to the one that straddles the ring's end, which is
+    // for c.
+    let b_req = get("/b/bytes/10");
+    let c_req = get("/c/bytes/20");
+    let mut stream = String::new();
+    let mut n_b = 0;
+    while stream.len() + c_req.len() <= RING || stream.len() >= RING {
+        stream.push_str(&b_req);
+        n_b += 1;
+    }
+    assert!(stream.len() < RING && stream.len() + c_req.len() > RING);
+    stream.push_str(&c_req);
+    let id = f.request(42011, &stream);
+    let r = f.await_responses(id, n_b + 1, secs(30));
+    for resp in &r[..n_b] {
+        resp.assert_bytes_from("b", 10);
+    }
+    r[n_b].assert_bytes_from("c", 20);
+    assert_clean(&f, id);
+    assert_eq!(f.ev(B, Event::RehomeMoves), 1, "{}", f.summary());
+    f.close_and_drain(id, secs(10));
+}
+
+/// Three pipelined requests in one segment: the second is served at b where
+/// the first was, and the third, for c, still gets its own decision (a
+/// request served here does not carry the ones after it along).
+#[test]
+fn each_pipelined_request_gets_its_own_decision() {
+    let mut f = Farm::new(12);
+    f.warm_up();
+    let three = format!(
+        "{}{}{}",
+        get("/b/bytes/10"),
+        get("/b/bytes/11"),
+        get("/c/bytes/12")
+    );
+    let id = f.request(42012, &three);
+    let r = f.await_responses(id, 3, secs(20));
+    r[0].assert_bytes_from("b", 10);
+    r[1].assert_bytes_from("b", 11);
+    r[2].assert_bytes_from("c", 12);
+    assert_clean(&f, id);
+    assert_eq!(f.ev(B, Event::RehomeMoves), 1, "{}", f.summary());
+    f.close_and_drain(id, secs(10));
+}

@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    expected_sha256, flags, get, install_loss, loss_counters, nonzero, skip, Capture, Farm,
+    expected_sha256, flags, get, install_loss, loss_counters, nonzero, remove_loss, skip, Capture,
+    Farm,
 };
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -241,11 +242,7 @@ fn download_20mb_with_5pct_loss() {
         d.exit,
         nonzero(&s)
     );
-    let del = farm.client(
-        Duration::from_secs(10),
-        &["nft", "delete", "table", "inet", "lossy"],
-    );
-    assert!(del.status.success(), "could not remove the lossy table");
+    remove_loss(&farm);
     assert!(
         dropped_in > 0 && dropped_out > 0,
         "no loss was injected:\n{table}"

@@ -13,6 +13,7 @@
 //! | [`notice`] | the connection notice extension (no I/O) |
 //! | [`service_state`] | the service-state extension: a moving application's progress (no I/O) |
 //! | [`clamp`] | the sane ranges an imported TCB is put into (no I/O) |
+//! | [`head`] | the request head a decision reads, as one slice of the receive ring (no I/O) |
 //!
 //! The role files are `impl Node` blocks: each role reads and writes the
 //! node's tables directly, on the node's poll loop.
@@ -101,6 +102,7 @@
 pub mod carried;
 pub mod clamp;
 pub mod forwarder;
+pub(crate) mod head;
 pub mod live;
 pub mod notice;
 pub mod rehome;

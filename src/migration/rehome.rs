@@ -40,9 +40,14 @@ use smoltcp::time::Instant;
 pub(crate) enum Boundary {
     /// Let the application read the request here.
     Serve,
-    /// Not yet: the head is incomplete, or the earlier responses are not
-    /// all acknowledged. Asked again at the next segment.
-    Wait,
+    /// Not yet: the head is incomplete (the client's to send: the head
+    /// time-out runs from its first byte). Asked again at the next segment.
+    WaitHead,
+    /// Not yet: the head is whole but the earlier responses are not all
+    /// acknowledged (the node's to wait for: no head time-out runs; the
+    /// endpoint's own retransmission and idle limits still do). Asked again
+    /// at the next segment.
+    WaitDrain,
     /// Move the connection to this node now.
     Move(PeerId),
 }
@@ -60,24 +65,32 @@ impl<P: Port> Node<P> {
         let Some(conn) = self.conns.get(slot) else {
             return Boundary::Serve;
         };
-        let head = match ipos_http::peek_request(conn.ep.recv_slice()) {
-            Ok(Some(h)) => h,
+        let max_head = self.service.max_head_bytes();
+        let mut scratch = std::mem::take(&mut self.head_scratch);
+        let bytes = super::head::contiguous(conn.ep.unconsumed(), max_head, &mut scratch);
+        let asked = match ipos_http::peek_request(bytes) {
+            Ok(Some(head)) => {
+                let flow = conn.ep.flow();
+                let path = head.path().unwrap_or("/");
+                Ok(self.ask_policy(now, &flow, path, head.cookie(self.view.cookie_name())))
+            }
             Ok(None) => {
                 // The rest of the head may still come, unless it never can.
-                let never = conn.ep.recv_available() >= self.service.max_head_bytes()
-                    || conn.ep.peer_fin_received();
-                return if never {
+                let never = conn.ep.recv_available() >= max_head || conn.ep.peer_fin_received();
+                Err(if never {
                     Boundary::Serve
                 } else {
-                    Boundary::Wait
-                };
+                    Boundary::WaitHead
+                })
             }
             // The application answers a bad head itself.
-            Err(_) => return Boundary::Serve,
+            Err(_) => Err(Boundary::Serve),
         };
-        let flow = conn.ep.flow();
-        let path = head.path().unwrap_or("/");
-        let d = self.ask_policy(now, &flow, path, head.cookie(self.view.cookie_name()));
+        self.head_scratch = scratch;
+        let d = match asked {
+            Ok(d) => d,
+            Err(b) => return b,
+        };
         let Some(conn) = self.conns.get(slot) else {
             return Boundary::Serve;
         };
@@ -93,7 +106,7 @@ impl<P: Port> Node<P> {
         }
         let (unacked, unsent) = conn.ep.unacked_and_unsent();
         if !unacked.is_empty() || !unsent.is_empty() {
-            return Boundary::Wait;
+            return Boundary::WaitDrain;
         }
         self.counters.inc(match d.reason {
             Reason::Cookie => Event::DecisionCookie,

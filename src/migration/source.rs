@@ -45,12 +45,14 @@ impl<P: Port> Node<P> {
     pub(crate) fn decide(&mut self, now: Instant, slot: u32) -> Option<PeerId> {
         let conn = self.conns.get(slot)?;
         let budget = MAX_MOVES.min(self.opts.max_moves);
+        let max_head = self.service.max_head_bytes();
+        let mut scratch = std::mem::take(&mut self.head_scratch);
         // The policy's answer, or why there is none (read-only: the head
-        // borrows the receive buffer).
-        let asked = match ipos_http::peek_request(conn.ep.recv_slice()) {
+        // borrows the receive buffer, or `scratch` where it wraps).
+        let bytes = super::head::contiguous(conn.ep.unconsumed(), max_head, &mut scratch);
+        let asked = match ipos_http::peek_request(bytes) {
             // Wait for the rest of the head, unless it can never come.
-            Ok(None) => Err(conn.ep.recv_available() >= self.service.max_head_bytes()
-                || conn.ep.peer_fin_received()),
+            Ok(None) => Err(conn.ep.recv_available() >= max_head || conn.ep.peer_fin_received()),
             Err(_) => Err(true),
             // Enough: policies that disagree must not bounce a connection forever.
             Ok(Some(_)) if conn.moves >= budget => {
@@ -63,6 +65,7 @@ impl<P: Port> Node<P> {
                 Ok(self.ask_policy(now, &flow, head.path().unwrap_or("/"), cookie))
             }
         };
+        self.head_scratch = scratch;
         let conn = self.conns.get_mut(slot)?;
         let d = match asked {
             Ok(d) => d,

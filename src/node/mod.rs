@@ -124,6 +124,9 @@ pub struct Node<P: Port> {
     /// Where an import mid-response regenerates its send bytes (grown to the
     /// send buffer's size at the first such import, then reused).
     pub(crate) regen: Vec<u8>,
+    /// Where a decision joins a request head that wraps the receive ring
+    /// (`max_head_bytes` reserved up front).
+    pub(crate) head_scratch: Vec<u8>,
     /// The drain in progress, if any ([`Node::start_drain`]).
     pub(crate) drain: Option<drain::DrainState>,
     /// Rebalancing moves scheduled, and the walk's place.
@@ -152,6 +155,7 @@ impl<P: Port> Node<P> {
     pub fn new(port: P, id: NodeIdentity, mut opts: NodeOptions) -> Node<P> {
         let rebalance_rate = opts.rebalance.map_or(0, |r| r.rate);
         let service = Service::new(&id.name);
+        let head_max = service.max_head_bytes();
         let iss_secret = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -218,6 +222,7 @@ impl<P: Port> Node<P> {
             counters: Counters::default(),
             spare: None,
             regen: Vec::new(),
+            head_scratch: Vec::with_capacity(head_max),
             drain: None,
             rebalance: rebalance::RebalanceState::new(rebalance_rate),
             ip_ident: 1,

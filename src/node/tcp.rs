@@ -249,27 +249,41 @@ impl<P: Port> Node<P> {
         if conn.phase().is_serving() {
             let flow = conn.ep.flow();
             let placed = std::mem::take(&mut conn.placed);
-            let gate = !placed && self.rehomes(&flow);
-            let conn = self.conns.get_mut(slot).expect("live slot");
-            if pump(conn, &self.service, gate) {
+            let mut gate = if !placed && self.rehomes(&flow) {
+                Gate::Stop
+            } else {
+                Gate::Off
+            };
+            // Each round serves at least one request (the one passed), so
+            // pipelined requests each get their own decision.
+            for _ in 0..PUMP_ROUNDS {
+                let conn = self.conns.get_mut(slot).expect("live slot");
+                if !pump(conn, &self.service, gate) {
+                    conn.track_head(now);
+                    break;
+                }
                 match self.at_boundary(now, slot) {
                     Boundary::Move(target) if self.start_migration(now, slot, target) => return,
-                    Boundary::Wait => {
+                    Boundary::WaitHead => {
+                        // The next request's first bytes wait in the
+                        // receive buffer: the head timer runs from the
+                        // first time they were seen, never restarted by
+                        // later segments (a slow head is a Slowloris).
                         let conn = self.conns.get_mut(slot).expect("live slot");
-                        conn.track_head(now);
-                        // The next request's bytes wait in the receive
-                        // buffer: the head timer runs for them.
                         conn.head_since.get_or_insert(now);
+                        break;
                     }
-                    Boundary::Serve | Boundary::Move(_) => {
+                    Boundary::WaitDrain => {
+                        // A whole head waits for the earlier responses to
+                        // be acknowledged: the client is not late.
                         let conn = self.conns.get_mut(slot).expect("live slot");
-                        pump(conn, &self.service, false);
-                        conn.track_head(now);
+                        conn.head_since = None;
+                        break;
                     }
+                    // Served here: the application reads this request,
+                    // and the pump stops again at the next one.
+                    Boundary::Serve | Boundary::Move(_) => gate = Gate::PassOne,
                 }
-            } else {
-                let conn = self.conns.get_mut(slot).expect("live slot");
-                conn.track_head(now);
             }
         }
         self.send_segments(now, slot);
@@ -327,17 +341,34 @@ impl<P: Port> Node<P> {
     }
 }
 
+/// Where [`pump`] stops for a decision: before the application reads the
+/// first byte of a later request, so that the caller can decide where that
+/// request is served ([`Boundary`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Never (the connection is not re-homed, or was just placed here).
+    Off,
+    /// At the next request boundary.
+    Stop,
+    /// Not at this boundary (its request was decided: served here), but at
+    /// the one after it.
+    PassOne,
+}
+
 /// Application <-> endpoint, until neither side makes progress; then the
-/// close handshake in both directions. With `gate`, stops (and returns true)
-/// before the application reads the first byte of a later request, so that
-/// the caller can decide where that request is served ([`Boundary`]).
-fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service, gate: bool) -> bool {
+/// close handshake in both directions. Returns true when it stopped at a
+/// request boundary for a decision ([`Gate`]).
+fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service, mut gate: Gate) -> bool {
     for _ in 0..PUMP_ROUNDS {
         let mut progress = false;
         let avail = conn.ep.recv_slice();
-        if gate && !avail.is_empty() && conn.app.head_wait() == HeadWait::Idle {
-            // A later request starts: the caller decides where it is served.
-            return true;
+        if !avail.is_empty() && conn.app.head_wait() == HeadWait::Idle {
+            match gate {
+                // A later request starts: the caller decides where it is served.
+                Gate::Stop => return true,
+                Gate::PassOne => gate = Gate::Stop,
+                Gate::Off => {}
+            }
         }
         if !avail.is_empty() {
             let n = conn.app.on_recv(service, avail);

@@ -416,17 +416,24 @@ pub fn flags(line: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Installs `pct`% random drop on input and output of the client namespace.
+/// Installs `pct`% random loss each way on the client's link: frames the
+/// farm's bridge forwards from or to the client's port (`uplink`) are
+/// dropped there, silently for both ends, as on a lossy path. (A drop in
+/// the client's own netfilter output hook is not loss: the client's stack
+/// sees the send fail locally and Linux can hold the data for seconds
+/// before it tries again.)
 pub fn install_loss(farm: &Farm, pct: u32) {
     let rules = format!(
-        "table inet lossy {{\n\
-         chain input {{ type filter hook input priority 0; policy accept; numgen random mod 100 < {pct} counter drop; }}\n\
-         chain output {{ type filter hook output priority 0; policy accept; numgen random mod 100 < {pct} counter drop; }}\n\
+        "table bridge lossy {{\n\
+         chain forward {{ type filter hook forward priority 0; policy accept;\n\
+         oifname \"uplink\" numgen random mod 100 < {pct} counter drop\n\
+         iifname \"uplink\" numgen random mod 100 < {pct} counter drop\n\
+         }}\n\
          }}\n"
     );
     let path = farm.run.join("lossy.nft");
     std::fs::write(&path, rules).unwrap();
-    let out = farm.client(
+    let out = farm.in_farm(
         Duration::from_secs(10),
         &["nft", "-f", path.to_str().unwrap()],
     );
@@ -437,11 +444,20 @@ pub fn install_loss(farm: &Farm, pct: u32) {
     );
 }
 
-/// Packets dropped by the lossy table: (input, output).
-pub fn loss_counters(farm: &Farm) -> (u64, u64, String) {
-    let out = farm.client(
+/// Removes the loss [`install_loss`] put on the client's link.
+pub fn remove_loss(farm: &Farm) {
+    let out = farm.in_farm(
         Duration::from_secs(10),
-        &["nft", "list", "table", "inet", "lossy"],
+        &["nft", "delete", "table", "bridge", "lossy"],
+    );
+    assert!(out.status.success(), "could not remove the lossy table");
+}
+
+/// Frames dropped by the lossy table: (to the client, from the client).
+pub fn loss_counters(farm: &Farm) -> (u64, u64, String) {
+    let out = farm.in_farm(
+        Duration::from_secs(10),
+        &["nft", "list", "table", "bridge", "lossy"],
     );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let mut counts = text

@@ -177,6 +177,65 @@ fn tail_loss_is_repaired_by_a_probe_not_an_rto() {
     assert!(sim.now - t0 < ms(100), "{}", sim.now - t0);
 }
 
+/// The ACKs of the whole first flight are lost, and nothing else: the loss probe
+/// repeats the last segment sent (a duplicate, which the receiver answers at
+/// once) rather than sending a new one, which a receiver with nothing else
+/// to acknowledge holds for its delayed-ACK time (40 ms here): the next ACK
+/// reaches the sender within a round trip of the probe.
+#[test]
+fn a_probe_after_lost_acks_is_answered_at_once() {
+    let cfg = Config::default();
+    let mut sim = established_with(&cfg, &cfg);
+    sim.run_for(ms(100));
+    type Log = Rc<RefCell<Vec<(bool, u32, i64)>>>;
+    let log: Log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    // Every ACK is lost until the sender sends a segment a second time.
+    let mut sent = HashSet::new();
+    let mut probed = false;
+    sim.filter = Some(Box::new(move |now, to_server, data| {
+        let s = Segment::parse(data).unwrap();
+        if to_server {
+            if !probed {
+                return false;
+            }
+            l.borrow_mut().push((true, s.ack, now.total_micros()));
+        } else if !s.payload.is_empty() {
+            probed |= !sent.insert(s.seq);
+            l.borrow_mut().push((false, s.seq, now.total_micros()));
+        }
+        true
+    }));
+    send_and_receive(&mut sim, 40 * 1448);
+    let log = log.borrow();
+    // The first data segment whose sequence number was sent before: the probe.
+    let mut seen = HashSet::new();
+    let mut highest = None;
+    let (i, &(_, seq, at)) = log
+        .iter()
+        .enumerate()
+        .find(|(_, &(ack, seq, _))| {
+            if ack {
+                return false;
+            }
+            if !seen.insert(seq) {
+                return true;
+            }
+            highest = Some(seq);
+            false
+        })
+        .expect("a probe");
+    assert_eq!(Some(seq), highest, "the probe repeats the last segment");
+    let &(_, _, answered) = log[i..].iter().find(|e| e.0).expect("an ACK after it");
+    let c = sim.server.counters();
+    assert!(
+        answered - at < 20_000,
+        "ACK {} us after the probe; {c:?}",
+        answered - at
+    );
+    assert_eq!(c.rto_timeouts, 0, "{c:?}");
+}
+
 /// The SACK option of a segment, byte for byte (kind, length, blocks), if any.
 fn sack_option(seg: &[u8]) -> Option<Vec<u8>> {
     let hlen = usize::from(seg[12] >> 4) * 4;

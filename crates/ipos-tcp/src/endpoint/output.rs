@@ -171,12 +171,13 @@ impl Endpoint {
         }
 
         if self.cold.tlp_now {
-            // Tail loss probe: one segment of new data if possible, else the last one.
+            // Tail loss probe: the last segment sent again. RFC 8985 section 7.3
+            // prefers a new segment, but when only the ACKs were lost (the common
+            // tail event on a small window) a receiver holds the ACK of one new
+            // segment for its delayed-ACK time, while a duplicate it answers at
+            // once (RFC 9293 section 3.10.7.4; Linux adds a D-SACK block).
             self.cold.tlp_now = false;
             if self.snd_una != self.snd_max {
-                if let Some(n) = self.send_new(now, out, opts, mss, u32::MAX, u32::MAX) {
-                    return Some(n);
-                }
                 let f = self.snd_max.wrapping_sub(self.snd_una);
                 let p = f.min(buffered).saturating_sub(mss);
                 if let Some(n) = self.send_retransmission(now, out, opts, (p, f), mss, true) {

@@ -16,7 +16,8 @@
 //!   and lost-retransmission detection (data sent
 //!   after a retransmission SACKed while the hole is still missing, as Linux does).
 //! - The early timer, [`EarlyTimer`]: a tail loss probe after PTO = 2 * SRTT (RFC 8985
-//!   section 7.2) when nothing is left for SACK to decide, or a reordering window of
+//!   section 7.2; the probe repeats the last segment, see `output`) when nothing is
+//!   left for SACK to decide, or a reordering window of
 //!   SRTT/4 (RFC 8985 section 6.2 in spirit) for an undecided hole below SACKed data.
 
 use smoltcp::time::Instant;

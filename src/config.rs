@@ -18,6 +18,8 @@
 //! idle_timeout = 900          # seconds without a client segment before an abort
 //! syn_backlog = 1024          # connections in SYN-RECEIVED at most; further SYNs
 //!                             # get SYN cookies (RFC 4987; 0: every SYN does)
+//! congestion = "cubic"        # congestion control: "cubic" (RFC 9438) or "newreno"
+//! initial_window = 10         # first window, segments (RFC 6928; 1..=64)
 //!
 //! [policy]                    # optional
 //! migration = true            # the front moves connections at all
@@ -166,6 +168,8 @@ struct RawTcp {
     max_connections: Option<usize>,
     idle_timeout: Option<u64>,
     syn_backlog: Option<usize>,
+    congestion: Option<String>,
+    initial_window: Option<u8>,
 }
 
 /// One node of the farm.
@@ -206,6 +210,10 @@ pub struct TcpSpec {
     /// Connections in SYN-RECEIVED per node at most; SYNs beyond it get SYN
     /// cookies (0: every SYN does).
     pub syn_backlog: usize,
+    /// Congestion control of every connection.
+    pub congestion: ipos_tcp::Congestion,
+    /// Initial window, segments.
+    pub initial_window: u8,
 }
 
 impl Default for TcpSpec {
@@ -220,6 +228,8 @@ impl Default for TcpSpec {
             max_connections: node.max_connections,
             idle_timeout_s: node.conn_idle.secs(),
             syn_backlog: node.syn_backlog,
+            congestion: tcp.congestion,
+            initial_window: tcp.initial_window,
         }
     }
 }
@@ -472,6 +482,27 @@ impl FarmConfig {
                 }
                 tcp.syn_backlog = b;
             }
+            if let Some(c) = t.congestion {
+                tcp.congestion = match c.as_str() {
+                    "cubic" => ipos_tcp::Congestion::Cubic,
+                    "newreno" => ipos_tcp::Congestion::NewReno,
+                    _ => {
+                        return Err(err(
+                            "tcp.congestion".into(),
+                            format!("{c:?} is not \"cubic\" or \"newreno\""),
+                        ))
+                    }
+                };
+            }
+            if let Some(w) = t.initial_window {
+                if !(1..=64).contains(&w) {
+                    return Err(err(
+                        "tcp.initial_window".into(),
+                        format!("{w} is outside 1..=64"),
+                    ));
+                }
+                tcp.initial_window = w;
+            }
         }
         let mut mtu = MtuSpec::default();
         if let Some(m) = raw.mtu {
@@ -707,6 +738,8 @@ impl FarmConfig {
         o.tcp.snd_buf = self.tcp.snd_buf;
         o.max_connections = self.tcp.max_connections;
         o.syn_backlog = self.tcp.syn_backlog;
+        o.tcp.congestion = self.tcp.congestion;
+        o.tcp.initial_window = self.tcp.initial_window;
         o.set_idle_timeout(Duration::from_secs(self.tcp.idle_timeout_s));
         o.farm_mtu = self.mtu.farm;
         o.client_mtu = self.mtu.client;
@@ -857,6 +890,28 @@ url = [{ prefix = "/b/", node = "b" }]
             ("rebalance_min_age = 100000", "policy.rebalance_min_age"),
         ] {
             let e = parse(&format!("{GOOD}{text}\n")).unwrap_err();
+            assert_eq!(e.field, field, "{text}");
+        }
+    }
+
+    #[test]
+    fn congestion_options() {
+        let o = parse(GOOD).unwrap().node_options();
+        assert_eq!(o.tcp.congestion, ipos_tcp::Congestion::Cubic);
+        assert_eq!(o.tcp.initial_window, 10);
+        let c = parse(&format!(
+            "{GOOD}\n[tcp]\ncongestion = \"newreno\"\ninitial_window = 4\n"
+        ))
+        .unwrap();
+        let o = c.node_options();
+        assert_eq!(o.tcp.congestion, ipos_tcp::Congestion::NewReno);
+        assert_eq!(o.tcp.initial_window, 4);
+        for (text, field) in [
+            ("congestion = \"bbr\"", "tcp.congestion"),
+            ("initial_window = 0", "tcp.initial_window"),
+            ("initial_window = 65", "tcp.initial_window"),
+        ] {
+            let e = parse(&format!("{GOOD}\n[tcp]\n{text}\n")).unwrap_err();
             assert_eq!(e.field, field, "{text}");
         }
     }

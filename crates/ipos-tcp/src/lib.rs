@@ -13,14 +13,16 @@
 //! - **Features:** active/passive open (incl. simultaneous open), MSS, window scaling and
 //!   timestamps (RFC 7323: used only if the peer's SYN offers them; PAWS; TS.Recent per
 //!   section 4.3), out-of-order reassembly (up to 8 ranges inside the receive ring), delayed
-//!   ACKs (RFC 1122/5681), RTO (RFC 6298, Karn, backoff, timestamp RTT), slow start,
-//!   congestion avoidance, fast retransmit and NewReno fast recovery (RFC 5681/6582, with
-//!   the section 4.1 ACK heuristic), limited transmit (RFC 3042), SACK (RFC 2018: blocks
+//!   ACKs (RFC 1122/5681), RTO (RFC 6298, Karn, backoff, timestamp RTT), an initial
+//!   window of 10 segments (RFC 6928), slow start, congestion avoidance by CUBIC (RFC
+//!   9438, the default) or NewReno ([`Congestion`]), fast retransmit and NewReno fast
+//!   recovery (RFC 5681/6582, with the section 4.1 ACK heuristic), limited transmit (RFC 3042), SACK (RFC 2018: blocks
 //!   sent most recent first, up to 3 with timestamps / 4 without) with RFC 6675 loss
 //!   recovery (fixed-size scoreboard, IsLost / pipe / NextSeg, scoreboard kept across the
 //!   first RTO so the slow-start pass skips SACKed data), lost-retransmission detection, a
 //!   RACK-style reordering timer (srtt/4) and tail loss probes (RFC 8985 style PTO of
-//!   2*SRTT), flow control with zero-window probes (persist timer with
+//!   2*SRTT; the probe repeats the last segment, which a receiver answers at once),
+//!   flow control with zero-window probes (persist timer with
 //!   backoff), SWS avoidance on both sides, FIN in every state (including simultaneous
 //!   open and close), RFC 5961 RST/SYN/ACK checks with challenge ACKs, TIME-WAIT
 //!   (with an RFC 6191 check, [`Endpoint::accepts_reuse`], for the owner deciding whether
@@ -71,7 +73,8 @@
 //!
 //! The endpoint is one `impl Endpoint` per concern, one file each under `src/endpoint/`:
 //! `mod.rs` (state, constructors), `input.rs` (segment arrival, RFC 9293 / 5961 / 7323
-//! checks), `ack.rs` (ACKs, RTT, NewReno), `sack.rs` (RFC 6675 scoreboard, loss probes),
+//! checks), `ack.rs` (ACKs, RTT, recovery), `cc.rs` and
+//! `cubic.rs` (congestion control), `sack.rs` (RFC 6675 scoreboard, loss probes),
 //! `reassembly.rs` (received data, out-of-order ranges, FIN), `timers.rs`, `output.rs`
 //! (`poll_transmit`, options, window), `app.rs` (application side) and `migrate.rs`
 //! (`export` / `import`). Next to it: `segment.rs` (parse / write TCP segments),
@@ -88,7 +91,7 @@ pub mod sim;
 pub mod syncookie;
 pub mod tcb;
 
-pub use endpoint::{Config, Counters, Endpoint, State};
+pub use endpoint::{Config, Congestion, Counters, Endpoint, State};
 pub use ipos_wire::Flow;
 pub use segment::{
     checksum_ok, fill_checksum, tcp_checksum, write_header, Segment, SegmentError, TcpHeader,

@@ -364,9 +364,13 @@ fn rto_backoff_doubles_then_gives_up() {
 
 #[test]
 fn fast_retransmit_on_three_dup_acks() {
-    // The classic (non-SACK) path: three duplicate ACKs.
+    // The classic (non-SACK) path: three duplicate ACKs. A first window of three
+    // segments (RFC 3390's): the receiver here answers a burst that arrives at one
+    // instant with one duplicate ACK, so the dup ACKs come from the limited-transmit
+    // segments sent one by one after it.
     let cfg = Config {
         sack_permitted: false,
+        initial_window: 3,
         ..Config::default()
     };
     let mut sim = established_with(&cfg, &cfg);

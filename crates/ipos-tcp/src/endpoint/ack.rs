@@ -9,7 +9,8 @@
 //!   fifth check: FIN-WAIT-1 -> FIN-WAIT-2, CLOSING -> TIME-WAIT, LAST-ACK -> CLOSED).
 //! - RTT: RFC 7323 section 4.1 (TSecr) with timestamps, else one Karn-timed segment at
 //!   a time; SRTT / RTTVAR / RTO per RFC 6298 section 2, clamped to the configured bounds.
-//! - Slow start and congestion avoidance (RFC 5681 section 3.1); fast retransmit and
+//! - Slow start (RFC 5681 section 3.1), congestion avoidance by the connection's
+//!   algorithm ([`cc`](super::cc): CUBIC or NewReno); fast retransmit and
 //!   NewReno fast recovery (RFC 5681 section 3.2, RFC 6582 section 3.2) with the
 //!   section 4.1 ACK heuristic. With SACK, loss decisions belong to
 //!   [`sack`](super::sack) (RFC 6675); an ACK carrying new SACK information counts as
@@ -17,6 +18,7 @@
 //! - Window update rule (RFC 9293 section 3.10.7.4: SND.WL1 / SND.WL2); a window that
 //!   reopens ends the persist state.
 
+use super::cc::CongestionControl;
 use smoltcp::time::Instant;
 
 use super::{Endpoint, State, NONE_AT};
@@ -86,9 +88,8 @@ impl Endpoint {
                 if self.cwnd < self.ssthresh {
                     self.cwnd = self.cwnd.saturating_add(data_acked.min(smss));
                 } else {
-                    let inc = (u64::from(smss) * u64::from(smss) / u64::from(self.cwnd.max(1)))
-                        .max(1) as u32;
-                    self.cwnd = self.cwnd.saturating_add(inc);
+                    let (t, srtt) = (now.total_micros(), self.srtt);
+                    self.cwnd = self.cold.cc.avoid(self.cwnd, data_acked, smss, t, srtt);
                 }
             }
 
@@ -152,7 +153,7 @@ impl Endpoint {
                 // a small cumulative advance the dup ACKs below `recover` cannot come from
                 // needless go-back-N retransmissions, so they signal a new loss.
                 let flight = self.snd_max.wrapping_sub(self.snd_una);
-                self.ssthresh = (flight / 2).max(2 * smss);
+                self.ssthresh = self.cold.cc.reduce(self.cwnd, flight, smss);
                 self.recover = self.snd_max;
                 self.cwnd = self.ssthresh + 3 * smss;
                 self.flags |= TCB_F_RECOVERY | TCB_F_RETX_ONE;

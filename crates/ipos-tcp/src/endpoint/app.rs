@@ -8,6 +8,7 @@
 //! `abort` goes CLOSED at once, with a RST unless there is nothing to reset (CLOSED,
 //! SYN-SENT, TIME-WAIT; RFC 9293 section 3.10.5).
 
+use super::cc::CongestionControl;
 use smoltcp::time::Instant;
 
 use super::{Counters, Endpoint, Flow, State};
@@ -173,11 +174,19 @@ impl Endpoint {
     }
 
     /// Forget the SACK scoreboard (SACKed ranges, HighRxt and the lost-retransmission
-    /// mark), exactly as [`Endpoint::import`] starts. `export` does not carry the
-    /// scoreboard, so `import(export(s))` behaves exactly like `s` after this call.
-    /// Always safe: SACK information is advisory (RFC 2018 section 8).
+    /// mark) and restart the congestion control's own state from `cwnd`, exactly as
+    /// [`Endpoint::import`] starts. `export` carries neither, so `import(export(s))`
+    /// behaves exactly like `s` after this call. Always safe: SACK information is
+    /// advisory (RFC 2018 section 8), and the restarted algorithm grows the window
+    /// no faster than before.
     pub fn forget_sack(&mut self) {
         self.sb_clear();
+        self.cold.cc.restart(self.cwnd);
+    }
+
+    /// The congestion control this connection uses.
+    pub fn congestion(&self) -> crate::Congestion {
+        self.cold.cc.kind()
     }
 
     /// Number of SACKed ranges in the sender's scoreboard.

@@ -159,8 +159,7 @@ impl Endpoint {
                 ep.rcv_wscale = 0;
             }
         }
-        let smss = ep.smss();
-        ep.cwnd = (4 * smss).min((2 * smss).max(4380));
+        ep.cwnd = ep.initial_cwnd();
         ep.cold.irs = seg.seq.wrapping_sub(1);
         ep.rcv_nxt = seg.seq;
         ep.rcv_adv = seg

@@ -11,6 +11,7 @@
 //! and an importer starts uncapped). `import` validates the TCB and the
 //! buffer sizes and never panics on a bad one.
 
+use super::cc::CongestionControl;
 use smoltcp::time::{Duration, Instant};
 
 use super::{Config, Endpoint, Flow, State, NONE_AT};
@@ -157,6 +158,8 @@ impl Endpoint {
         c.rcv_adv_slack = (1u32 << ep.rcv_wscale.min(14)) - 1;
         c.high_rxt = tcb.snd_una;
         c.rxt_mark = tcb.snd_una;
+        // The algorithm's own state does not travel: it continues from the window.
+        c.cc.restart(tcb.cwnd);
         c.snd.write_at(0, snd_data);
         c.snd.commit(snd_data.len());
         c.rcv.write_at(0, rcv_data);

@@ -6,9 +6,11 @@
 //!
 //! | file | concern | follows |
 //! |---|---|---|
-//! | `mod.rs` | [`Config`], [`State`], [`Counters`], the endpoint's hot and cold state, constants, constructors (passive / active open, SYN option negotiation), helpers shared by every file | RFC 9293 sections 3.3.2, 3.4, 3.7.1; RFC 7323 sections 2.2, 3.2; RFC 2018 section 2 |
+//! | `mod.rs` | [`Config`], [`State`], [`Counters`], the endpoint's hot and cold state, constants, constructors (passive / active open, SYN option negotiation, the initial window), helpers shared by every file | RFC 9293 sections 3.3.2, 3.4, 3.7.1; RFC 7323 sections 2.2, 3.2; RFC 2018 section 2; RFC 6928 |
 //! | `input.rs` | segment arrival, the state machine, acceptability, PAWS; the TIME-WAIT reuse check | RFC 9293 section 3.10.7; RFC 5961 sections 3-5; RFC 7323 sections 4.3, 5.3; RFC 6191 section 2; RFC 1122 section 4.2.2.13 |
 //! | `ack.rs` | ACK processing: cumulative advance, RTT, congestion control, window update | RFC 9293 section 3.10.7.4; RFC 6298; RFC 7323 section 4.1; RFC 5681; RFC 6582 |
+//! | `cc.rs` | the congestion-control trait (what avoidance adds per ACK, what a loss leaves), NewReno, the choice ([`Congestion`]) | RFC 5681 section 3.1; RFC 6582 section 3.2 |
+//! | `cubic.rs` | CUBIC, the default | RFC 9438 sections 4.2-4.8 |
 //! | `sack.rs` | the sender's SACK scoreboard, loss detection and recovery entry, the early (tail loss probe / reorder) timer | RFC 6675; RFC 2018 section 8; RFC 8985 sections 6.2, 7.2 |
 //! | `reassembly.rs` | received data, out-of-order ranges, FIN acceptance, delayed-ACK policy | RFC 9293 section 3.10.7.4; RFC 2018 section 4; RFC 1122 section 4.2.3.2 |
 //! | `timers.rs` | RTO, persist, TIME-WAIT, delayed ACK, SYN-RECEIVED give-up; `poll_timeout` | RFC 6298 section 5; RFC 9293 sections 3.6.1, 3.8.6.1; RFC 1122 section 4.2.3.2 |
@@ -39,7 +41,9 @@
 
 mod ack;
 mod app;
+mod cc;
 mod cookie;
+mod cubic;
 mod input;
 mod migrate;
 mod output;
@@ -55,6 +59,8 @@ use crate::ring::Ring;
 use crate::segment::{Segment, SegmentError, ACK, FIN, RST, SYN};
 use crate::seq::ge;
 use crate::tcb::*;
+use cc::Cc;
+pub use cc::Congestion;
 use sack::EarlyTimer;
 
 /// Per-connection tuning. `Default` gives the documented values.
@@ -85,6 +91,11 @@ pub struct Config {
     pub time_wait: Duration,
     /// Give up on a half-open passive connection after this long.
     pub syn_received_timeout: Duration,
+    /// Congestion control (default CUBIC, RFC 9438).
+    pub congestion: Congestion,
+    /// Initial window in segments (RFC 6928: 10, the default): the first window
+    /// is min(N * SMSS, max(2 * SMSS, N * 1460)) bytes.
+    pub initial_window: u8,
 }
 
 impl Default for Config {
@@ -103,6 +114,8 @@ impl Default for Config {
             max_retransmits: 12,
             time_wait: Duration::from_secs(2),
             syn_received_timeout: Duration::from_secs(10),
+            congestion: Congestion::Cubic,
+            initial_window: 10,
         }
     }
 }
@@ -169,6 +182,9 @@ struct Cold {
     max_retransmits: u32,
     time_wait: Duration,
     syn_received_timeout: Duration,
+    initial_window: u8,
+    // cc.rs: the congestion control's own state (not carried by the TCB).
+    cc: Cc,
     // Carried by the TCB.
     iss: u32,
     irs: u32,
@@ -351,6 +367,8 @@ impl Endpoint {
                 max_retransmits: cfg.max_retransmits,
                 time_wait: cfg.time_wait,
                 syn_received_timeout: cfg.syn_received_timeout,
+                initial_window: cfg.initial_window.max(1),
+                cc: Cc::new(cfg.congestion),
                 iss,
                 irs: 0,
                 snd_wnd_raw: 0,
@@ -422,7 +440,7 @@ impl Endpoint {
 
     /// Adopt what the peer's SYN offers (RFC 9293 section 3.7.1 MSS, RFC 7323 sections 2.2
     /// and 3.2, RFC 2018 section 2): an option is used only if both sides offer it. Sets
-    /// the initial window, min(4 * SMSS, max(2 * SMSS, 4380)) (RFC 3390).
+    /// the initial window ([`Endpoint::initial_cwnd`]).
     fn learn_syn_options(&mut self, seg: &Segment<'_>, now: Instant) {
         self.peer_mss = seg.mss.unwrap_or(DEFAULT_MSS).max(64);
         match seg.wscale {
@@ -446,8 +464,16 @@ impl Endpoint {
         if !seg.sack_permitted {
             self.flags &= !TCB_F_SACK;
         }
+        self.cwnd = self.initial_cwnd();
+    }
+
+    /// The initial window: min(N * SMSS, max(2 * SMSS, N * 1460)) for N =
+    /// `Config::initial_window` segments (RFC 6928 section 2 for N = 10; RFC 3390's
+    /// 4380 bytes is close to N = 3).
+    fn initial_cwnd(&self) -> u32 {
         let smss = self.smss();
-        self.cwnd = (4 * smss).min((2 * smss).max(4380));
+        let n = u32::from(self.cold.initial_window);
+        (n * smss).min((2 * smss).max(n * 1460))
     }
 
     // ----- small helpers shared by every file -----

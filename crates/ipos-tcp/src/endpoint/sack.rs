@@ -20,6 +20,7 @@
 //!   left for SACK to decide, or a reordering window of
 //!   SRTT/4 (RFC 8985 section 6.2 in spirit) for an undecided hole below SACKed data.
 
+use super::cc::CongestionControl;
 use smoltcp::time::Instant;
 
 use super::{Endpoint, DUP_THRESH, NONE_AT, SB_MAX};
@@ -299,10 +300,12 @@ impl Endpoint {
     }
 
     /// RFC 6675 section 5 steps 4.1-4.3: RecoveryPoint = HighData, ssthresh = cwnd =
-    /// max(min(FlightSize, cwnd) / 2, 2 * SMSS), retransmit the first hole.
+    /// the algorithm's reduction of min(FlightSize, cwnd) (NewReno: half, CUBIC: 0.7;
+    /// at least 2 SMSS), retransmit the first hole.
     fn enter_sack_recovery(&mut self) {
         let flight = self.snd_max.wrapping_sub(self.snd_una);
-        self.ssthresh = (flight.min(self.cwnd) / 2).max(2 * self.smss());
+        let smss = self.smss();
+        self.ssthresh = self.cold.cc.reduce(self.cwnd, flight.min(self.cwnd), smss);
         self.cwnd = self.ssthresh;
         self.recover = self.snd_max;
         self.snd_nxt = self.snd_max;

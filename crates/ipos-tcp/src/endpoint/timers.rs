@@ -8,7 +8,8 @@
 //! owed; the segments themselves are written by [`output`](super::output).
 //!
 //! - RTO (RFC 6298 section 5): go back to `snd_una`, exponential backoff (capped at
-//!   `max_rto`), ssthresh = max(FlightSize / 2, 2 * SMSS) and cwnd = one SMSS
+//!   `max_rto`), ssthresh = the algorithm's reduction of FlightSize (NewReno: half,
+//!   CUBIC: 0.7, RFC 9438 section 4.8; at least 2 SMSS) and cwnd = one SMSS
 //!   (RFC 5681 section 3.1); give up with a RST after `max_retransmits` (RFC 9293
 //!   section 3.8.3, R2). The SACK scoreboard survives the first RTO (RFC 6675
 //!   section 5.1) but not a second in a row (the receiver may have reneged).
@@ -17,6 +18,7 @@
 //! - TIME-WAIT: `Config::time_wait`, then CLOSED (RFC 9293 section 3.6.1).
 //! - Delayed ACK (RFC 1122 section 4.2.3.2: at most 500 ms).
 
+use super::cc::CongestionControl;
 use smoltcp::time::Instant;
 
 use super::{Endpoint, State, NONE_AT};
@@ -67,7 +69,7 @@ impl Endpoint {
                 if self.synchronized() {
                     let smss = self.smss();
                     let flight = self.snd_max.wrapping_sub(self.snd_una);
-                    self.ssthresh = (flight / 2).max(2 * smss);
+                    self.ssthresh = self.cold.cc.reduce(self.cwnd, flight, smss);
                     self.cwnd = smss;
                     self.recover = self.snd_max;
                     self.dupacks = 0;

@@ -21,7 +21,8 @@
 //!   recovery (fixed-size scoreboard, IsLost / pipe / NextSeg, scoreboard kept across the
 //!   first RTO so the slow-start pass skips SACKed data), lost-retransmission detection, a
 //!   RACK-style reordering timer (srtt/4) and tail loss probes (RFC 8985 style PTO of
-//!   2*SRTT; the probe repeats the last segment, which a receiver answers at once),
+//!   2*SRTT; the probe repeats the last segment, which a receiver answers at once, and
+//!   up to three probes, the wait doubling, go out before the RTO),
 //!   flow control with zero-window probes (persist timer with
 //!   backoff), SWS avoidance on both sides, FIN in every state (including simultaneous
 //!   open and close), RFC 5961 RST/SYN/ACK checks with challenge ACKs, TIME-WAIT

@@ -243,6 +243,38 @@ fn a_probe_after_lost_acks_is_answered_at_once() {
     assert_eq!(c.rto_timeouts, 0, "{c:?}");
 }
 
+/// The ACKs of the first flight and the ACK of the first loss probe are lost:
+/// a second probe follows after twice the wait, and the transfer goes on
+/// without the 200 ms RTO and its collapse to one segment.
+#[test]
+fn a_probe_whose_ack_is_lost_is_followed_by_another_before_the_rto() {
+    let cfg = Config::default();
+    let mut sim = established_with(&cfg, &cfg);
+    sim.run_for(ms(100));
+    // Every ACK is lost until the sender has sent some segment a third time.
+    let mut sent: std::collections::HashMap<u32, u32> = Default::default();
+    let mut probes = 0;
+    sim.filter = Some(Box::new(move |_, to_server, data| {
+        let s = Segment::parse(data).unwrap();
+        if to_server {
+            return probes >= 2;
+        }
+        if !s.payload.is_empty() {
+            let n = sent.entry(s.seq).or_default();
+            *n += 1;
+            if *n > 1 {
+                probes += 1;
+            }
+        }
+        true
+    }));
+    let t0 = sim.now;
+    send_and_receive(&mut sim, 40 * 1448);
+    let c = sim.server.counters();
+    assert_eq!(c.rto_timeouts, 0, "{c:?}");
+    assert!(sim.now - t0 < ms(200), "{}", sim.now - t0);
+}
+
 /// The SACK option of a segment, byte for byte (kind, length, blocks), if any.
 fn sack_option(seg: &[u8]) -> Option<Vec<u8>> {
     let hlen = usize::from(seg[12] >> 4) * 4;

@@ -173,7 +173,7 @@ impl Endpoint {
             }
         }
         if advanced {
-            self.cold.tlp_out = false;
+            self.cold.tlp_out = 0;
         }
         self.rearm_early(now);
     }

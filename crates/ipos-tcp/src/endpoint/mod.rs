@@ -227,9 +227,9 @@ struct Cold {
     lost_floor: u32,
     /// Loss-probe (TLP) or reorder timer, with its deadline.
     early: EarlyTimer,
-    /// A tail loss probe is owed now / has been sent and not yet acknowledged.
+    /// A tail loss probe is owed now; probes sent since the last cumulative advance.
     tlp_now: bool,
-    tlp_out: bool,
+    tlp_out: u8,
     // Everyone.
     counters: Counters,
     /// Send buffer: the bytes from `snd_una` on (sent-unacknowledged, then unsent).
@@ -389,7 +389,7 @@ impl Endpoint {
                 lost_floor: iss,
                 early: EarlyTimer::Off,
                 tlp_now: false,
-                tlp_out: false,
+                tlp_out: 0,
                 counters: Counters::default(),
                 snd: Ring::new(cfg.snd_buf),
                 rcv: Ring::new(cfg.rcv_buf),

@@ -17,13 +17,20 @@
 //!   after a retransmission SACKed while the hole is still missing, as Linux does).
 //! - The early timer, [`EarlyTimer`]: a tail loss probe after PTO = 2 * SRTT (RFC 8985
 //!   section 7.2; the probe repeats the last segment, see `output`) when nothing is
-//!   left for SACK to decide, or a reordering window of
+//!   left for SACK to decide. Unlike RFC 8985, which leaves a probe without an answer
+//!   to the RTO, up to `TLP_MAX` probes go out, each after twice the previous wait,
+//!   before the RTO: on a lossy path the probe or its ACK is lost often enough that
+//!   the RTO (at least 200 ms, and a window collapsed to one segment) would otherwise
+//!   cost more than the lost data. Or a reordering window of
 //!   SRTT/4 (RFC 8985 section 6.2 in spirit) for an undecided hole below SACKed data.
 
 use super::cc::CongestionControl;
 use smoltcp::time::Instant;
 
 use super::{Endpoint, DUP_THRESH, NONE_AT, SB_MAX};
+
+/// Tail loss probes sent without a cumulative advance before only the RTO is left.
+const TLP_MAX: u8 = 3;
 use crate::seq::{gt, le, lt};
 use crate::tcb::*;
 
@@ -273,7 +280,7 @@ impl Endpoint {
         c.lost_floor = self.snd_una;
         c.early = EarlyTimer::Off;
         c.tlp_now = false;
-        c.tlp_out = false;
+        c.tlp_out = 0;
     }
 
     /// RFC 6675 section 5 on a duplicate ACK, plus lost-retransmission detection.
@@ -352,7 +359,7 @@ impl Endpoint {
         // Nothing left for SACK to decide: a tail loss probe gets the ACK clock going
         // again (also in recovery, where a lost retransmission with nothing sent after it
         // would otherwise wait for the RTO).
-        if self.cold.tlp_out || self.backoff > 0 || lt(self.snd_nxt, self.snd_max) {
+        if self.cold.tlp_out >= TLP_MAX || self.backoff > 0 || lt(self.snd_nxt, self.snd_max) {
             self.cold.early = EarlyTimer::Off;
             return;
         }
@@ -363,7 +370,9 @@ impl Endpoint {
         } else {
             2_000
         };
-        let pto = 2 * u64::from(self.srtt) + extra;
+        // A probe whose ACK does not come (the probe or the ACK lost) is followed by
+        // another after twice the wait, up to TLP_MAX, before the RTO.
+        let pto = (2 * u64::from(self.srtt) + extra) << self.cold.tlp_out;
         let at = t.saturating_add(pto as i64);
         if at >= self.retx_at {
             // The RTO comes first anyway.
@@ -378,7 +387,7 @@ impl Endpoint {
         match core::mem::replace(&mut self.cold.early, EarlyTimer::Off) {
             EarlyTimer::Tlp { .. } => {
                 self.cold.tlp_now = true;
-                self.cold.tlp_out = true;
+                self.cold.tlp_out = self.cold.tlp_out.saturating_add(1);
             }
             EarlyTimer::Reorder { .. } if self.cold.sb_len > 0 => {
                 let hs = self.snd_una.wrapping_add(self.sb_high_sacked());

@@ -20,6 +20,10 @@
 //!                             # get SYN cookies (RFC 4987; 0: every SYN does)
 //! congestion = "cubic"        # congestion control: "cubic" (RFC 9438) or "newreno"
 //! initial_window = 10         # first window, segments (RFC 6928; 1..=64)
+//! keepalive_idle = 0          # seconds idle before keep-alive probes (0: none, the
+//!                             # default; else 10..=86400)
+//! keepalive_interval = 75     # seconds between unanswered probes (1..=3600)
+//! keepalive_probes = 9        # unanswered probes before an abort (1..=100)
 //!
 //! [policy]                    # optional
 //! migration = true            # the front moves connections at all
@@ -170,6 +174,9 @@ struct RawTcp {
     syn_backlog: Option<usize>,
     congestion: Option<String>,
     initial_window: Option<u8>,
+    keepalive_idle: Option<u64>,
+    keepalive_interval: Option<u64>,
+    keepalive_probes: Option<u8>,
 }
 
 /// One node of the farm.
@@ -214,6 +221,8 @@ pub struct TcpSpec {
     pub congestion: ipos_tcp::Congestion,
     /// Initial window, segments.
     pub initial_window: u8,
+    /// Keep-alive probes of idle connections (None: off).
+    pub keepalive: Option<ipos_tcp::Keepalive>,
 }
 
 impl Default for TcpSpec {
@@ -230,6 +239,7 @@ impl Default for TcpSpec {
             syn_backlog: node.syn_backlog,
             congestion: tcp.congestion,
             initial_window: tcp.initial_window,
+            keepalive: tcp.keepalive,
         }
     }
 }
@@ -503,6 +513,46 @@ impl FarmConfig {
                 }
                 tcp.initial_window = w;
             }
+            let mut ka = ipos_tcp::Keepalive::default();
+            for (name, val, range, slot) in [
+                (
+                    "tcp.keepalive_idle",
+                    t.keepalive_idle,
+                    10..=86_400,
+                    &mut ka.idle,
+                ),
+                (
+                    "tcp.keepalive_interval",
+                    t.keepalive_interval,
+                    1..=3600,
+                    &mut ka.interval,
+                ),
+            ] {
+                if let Some(v) = val {
+                    let off = name == "tcp.keepalive_idle" && v == 0;
+                    if !(off || range.contains(&v)) {
+                        return Err(err(
+                            name.into(),
+                            format!("{v} s is outside {}..={}", range.start(), range.end()),
+                        ));
+                    }
+                    *slot = Duration::from_secs(v);
+                }
+            }
+            if let Some(p) = t.keepalive_probes {
+                if !(1..=100).contains(&p) {
+                    return Err(err(
+                        "tcp.keepalive_probes".into(),
+                        format!("{p} is outside 1..=100"),
+                    ));
+                }
+                ka.probes = p;
+            }
+            // On only with an idle time; the other two keys tune it.
+            tcp.keepalive = match t.keepalive_idle {
+                Some(s) if s > 0 => Some(ka),
+                _ => None,
+            };
         }
         let mut mtu = MtuSpec::default();
         if let Some(m) = raw.mtu {
@@ -740,6 +790,7 @@ impl FarmConfig {
         o.syn_backlog = self.tcp.syn_backlog;
         o.tcp.congestion = self.tcp.congestion;
         o.tcp.initial_window = self.tcp.initial_window;
+        o.tcp.keepalive = self.tcp.keepalive;
         o.set_idle_timeout(Duration::from_secs(self.tcp.idle_timeout_s));
         o.farm_mtu = self.mtu.farm;
         o.client_mtu = self.mtu.client;
@@ -906,7 +957,17 @@ url = [{ prefix = "/b/", node = "b" }]
         let o = c.node_options();
         assert_eq!(o.tcp.congestion, ipos_tcp::Congestion::NewReno);
         assert_eq!(o.tcp.initial_window, 4);
+        assert_eq!(o.tcp.keepalive, None, "off by default");
+        let c = parse(&format!(
+            "{GOOD}\n[tcp]\nkeepalive_idle = 60\nkeepalive_probes = 4\n"
+        ))
+        .unwrap();
+        let k = c.node_options().tcp.keepalive.expect("on");
+        assert_eq!((k.idle.secs(), k.interval.secs(), k.probes), (60, 75, 4));
         for (text, field) in [
+            ("keepalive_idle = 5", "tcp.keepalive_idle"),
+            ("keepalive_interval = 0", "tcp.keepalive_interval"),
+            ("keepalive_probes = 0", "tcp.keepalive_probes"),
             ("congestion = \"bbr\"", "tcp.congestion"),
             ("initial_window = 0", "tcp.initial_window"),
             ("initial_window = 65", "tcp.initial_window"),

@@ -92,7 +92,7 @@ pub mod sim;
 pub mod syncookie;
 pub mod tcb;
 
-pub use endpoint::{Config, Congestion, Counters, Endpoint, State};
+pub use endpoint::{Config, Congestion, Counters, Endpoint, Keepalive, State};
 pub use ipos_wire::Flow;
 pub use segment::{
     checksum_ok, fill_checksum, tcp_checksum, write_header, Segment, SegmentError, TcpHeader,

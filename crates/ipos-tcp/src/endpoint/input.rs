@@ -46,6 +46,7 @@ impl Endpoint {
             return Err(SegmentError::PortMismatch);
         }
         self.cold.counters.segs_in += 1;
+        self.keepalive_heard(now);
         match self.state {
             State::Closed => {}
             State::SynSent => self.on_syn_sent(now, &seg),

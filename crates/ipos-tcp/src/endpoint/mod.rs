@@ -17,6 +17,7 @@
 //! | `output.rs` | `poll_transmit`: what goes out next, options, the window we advertise (and its optional cap), writing segments | RFC 9293 sections 3.8.6, 3.10.7; RFC 5681; RFC 3042; RFC 6675 section 5; RFC 8985 section 7.3; RFC 1122 section 4.2.3.3 |
 //! | `app.rs` | the application side: read, write, close, abort, accessors | RFC 9293 sections 3.10.2-3.10.5 |
 //! | `migrate.rs` | `export` / `import` of the [`Tcb`] | [`crate::tcb`] |
+//! | `keepalive.rs` | keep-alive probes of an idle connection (off by default) | RFC 9293 section 3.8.4; RFC 1122 section 4.2.3.6 |
 //! | `cookie.rs` | the stateless SYN-ACK that carries a SYN cookie, and the endpoint created ESTABLISHED from the ACK that returns it | RFC 4987 section 3.6; Linux `net/ipv4/syncookies.c` (see [`crate::syncookie`]) |
 //!
 //! Invariants every file keeps:
@@ -45,6 +46,7 @@ mod cc;
 mod cookie;
 mod cubic;
 mod input;
+mod keepalive;
 mod migrate;
 mod output;
 mod reassembly;
@@ -61,6 +63,8 @@ use crate::seq::ge;
 use crate::tcb::*;
 use cc::Cc;
 pub use cc::Congestion;
+pub use keepalive::Keepalive;
+use keepalive::KeepaliveState;
 use sack::EarlyTimer;
 
 /// Per-connection tuning. `Default` gives the documented values.
@@ -96,6 +100,9 @@ pub struct Config {
     /// Initial window in segments (RFC 6928: 10, the default): the first window
     /// is min(N * SMSS, max(2 * SMSS, N * 1460)) bytes.
     pub initial_window: u8,
+    /// TCP keep-alive probes of an idle connection (RFC 9293 section 3.8.4); `None`,
+    /// the default, sends none.
+    pub keepalive: Option<Keepalive>,
 }
 
 impl Default for Config {
@@ -116,6 +123,7 @@ impl Default for Config {
             syn_received_timeout: Duration::from_secs(10),
             congestion: Congestion::Cubic,
             initial_window: 10,
+            keepalive: None,
         }
     }
 }
@@ -156,6 +164,9 @@ pub struct Counters {
     pub paws_drops: u64,
     pub challenge_acks: u64,
     pub window_probes: u64,
+    /// Keep-alive probes sent, and connections aborted after unanswered ones.
+    pub keepalive_probes: u64,
+    pub keepalive_timeouts: u64,
     pub rst_in: u64,
     pub rst_out: u64,
 }
@@ -185,6 +196,8 @@ struct Cold {
     initial_window: u8,
     // cc.rs: the congestion control's own state (not carried by the TCB).
     cc: Cc,
+    // keepalive.rs (not carried by the TCB).
+    keepalive: KeepaliveState,
     // Carried by the TCB.
     iss: u32,
     irs: u32,
@@ -369,6 +382,7 @@ impl Endpoint {
                 syn_received_timeout: cfg.syn_received_timeout,
                 initial_window: cfg.initial_window.max(1),
                 cc: Cc::new(cfg.congestion),
+                keepalive: KeepaliveState::new(cfg.keepalive, now),
                 iss,
                 irs: 0,
                 snd_wnd_raw: 0,

@@ -64,6 +64,9 @@ impl Endpoint {
         if let Some(n) = self.send_data(now, out) {
             return Some(n);
         }
+        if let Some(n) = self.send_keepalive(now, out) {
+            return Some(n);
+        }
         if self.has(TCB_F_PROBE_NOW) {
             self.flags &= !TCB_F_PROBE_NOW;
             self.cold.counters.window_probes += 1;
@@ -370,7 +373,7 @@ impl Endpoint {
     /// Options for a non-SYN segment: timestamps and, when SACK was negotiated and data
     /// is held out of order, SACK blocks (most recently changed first, RFC 2018: up to 3
     /// with timestamps, 4 without), as many as fit in `out_len` with 8 payload bytes spare.
-    fn seg_opts(&self, now: Instant, out_len: usize) -> TcpOptions {
+    pub(super) fn seg_opts(&self, now: Instant, out_len: usize) -> TcpOptions {
         let mut o = TcpOptions {
             timestamp: self.ts_opt(now),
             ..TcpOptions::default()
@@ -503,7 +506,7 @@ impl Endpoint {
     /// Write one segment: header, options, `data_len` send-ring bytes from offset
     /// `data_off` (from `snd_una`), checksum. Sending an ACK records what it acknowledged
     /// and advertised and settles any owed or delayed ACK.
-    fn write_segment(
+    pub(super) fn write_segment(
         &mut self,
         out: &mut [u8],
         seq: u32,

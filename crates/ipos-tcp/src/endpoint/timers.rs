@@ -49,6 +49,12 @@ impl Endpoint {
         if self.cold.early.deadline() <= t {
             self.on_early_timer();
         }
+        if self.cold.keepalive.at <= t {
+            self.on_keepalive_timer(now);
+            if self.state == State::Closed {
+                return;
+            }
+        }
         if self.retx_at <= t {
             self.retx_at = NONE_AT;
             if self.has(TCB_F_PERSIST) {
@@ -95,7 +101,8 @@ impl Endpoint {
         let mut t = self
             .retx_at
             .min(self.delack_at)
-            .min(self.cold.early.deadline());
+            .min(self.cold.early.deadline())
+            .min(self.cold.keepalive.at);
         if self.state == State::SynReceived {
             t = t.min(self.cold.syn_deadline);
         }

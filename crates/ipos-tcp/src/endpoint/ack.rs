@@ -35,10 +35,12 @@ impl Endpoint {
         let sack = self.has(TCB_F_SACK);
         let new_wnd = u32::from(seg.window) << self.snd_wscale;
         let advanced = gt(ack, self.snd_una);
+        let mut delivered = 0u32;
         if advanced {
             let acked = ack.wrapping_sub(self.snd_una);
             let buffered = self.cold.snd.len() as u32;
             let data_acked = acked.min(buffered);
+            delivered = data_acked;
             let fin_acked = self.has(TCB_F_FIN_SENT) && acked > buffered;
             self.cold.snd.consume(data_acked as usize);
             self.cold.snd.release_if_empty();
@@ -66,9 +68,13 @@ impl Endpoint {
             // Congestion control (RFC 5681, NewReno RFC 6582, SACK RFC 6675).
             if self.has(TCB_F_RECOVERY) {
                 if ge(ack, self.recover) {
-                    // Full ACK: deflate.
+                    // Full ACK: deflate (with SACK, PRR's end: cwnd = ssthresh).
                     let flight = self.snd_max.wrapping_sub(ack);
-                    self.cwnd = self.ssthresh.min(flight.max(smss) + smss);
+                    self.cwnd = if sack {
+                        self.ssthresh
+                    } else {
+                        self.ssthresh.min(flight.max(smss) + smss)
+                    };
                     self.flags &= !TCB_F_RECOVERY;
                     self.dupacks = 0;
                 } else if !sack {
@@ -174,6 +180,10 @@ impl Endpoint {
         }
         if advanced {
             self.cold.tlp_out = 0;
+        }
+        if sack && self.has(TCB_F_RECOVERY) {
+            // RFC 6937: what this ACK lets out during recovery.
+            self.prr_on_ack(delivered.saturating_add(newly_sacked));
         }
         self.rearm_early(now);
     }

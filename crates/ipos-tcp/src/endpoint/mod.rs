@@ -11,6 +11,7 @@
 //! | `ack.rs` | ACK processing: cumulative advance, RTT, congestion control, window update | RFC 9293 section 3.10.7.4; RFC 6298; RFC 7323 section 4.1; RFC 5681; RFC 6582 |
 //! | `cc.rs` | the congestion-control trait (what avoidance adds per ACK, what a loss leaves), NewReno, the choice ([`Congestion`]) | RFC 5681 section 3.1; RFC 6582 section 3.2 |
 //! | `cubic.rs` | CUBIC, the default | RFC 9438 sections 4.2-4.8 |
+//! | `prr.rs` | how much goes out per ACK in SACK recovery | RFC 6937 section 3 |
 //! | `sack.rs` | the sender's SACK scoreboard, loss detection and recovery entry, the early (tail loss probe / reorder) timer | RFC 6675; RFC 2018 section 8; RFC 8985 sections 6.2, 7.2 |
 //! | `reassembly.rs` | received data, out-of-order ranges, FIN acceptance, delayed-ACK policy | RFC 9293 section 3.10.7.4; RFC 2018 section 4; RFC 1122 section 4.2.3.2 |
 //! | `timers.rs` | RTO, persist, TIME-WAIT, delayed ACK, SYN-RECEIVED give-up; `poll_timeout` | RFC 6298 section 5; RFC 9293 sections 3.6.1, 3.8.6.1; RFC 1122 section 4.2.3.2 |
@@ -49,6 +50,7 @@ mod input;
 mod keepalive;
 mod migrate;
 mod output;
+mod prr;
 mod reassembly;
 mod sack;
 mod timers;
@@ -198,6 +200,8 @@ struct Cold {
     cc: Cc,
     // keepalive.rs (not carried by the TCB).
     keepalive: KeepaliveState,
+    // prr.rs: the recovery episode's bookkeeping (not carried by the TCB).
+    prr: prr::Prr,
     // Carried by the TCB.
     iss: u32,
     irs: u32,
@@ -383,6 +387,7 @@ impl Endpoint {
                 initial_window: cfg.initial_window.max(1),
                 cc: Cc::new(cfg.congestion),
                 keepalive: KeepaliveState::new(cfg.keepalive, now),
+                prr: prr::Prr::default(),
                 iss,
                 irs: 0,
                 snd_wnd_raw: 0,

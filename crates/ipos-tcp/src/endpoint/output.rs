@@ -515,6 +515,9 @@ impl Endpoint {
         data_off: usize,
         data_len: usize,
     ) -> usize {
+        if self.has(TCB_F_RECOVERY) {
+            self.prr_sent(data_len);
+        }
         let (window, edge) = if flags & SYN != 0 {
             // Never scaled (RFC 7323 section 2.2); within the owner's cap if one is set,
             // but never below what an earlier SYN-ACK advertised.

@@ -314,6 +314,9 @@ impl Endpoint {
         let smss = self.smss();
         self.ssthresh = self.cold.cc.reduce(self.cwnd, flight.min(self.cwnd), smss);
         self.cwnd = self.ssthresh;
+        // PRR (prr.rs) sets the window from the next ACK on; this one's share
+        // follows in `process_ack`.
+        self.prr_start(flight);
         self.recover = self.snd_max;
         self.snd_nxt = self.snd_max;
         self.cold.high_rxt = self.snd_una;

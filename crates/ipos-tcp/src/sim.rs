@@ -295,6 +295,52 @@ impl Sim {
         }
     }
 
+    /// Runs until the server has sent `total` bytes of [`pattern`] and closed, and the
+    /// client has read and checked every one of them (panics on a wrong byte) and seen
+    /// the FIN, for at most an hour of virtual time; `on_step` runs after each step.
+    /// Returns the bytes the client got (`total` on success).
+    pub fn stream_pattern(&mut self, total: u64, mut on_step: impl FnMut(&mut Sim)) -> u64 {
+        let (mut sent, mut got) = (0u64, 0u64);
+        self.run_until(Duration::from_secs(3600), |s| {
+            while sent < total {
+                let n = s.server.send_with(|b| {
+                    let n = (b.len() as u64).min(total - sent) as usize;
+                    for (i, x) in b[..n].iter_mut().enumerate() {
+                        *x = pattern(sent + i as u64);
+                    }
+                    n
+                });
+                if n == 0 {
+                    break;
+                }
+                sent += n as u64;
+                if sent == total {
+                    s.server.close();
+                }
+            }
+            loop {
+                let chunk = s.client.recv_slice();
+                if chunk.is_empty() {
+                    break;
+                }
+                for (i, &x) in chunk.iter().enumerate() {
+                    assert_eq!(
+                        x,
+                        pattern(got + i as u64),
+                        "byte {} differs",
+                        got + i as u64
+                    );
+                }
+                let n = chunk.len();
+                got += n as u64;
+                s.client.recv_consume(n);
+            }
+            on_step(s);
+            got == total && s.client.peer_fin_received()
+        });
+        got
+    }
+
     /// Let both endpoints emit everything they have now and put it on the link.
     pub fn pump(&mut self) {
         let mut buf = vec![0u8; self.link.seg_buf];

@@ -1,6 +1,6 @@
 //! Bulk transfers under seeded loss, reordering and duplication.
 
-use ipos_tcp::sim::{pattern, LinkConfig, Sim};
+use ipos_tcp::sim::{LinkConfig, Sim};
 use ipos_tcp::{Config, Duration, State};
 
 /// Server sends `total` pattern bytes, then closes; the client checks every byte.
@@ -8,45 +8,8 @@ use ipos_tcp::{Config, Duration, State};
 pub fn transfer(seed: u64, total: u64, link: LinkConfig, cfg: &Config) -> Sim {
     let mut sim = Sim::new(cfg, cfg, link, seed);
     let t0 = sim.now;
-    let mut sent = 0u64;
-    let mut got = 0u64;
-    let ok = sim.run_until(Duration::from_secs(3600), |s| {
-        while sent < total {
-            let n = s.server.send_with(|b| {
-                let n = (b.len() as u64).min(total - sent) as usize;
-                for (i, x) in b[..n].iter_mut().enumerate() {
-                    *x = pattern(sent + i as u64);
-                }
-                n
-            });
-            if n == 0 {
-                break;
-            }
-            sent += n as u64;
-            if sent == total {
-                s.server.close();
-            }
-        }
-        loop {
-            let chunk = s.client.recv_slice();
-            if chunk.is_empty() {
-                break;
-            }
-            for (i, &x) in chunk.iter().enumerate() {
-                assert_eq!(
-                    x,
-                    pattern(got + i as u64),
-                    "byte {} differs",
-                    got + i as u64
-                );
-            }
-            let n = chunk.len();
-            got += n as u64;
-            s.client.recv_consume(n);
-        }
-        got == total && s.client.peer_fin_received()
-    });
-    assert!(ok, "seed {seed}: transfer stalled at {got}/{total}");
+    let got = sim.stream_pattern(total, |_| {});
+    assert_eq!(got, total, "seed {seed}: transfer stalled");
     eprintln!(
         "seed {seed}: {total} bytes in {} virtual; server {:?}; client {:?}",
         sim.now - t0,

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use ipos_tcp::sim::{pattern, LinkConfig, Sim};
+use ipos_tcp::sim::{LinkConfig, Sim};
 use ipos_tcp::{Config, Congestion, Duration, Endpoint, Segment, State};
 
 /// The server sends `total` pattern bytes and closes; the client checks every byte.
@@ -15,44 +15,12 @@ fn transfer(
     total: u64,
     link: LinkConfig,
     cfg: &Config,
-    mut on_step: impl FnMut(&mut Sim),
+    on_step: impl FnMut(&mut Sim),
 ) -> Duration {
     let mut sim = Sim::new(cfg, cfg, link, seed);
     let t0 = sim.now;
-    let (mut sent, mut got) = (0u64, 0u64);
-    let ok = sim.run_until(Duration::from_secs(3600), |s| {
-        while sent < total {
-            let n = s.server.send_with(|b| {
-                let n = (b.len() as u64).min(total - sent) as usize;
-                for (i, x) in b[..n].iter_mut().enumerate() {
-                    *x = pattern(sent + i as u64);
-                }
-                n
-            });
-            if n == 0 {
-                break;
-            }
-            sent += n as u64;
-            if sent == total {
-                s.server.close();
-            }
-        }
-        let chunk = s.client.recv_slice();
-        for (i, &x) in chunk.iter().enumerate() {
-            assert_eq!(
-                x,
-                pattern(got + i as u64),
-                "byte {} differs",
-                got + i as u64
-            );
-        }
-        let n = chunk.len();
-        got += n as u64;
-        s.client.recv_consume(n);
-        on_step(s);
-        got == total && s.client.peer_fin_received()
-    });
-    assert!(ok, "seed {seed}: stalled at {got}/{total}");
+    let got = sim.stream_pattern(total, on_step);
+    assert_eq!(got, total, "seed {seed}: stalled");
     assert_eq!(sim.client.state(), State::CloseWait);
     sim.now - t0
 }

@@ -16,7 +16,9 @@
 //!   ACKs (RFC 1122/5681), RTO (RFC 6298, Karn, backoff, timestamp RTT), an initial
 //!   window of 10 segments (RFC 6928), slow start, congestion avoidance by CUBIC (RFC
 //!   9438, the default) or NewReno ([`Congestion`]), fast retransmit and NewReno fast
-//!   recovery (RFC 5681/6582, with the section 4.1 ACK heuristic), limited transmit (RFC 3042), SACK (RFC 2018: blocks
+//!   recovery (RFC 5681/6582, with the section 4.1 ACK heuristic), PRR in SACK recovery
+//!   (RFC 6937), D-SACK both ways with the undo of a needless reduction (RFC 2883),
+//!   keep-alive (off by default), limited transmit (RFC 3042), SACK (RFC 2018: blocks
 //!   sent most recent first, up to 3 with timestamps / 4 without) with RFC 6675 loss
 //!   recovery (fixed-size scoreboard, IsLost / pipe / NextSeg, scoreboard kept across the
 //!   first RTO so the slow-start pass skips SACKed data), lost-retransmission detection, a

@@ -128,6 +128,10 @@ impl Endpoint {
 
         // SACK blocks (RFC 2018), after the cumulative ACK moved `snd_una`.
         let mut newly_sacked = 0u32;
+        let blocks = &seg.sack[..usize::from(seg.sack_blocks.min(4))];
+        if let (true, Some((l, r))) = (sack, Endpoint::dsack_of(blocks, ack)) {
+            self.on_dsack(l, r);
+        }
         if sack && self.snd_una != self.snd_max {
             for &(l, r) in &seg.sack[..usize::from(seg.sack_blocks.min(4))] {
                 newly_sacked = newly_sacked.saturating_add(self.sb_add(l, r));

@@ -188,6 +188,12 @@ impl Endpoint {
                     && le(seg.ack, self.snd_una);
                 if lt(tsval, self.ts_recent) && idle < TS_RECENT_MAX_AGE_MS && !pure_ack {
                     self.cold.counters.paws_drops += 1;
+                    // As Linux does: old data that PAWS turned away is reported as a
+                    // D-SACK (its sender may have retransmitted it needlessly).
+                    let end = seg.seq.wrapping_add(seg.payload.len() as u32);
+                    if !seg.payload.is_empty() && le(end, self.rcv_nxt) {
+                        self.dsack_note(seg.seq, end);
+                    }
                     self.ack_now();
                     return;
                 }
@@ -213,6 +219,9 @@ impl Endpoint {
                 return;
             }
             self.cold.counters.dup_segments += 1;
+            if seg_len > 0 && le(seq.wrapping_add(seg_len), self.rcv_nxt) {
+                self.dsack_note(seq, seq.wrapping_add(seg_len));
+            }
             if self.state == State::SynReceived {
                 // Our SYN-ACK was probably lost: send it again.
                 self.snd_nxt = self.snd_una;

@@ -11,6 +11,7 @@
 //! | `ack.rs` | ACK processing: cumulative advance, RTT, congestion control, window update | RFC 9293 section 3.10.7.4; RFC 6298; RFC 7323 section 4.1; RFC 5681; RFC 6582 |
 //! | `cc.rs` | the congestion-control trait (what avoidance adds per ACK, what a loss leaves), NewReno, the choice ([`Congestion`]) | RFC 5681 section 3.1; RFC 6582 section 3.2 |
 //! | `cubic.rs` | CUBIC, the default | RFC 9438 sections 4.2-4.8 |
+//! | `dsack.rs` | D-SACK blocks sent for duplicate data; D-SACKs received undo a needless reduction | RFC 2883 sections 4-5; RFC 3708 |
 //! | `prr.rs` | how much goes out per ACK in SACK recovery | RFC 6937 section 3 |
 //! | `sack.rs` | the sender's SACK scoreboard, loss detection and recovery entry, the early (tail loss probe / reorder) timer | RFC 6675; RFC 2018 section 8; RFC 8985 sections 6.2, 7.2 |
 //! | `reassembly.rs` | received data, out-of-order ranges, FIN acceptance, delayed-ACK policy | RFC 9293 section 3.10.7.4; RFC 2018 section 4; RFC 1122 section 4.2.3.2 |
@@ -46,6 +47,7 @@ mod app;
 mod cc;
 mod cookie;
 mod cubic;
+mod dsack;
 mod input;
 mod keepalive;
 mod migrate;
@@ -169,6 +171,9 @@ pub struct Counters {
     /// Keep-alive probes sent, and connections aborted after unanswered ones.
     pub keepalive_probes: u64,
     pub keepalive_timeouts: u64,
+    /// Window reductions undone because D-SACKs showed every retransmission of the
+    /// episode was needless (RFC 2883).
+    pub spurious_undos: u64,
     pub rst_in: u64,
     pub rst_out: u64,
 }
@@ -202,6 +207,9 @@ struct Cold {
     keepalive: KeepaliveState,
     // prr.rs: the recovery episode's bookkeeping (not carried by the TCB).
     prr: prr::Prr,
+    // dsack.rs: the latest episode's record for its undo; a D-SACK block to send.
+    undo: dsack::Undo,
+    dsack: Option<(u32, u32)>,
     // Carried by the TCB.
     iss: u32,
     irs: u32,
@@ -388,6 +396,8 @@ impl Endpoint {
                 cc: Cc::new(cfg.congestion),
                 keepalive: KeepaliveState::new(cfg.keepalive, now),
                 prr: prr::Prr::default(),
+                undo: dsack::Undo::default(),
+                dsack: None,
                 iss,
                 irs: 0,
                 snd_wnd_raw: 0,

@@ -379,12 +379,22 @@ impl Endpoint {
             ..TcpOptions::default()
         };
         let have = self.cold.ooo_len as usize;
-        if self.has(TCB_F_SACK) && have > 0 {
+        let dsack = self.cold.dsack.filter(|_| self.has(TCB_F_SACK));
+        if self.has(TCB_F_SACK) && (have > 0 || dsack.is_some()) {
             let max = if o.timestamp.is_some() { 3 } else { 4 };
             let fit = out_len.saturating_sub(HEADER_LEN + o.len() + 4 + 8) / 8;
-            let n = have.min(max).min(fit);
-            o.sack[..n].copy_from_slice(&self.cold.ooo[..n]);
-            o.sack_n = n as u8;
+            let room = max.min(fit);
+            // RFC 2883: the D-SACK block first, then the out-of-order ranges.
+            let mut n = 0;
+            if let Some(d) = dsack {
+                if room > 0 {
+                    o.sack[0] = d;
+                    n = 1;
+                }
+            }
+            let k = have.min(room - n.min(room));
+            o.sack[n..n + k].copy_from_slice(&self.cold.ooo[..k]);
+            o.sack_n = (n + k) as u8;
         }
         o
     }
@@ -518,6 +528,8 @@ impl Endpoint {
         if self.has(TCB_F_RECOVERY) {
             self.prr_sent(data_len);
         }
+        // A D-SACK block is reported once (seg_opts put it in this segment's options).
+        self.cold.dsack = None;
         let (window, edge) = if flags & SYN != 0 {
             // Never scaled (RFC 7323 section 2.2); within the owner's cap if one is set,
             // but never below what an earlier SYN-ACK advertised.

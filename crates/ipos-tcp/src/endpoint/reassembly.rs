@@ -35,9 +35,11 @@ impl Endpoint {
             let d = self.rcv_nxt.wrapping_sub(seq) as usize;
             if d >= data.len() {
                 self.cold.counters.dup_segments += 1;
+                self.dsack_note(seq, seq.wrapping_add(data.len() as u32));
                 self.ack_now();
                 return;
             }
+            self.dsack_note(seq, self.rcv_nxt);
             data = &data[d..];
             seq = self.rcv_nxt;
         }

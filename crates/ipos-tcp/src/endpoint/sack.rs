@@ -310,6 +310,7 @@ impl Endpoint {
     /// the algorithm's reduction of min(FlightSize, cwnd) (NewReno: half, CUBIC: 0.7;
     /// at least 2 SMSS), retransmit the first hole.
     fn enter_sack_recovery(&mut self) {
+        self.undo_start();
         let flight = self.snd_max.wrapping_sub(self.snd_una);
         let smss = self.smss();
         self.ssthresh = self.cold.cc.reduce(self.cwnd, flight.min(self.cwnd), smss);

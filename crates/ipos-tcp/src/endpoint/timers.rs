@@ -72,6 +72,7 @@ impl Endpoint {
                 }
                 self.backoff = self.backoff.saturating_add(1);
                 self.cold.counters.rto_timeouts += 1;
+                self.undo_forget();
                 if self.synchronized() {
                     let smss = self.smss();
                     let flight = self.snd_max.wrapping_sub(self.snd_una);

@@ -54,6 +54,8 @@ const ROUNDS: usize = 64;
 const LIVENESS_MAX_LOST: u32 = 3;
 /// Virtual time the settling period may take.
 const SETTLE: Duration = Duration::from_secs(60);
+/// More forwarded packets plus commits than one run can cause without a loop.
+const MAX_LOOPED: u64 = 20_000;
 
 /// The requests a client can send, in the order [`Op::Request`] names them.
 pub const REQUESTS: &[&[u8]] = &[
@@ -813,6 +815,17 @@ impl Farm {
     /// input, delivery of every response.
     pub fn finish(&mut self) {
         self.rounds();
+        // No frame loops (two nodes that forward a flow, or answer a move's
+        // acknowledgement, to each other): what one run can send is far below this.
+        for (i, n) in self.nodes.iter().enumerate() {
+            let c = n.counters();
+            let sent = c.get(Event::PacketsForwarded) + c.get(Event::MigrationCommitsSent);
+            assert!(
+                sent <= MAX_LOOPED,
+                "node {i} forwarded or committed {sent} times: a loop; {}",
+                self.summary()
+            );
+        }
         let lost = self.wire.borrow().lost;
         let timeouts: u64 = self
             .nodes

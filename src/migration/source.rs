@@ -281,7 +281,14 @@ impl<P: Port> Node<P> {
                 .get(&ForwardKey::of(&flow))
                 .is_some_and(|e| e.target_mac == src_mac)
             {
-                self.send_commit(&flow, src_mac);
+                // Bounded: an acknowledgement and a commit are the same frame, so
+                // two nodes that both forward the flow to each other would answer
+                // each other forever.
+                if self.recommit_budget.take(now) {
+                    self.send_commit(&flow, src_mac);
+                } else {
+                    self.counters.drop(DropReason::RecommitRate);
+                }
             }
             return self.counters.inc(Event::MigrationAcksDuplicate);
         };

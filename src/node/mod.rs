@@ -81,6 +81,9 @@ use smoltcp::time::Instant;
 
 /// How many entries [`Node::table_sizes`] lists.
 pub const TABLE_SIZES: usize = 13;
+/// Commits a node sends again, a second, to targets that acknowledge a finished move
+/// once more (their first commit was lost).
+pub const RECOMMIT_RATE: u32 = 64;
 /// The process id advertised for the built-in HTTP service.
 pub const HTTP_PID: u32 = 1;
 /// The process id advertised for the built-in UDP echo service.
@@ -116,6 +119,9 @@ pub struct Node<P: Port> {
     pub(crate) handoff: LatencyHistogram,
     /// Tokens for UDP echoes (the echo service's rate limit).
     pub(crate) udp_echo_budget: rate::TokenBucket,
+    /// Tokens for commits sent again to a target that acknowledges a move once
+    /// more ([`RECOMMIT_RATE`] a second).
+    pub(crate) recommit_budget: rate::TokenBucket,
     pub(crate) arp: ArpCache<P::Buf>,
     pub(crate) view: FarmView,
     pub(crate) counters: Counters,
@@ -209,6 +215,7 @@ impl<P: Port> Node<P> {
             next_gen: 0,
             held: 0,
             handoff: LatencyHistogram::default(),
+            recommit_budget: rate::TokenBucket::new(RECOMMIT_RATE, RECOMMIT_RATE / 4),
             udp_echo_budget: rate::TokenBucket::new(
                 opts.udp_echo_rate,
                 (opts.udp_echo_rate / 10).max(1),

@@ -9,6 +9,7 @@ use crate::counters::{DropReason, Event};
 use crate::migration::rehome::Boundary;
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
+use crate::tables::ForwardKey;
 use ipos_http::HeadWait;
 use ipos_tcp::{Endpoint, State};
 use ipos_wire::headers::{ETHERNET_LEN, IPV4_LEN};
@@ -39,6 +40,15 @@ impl<P: Port> Node<P> {
         };
         // Forwarded connections first: no checksum work, the owner verifies.
         if let Some(entry) = self.forward_entry_for(now, &flow) {
+            if let Via::Tunnel { from } = via {
+                if self.peers.mac(from) == entry.target_mac {
+                    // It came from where we would send it: a loop, and nobody
+                    // holds the connection. Our entry goes; the next packet finds
+                    // none here and the sender is told (`on_unknown_tunnelled`).
+                    self.forward.remove(&ForwardKey::of(&flow));
+                    return self.counters.drop(DropReason::ForwardLoop);
+                }
+            }
             return self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
         }
         let checksum_ok = {

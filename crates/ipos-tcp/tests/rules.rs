@@ -590,3 +590,52 @@ fn random_bytes_never_panic_in_handshake_states() {
         drain(&mut c, now);
     }
 }
+
+/// Pure ACKs outside the window (an ACK storm's, from a peer that disagrees on the
+/// sequence space) are answered at most once per 500 ms; data outside the window
+/// is still answered every time.
+#[test]
+fn out_of_window_acks_are_answered_at_most_twice_a_second() {
+    let mut sim = established();
+    let (rn, sn, tr) = server_view(&sim);
+    let stale = |i: u32| {
+        craft(
+            server_flow(),
+            rn.wrapping_sub(100_000),
+            sn,
+            ACK,
+            1000,
+            Some((tr + 1 + i, 0)),
+            b"",
+        )
+    };
+    let mut answered = 0;
+    for i in 0..20 {
+        let now = sim.now + ms(u64::from(i) * 10);
+        sim.server.on_segment(now, &stale(i)).unwrap();
+        answered += drain(&mut sim.server, now).len();
+    }
+    assert_eq!(answered, 1, "one ACK in the first 200 ms");
+    let later = sim.now + ms(700);
+    sim.server.on_segment(later, &stale(30)).unwrap();
+    assert_eq!(
+        drain(&mut sim.server, later).len(),
+        1,
+        "and another 500 ms on"
+    );
+    assert_eq!(sim.server.counters().acks_rate_limited, 19);
+    // Data we already had is answered each time (with a D-SACK).
+    for i in 0..3 {
+        let old = craft(
+            server_flow(),
+            rn.wrapping_sub(1000),
+            sn,
+            ACK,
+            1000,
+            Some((tr + 40 + i, 0)),
+            &[1u8; 500],
+        );
+        sim.server.on_segment(later, &old).unwrap();
+        assert_eq!(drain(&mut sim.server, later).len(), 1);
+    }
+}

@@ -194,7 +194,11 @@ impl Endpoint {
                     if !seg.payload.is_empty() && le(end, self.rcv_nxt) {
                         self.dsack_note(seg.seq, end);
                     }
-                    self.ack_now();
+                    if seg.seg_len() == 0 {
+                        self.oow_ack(now);
+                    } else {
+                        self.ack_now();
+                    }
                     return;
                 }
             }
@@ -225,6 +229,9 @@ impl Endpoint {
             if self.state == State::SynReceived {
                 // Our SYN-ACK was probably lost: send it again.
                 self.snd_nxt = self.snd_una;
+            } else if seg_len == 0 {
+                // A pure ACK out of the window: answered, but not in a storm.
+                self.oow_ack(now);
             } else {
                 self.ack_now();
             }
@@ -240,7 +247,7 @@ impl Endpoint {
                 self.cold.counters.rst_in += 1;
                 self.enter_closed();
             } else {
-                self.challenge_ack();
+                self.challenge_ack(now);
             }
             return;
         }
@@ -257,7 +264,7 @@ impl Endpoint {
 
         // SYN in a synchronized state (RFC 5961 section 4).
         if seg.has(SYN) {
-            self.challenge_ack();
+            self.challenge_ack(now);
             return;
         }
 
@@ -293,11 +300,11 @@ impl Endpoint {
 
         // ACK acceptability (RFC 5961 section 5.2).
         if gt(seg.ack, self.snd_max) {
-            self.challenge_ack();
+            self.challenge_ack(now);
             return;
         }
         if lt(seg.ack, self.snd_una.wrapping_sub(self.max_snd_wnd)) {
-            self.challenge_ack();
+            self.challenge_ack(now);
             return;
         }
         self.process_ack(now, seg);

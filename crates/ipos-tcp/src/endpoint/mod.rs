@@ -174,11 +174,15 @@ pub struct Counters {
     /// Window reductions undone because D-SACKs showed every retransmission of the
     /// episode was needless (RFC 2883).
     pub spurious_undos: u64,
+    /// ACKs not sent for segments we could not take, past one per 500 ms.
+    pub acks_rate_limited: u64,
     pub rst_in: u64,
     pub rst_out: u64,
 }
 
 const NONE_AT: i64 = i64::MAX;
+/// At most one ACK per this many microseconds for segments we could not take.
+const OOW_ACK_GAP_US: i64 = 500_000;
 const MAX_OOO: usize = 8;
 /// SACKed ranges the sender remembers (RFC 6675 scoreboard). When full, the highest
 /// range is forgotten: less SACK information only means more conservative recovery.
@@ -210,6 +214,8 @@ struct Cold {
     // dsack.rs: the latest episode's record for its undo; a D-SACK block to send.
     undo: dsack::Undo,
     dsack: Option<(u32, u32)>,
+    /// When the last rate-limited ACK went out (`NONE_AT`: never).
+    oow_ack_at: i64,
     // Carried by the TCB.
     iss: u32,
     irs: u32,
@@ -398,6 +404,7 @@ impl Endpoint {
                 prr: prr::Prr::default(),
                 undo: dsack::Undo::default(),
                 dsack: None,
+                oow_ack_at: NONE_AT,
                 iss,
                 irs: 0,
                 snd_wnd_raw: 0,
@@ -551,8 +558,23 @@ impl Endpoint {
     }
 
     /// RFC 5961 challenge ACK (not rate-limited).
-    fn challenge_ack(&mut self) {
+    fn challenge_ack(&mut self, now: Instant) {
         self.cold.counters.challenge_acks += 1;
+        self.oow_ack(now);
+    }
+
+    /// An ACK answering a segment that carries no data and that we could not take
+    /// (outside the window, turned away by PAWS, or answered by a challenge ACK),
+    /// at most one per `OOW_ACK_GAP_US` (as Linux's `tcp_invalid_ratelimit`; RFC
+    /// 5961 section 7): two endpoints that disagree on the sequence space would
+    /// otherwise answer each other's ACKs forever (an ACK storm).
+    fn oow_ack(&mut self, now: Instant) {
+        let t = now.total_micros();
+        if self.cold.oow_ack_at != NONE_AT && t - self.cold.oow_ack_at < OOW_ACK_GAP_US {
+            self.cold.counters.acks_rate_limited += 1;
+            return;
+        }
+        self.cold.oow_ack_at = t;
         self.ack_now();
     }
 

@@ -355,6 +355,9 @@ const NEED_STATE: &[DropReason] = &[
     DropReason::TcpBadCookie,
     // A forward entry or an import awaiting its commit (tests/farm_auth.rs).
     DropReason::NoticeNotOwner,
+    // A forward entry (below: `loops_between_two_nodes_are_cut_and_bounded`).
+    DropReason::ForwardLoop,
+    DropReason::RecommitRate,
     // A node with a farm key (tests/farm_auth.rs): this one has none.
     DropReason::AuthNoTrailer,
     DropReason::AuthWrongMode,
@@ -688,4 +691,73 @@ fn every_crafted_invalid_frame_is_dropped_for_its_reason() {
             r.label()
         );
     }
+}
+
+/// Node a forwards two flows to b. A client packet of the first comes back from b
+/// in a data frame (b forwards the flow to a: a loop, nobody holds it): a drops it
+/// and its entry, instead of sending it back. b acknowledges the second's move a
+/// hundred times at once (b answering a's commits as acknowledgements, say): a
+/// sends its commit again within its budget only.
+#[test]
+fn loops_between_two_nodes_are_cut_and_bounded() {
+    let farm = FarmConfig::parse(&test_farm_toml(3), Path::new("test-farm.toml")).unwrap();
+    let switch = MemSwitch::new(1);
+    let mut node = Node::new(
+        switch.port(A_MAC),
+        farm.identity("a").unwrap(),
+        farm.node_options(),
+    );
+    let b = switch.port(B_MAC);
+    let now = Instant::from_millis(1);
+    assert_eq!(node.preload_forward_flows(now, B_IP, 2).unwrap(), 2);
+    let looped = ipos::node::preload_flow(0, VIP, 80);
+    let acked = ipos::node::preload_flow(1, VIP, 80);
+    let inner = tcp_seg(
+        looped.src_addr,
+        VIP,
+        looped.src_port,
+        80,
+        0x18,
+        b"GET / HTTP/1.1\r\n\r\n",
+    );
+    node.port_mut().inject(&data_frame(&inner));
+    node.poll(now);
+    let c = node.counters();
+    assert_eq!(c.dropped(DropReason::ForwardLoop), 1, "{}", c.summary());
+    assert_eq!(c.get(Event::PacketsForwarded), 0, "{}", c.summary());
+    assert_eq!(node.forward_count(), 1, "the looped entry is gone");
+    let _ = b.take_all();
+    let macs = MacAddrs {
+        dst: A_MAC,
+        src: B_MAC,
+    };
+    let mut buf = [0u8; 200];
+    let n = ipos_wire::emit_ack(
+        &mut buf,
+        ipos_wire::DEFAULT_ETHERTYPE,
+        &macs,
+        &acked,
+        Protocol::Tcp,
+    )
+    .unwrap();
+    for _ in 0..100 {
+        node.port_mut().inject(&buf[..n]);
+    }
+    // A poll takes one burst: enough polls for all of them, at the same instant.
+    for _ in 0..10 {
+        node.poll(now);
+    }
+    let c = node.counters();
+    let commits = c.get(Event::MigrationCommitsSent);
+    assert!(
+        (1..=16).contains(&commits),
+        "{commits} commits: {}",
+        c.summary()
+    );
+    assert_eq!(c.dropped(DropReason::RecommitRate), 100 - commits);
+    assert_eq!(
+        b.take_all().len() as u64,
+        commits,
+        "only the commits reached b"
+    );
 }

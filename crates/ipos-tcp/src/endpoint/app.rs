@@ -173,15 +173,22 @@ impl Endpoint {
         self.cold.ooo_len as usize
     }
 
-    /// Forget the SACK scoreboard (SACKed ranges, HighRxt and the lost-retransmission
-    /// mark) and restart the congestion control's own state from `cwnd`, exactly as
-    /// [`Endpoint::import`] starts. `export` carries neither, so `import(export(s))`
-    /// behaves exactly like `s` after this call. Always safe: SACK information is
-    /// advisory (RFC 2018 section 8), and the restarted algorithm grows the window
-    /// no faster than before.
+    /// Forget what `export` does not carry, exactly as [`Endpoint::import`] starts:
+    /// the SACK scoreboard (SACKed ranges, HighRxt and the lost-retransmission mark),
+    /// a D-SACK block not yet sent, the recovery episode's PRR and undo records and
+    /// the clock of the out-of-window ACK limit; and restart the congestion control's
+    /// own state from `cwnd`. Then `import(export(s))` behaves exactly like `s`
+    /// (keep-alive aside: an import starts its idle time afresh). Always safe: SACK
+    /// information is advisory (RFC 2018 section 8), a lost D-SACK or undo only
+    /// keeps a window reduced, and the restarted algorithm grows the window no
+    /// faster than before.
     pub fn forget_sack(&mut self) {
         self.sb_clear();
         self.cold.cc.restart(self.cwnd);
+        self.cold.dsack = None;
+        self.cold.undo = Default::default();
+        self.cold.prr = Default::default();
+        self.cold.oow_ack_at = super::NONE_AT;
     }
 
     /// The congestion control this connection uses.

@@ -16,8 +16,8 @@
 //! - Recovery ends (the full ACK, `ack.rs`) with cwnd = ssthresh.
 //!
 //! NewReno recovery without SACK keeps RFC 6582's window inflation. The PRR
-//! counters do not travel in the TCB: an import forgets the scoreboard and with it
-//! the episode's bookkeeping (it restarts from the carried window).
+//! counters do not travel in the TCB: an endpoint imported in the middle of an
+//! episode starts counting at its first ACK there, with what is outstanding then.
 
 use super::Endpoint;
 
@@ -64,6 +64,11 @@ impl Endpoint {
     /// An ACK in SACK recovery that delivered `delivered` bytes: the window for what
     /// may go out now (RFC 6937 section 3).
     pub(super) fn prr_on_ack(&mut self, delivered: u32) {
+        if self.cold.prr.recover_fs == 0 {
+            // An episode this endpoint did not start (it was imported, or forgot it):
+            // count from here, with what is outstanding now.
+            self.prr_start(self.snd_max.wrapping_sub(self.snd_una));
+        }
         let smss = u64::from(self.smss());
         let pipe = u64::from(self.sb_pipe());
         let ssthresh = u64::from(self.ssthresh);

@@ -12,7 +12,10 @@
 //! - Sequence acceptability (RFC 9293 section 3.10.7.4, first check), with the special
 //!   allowance for ACK / RST at `rcv_nxt` in a closed window; out-of-window segments
 //!   get a duplicate ACK (a re-sent SYN-ACK in SYN-RECEIVED, a restarted 2MSL in
-//!   TIME-WAIT).
+//!   TIME-WAIT), with a D-SACK block for data we already had (`dsack.rs`). For a
+//!   segment without data, that ACK (like a PAWS drop's and a challenge ACK) goes
+//!   out at most once per 500 ms (`Endpoint::oow_ack`, RFC 5961 section 7): no
+//!   ACK storm between two endpoints that disagree on the sequence space.
 //! - RFC 5961: a RST must be exactly at `rcv_nxt` (section 3.2), an in-window SYN in a
 //!   synchronized state (section 4.2) and an ACK outside
 //!   [`snd_una - max_snd_wnd`, `snd_max`] (section 5.2) get a challenge ACK.

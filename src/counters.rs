@@ -79,6 +79,7 @@ labelled_counters! {
         NoticeMalformed => "notice_malformed", "Connection notice that does not parse or names no known node.";
         ForwardNoTarget => "forward_no_target", "Data frame for a connection this node neither owns nor forwards (its sender is told the connection is closed).";
         ForwardLoop => "forward_loop", "Data frame from the node this node forwards its connection to: the two point at each other and neither holds it (a stale or replayed notice); the entry is removed, so the next packet finds none.";
+        ForwardTtlExpired => "forward_ttl_expired", "Data frame whose client packet would be forwarded once more with its IP TTL spent: forwarded on from node to node (a loop of three nodes or more, from stale or replayed notices); the entry is removed, so the next packet finds none.";
         RecommitRate => "recommit_rate", "Acknowledgement for a connection that moved away, answered with a commit no more (the re-commit budget, 64 a second, is spent: two nodes answering each other).";
         AuthNoTrailer => "auth_no_trailer", "ipOS frame too short to carry the farm authentication trailer (the farm has a key; the sender has none, or the frame was cut).";
         AuthWrongMode => "auth_wrong_mode", "ipOS frame whose trailer names another mode than this farm's (authenticated or encrypted), or an unknown one.";

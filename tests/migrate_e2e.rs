@@ -119,6 +119,18 @@ fn url_map_moves_50mb_download_to_b() {
     assert_eq!(a["forward_closed"], 1, "forward entry not removed at close");
 }
 
+/// The count after `'node': ` in http_client.py's `nodes={...}` summary, 0
+/// when the node is not named.
+fn served_by(text: &str, node: &str) -> u64 {
+    let key = format!("'{node}': ");
+    text.split_once(&key)
+        .and_then(|(_, rest)| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 #[test]
 fn cookie_and_load_spread_300_connections() {
     if skip() {
@@ -141,8 +153,13 @@ fn cookie_and_load_spread_300_connections() {
     assert!(ok, "client failed: {text}");
     eprintln!("{text}");
     assert!(text.contains("ok=300 failed=0"), "{text}");
-    for n in ["'a'", "'b'", "'c'"] {
-        assert!(text.contains(n), "node {n} served none: {text}");
+    // Every decision counts the ones before it (the policy's record of its
+    // own placements), so the 300 requests, all decided between two adverts,
+    // spread over all three. The front's advertised CPU can cost it at most
+    // 100 connections' worth (1000 permille): it still gets a third of the rest.
+    for n in ["a", "b", "c"] {
+        let served = served_by(&text, n);
+        assert!(served >= 25, "node {n} served {served}: {text}");
     }
     let a = farm.stats("a");
     assert!(a["migrations_acked"] >= 100, "a: {a:?}");

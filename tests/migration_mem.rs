@@ -677,6 +677,47 @@ fn load_choice_spreads_connections() {
     assert_eq!(f.ev(A, Event::ForwardClosed), moved);
 }
 
+/// 90 requests at once, all decided between two adverts, the front a
+/// advertising 30 connections' worth of cost more than b and c (300 MiB
+/// short of memory). Each decision counts the ones before it: b and c take
+/// a's 30 first, then the rest is shared by all three, a included. (Without
+/// that record every one went to b or c.)
+#[test]
+fn a_burst_between_adverts_spreads_over_every_node() {
+    let mut f = Farm::with_options(31, |n| {
+        let mut o = options();
+        if n == A {
+            o.mem_avail_mib = 1024 - 300;
+        }
+        o
+    });
+    f.warm_up();
+    const N: usize = 90;
+    let ids: Vec<usize> = (0..N)
+        .map(|i| f.request(43000 + i as u16, &get("/bytes/2000")))
+        .collect();
+    let ok = f.run_until(secs(10), |f| {
+        ids.iter().all(|&id| f.responses(id).len() == 1)
+    });
+    assert!(ok, "not every response arrived; {}", f.summary());
+    let mut served = [0usize; 3];
+    for &id in &ids {
+        let r = &f.responses(id)[0];
+        let node = r.header("X-Ipos-Node").expect("X-Ipos-Node").to_string();
+        let n = NAMES.iter().position(|x| *x == node).expect("known node");
+        r.assert_bytes_from(NAMES[n], 2000);
+        served[n] += 1;
+    }
+    eprintln!("served by a, b, c: {served:?}");
+    assert!(served[A] >= 5, "served by a, b, c: {served:?}");
+    assert!(
+        served[B] >= 30 && served[C] >= 30,
+        "served by a, b, c: {served:?}"
+    );
+    assert_eq!(f.ev(A, Event::DecisionLoad), (served[B] + served[C]) as u64);
+    f.close_all_and_drain(&ids, secs(10));
+}
+
 /// The forward table fills between a move's start and its acknowledgement:
 /// the source keeps that connection and serves it itself (counted), the
 /// target drops its copy, and neither client sees a reset.

@@ -357,6 +357,7 @@ const NEED_STATE: &[DropReason] = &[
     DropReason::NoticeNotOwner,
     // A forward entry (below: `loops_between_two_nodes_are_cut_and_bounded`).
     DropReason::ForwardLoop,
+    DropReason::ForwardTtlExpired,
     DropReason::RecommitRate,
     // A node with a farm key (tests/farm_auth.rs): this one has none.
     DropReason::AuthNoTrailer,
@@ -760,4 +761,70 @@ fn loops_between_two_nodes_are_cut_and_bounded() {
         commits,
         "only the commits reached b"
     );
+}
+
+/// Three nodes forward one flow round in a circle (a to b, b to c, c to a:
+/// stale or replayed notices, nobody holds it). A client segment that enters
+/// at a goes round until its IP TTL is spent, not forever: the node where it
+/// runs out drops it and its entry (`forward_ttl_expired`), and the next
+/// segment is not looped at all.
+#[test]
+fn loops_of_three_nodes_end_with_the_ttl() {
+    const C_MAC: EthernetAddress = EthernetAddress([2, 0, 0xc6, 0x12, 0, 0x0d]);
+    const C_IP: Ipv4Address = Ipv4Address::new(198, 18, 0, 13);
+    let farm = FarmConfig::parse(&test_farm_toml(3), Path::new("test-farm.toml")).unwrap();
+    let switch = MemSwitch::new(1);
+    let now = Instant::from_millis(1);
+    let ring = [("a", A_MAC, B_IP), ("b", B_MAC, C_IP), ("c", C_MAC, A_IP)];
+    let mut nodes: Vec<_> = ring
+        .iter()
+        .map(|&(name, mac, next)| {
+            // b and c as fronts of the VIP too, so that they can preload its flows.
+            let mut id = farm.identity(name).unwrap();
+            id.vip = Some(VIP);
+            let mut n = Node::new(switch.port(mac), id, farm.node_options());
+            assert_eq!(n.preload_forward_flows(now, next, 1).unwrap(), 1);
+            n
+        })
+        .collect();
+    let looped = ipos::node::preload_flow(0, VIP, 80);
+    let segment = eth(
+        A_MAC,
+        CLIENT_MAC,
+        0x0800,
+        &tcp_seg(looped.src_addr, VIP, looped.src_port, 80, 0x18, b"x"),
+    );
+    let forwarded = |nodes: &[Node<_>]| -> u64 {
+        nodes
+            .iter()
+            .map(|n| n.counters().get(Event::PacketsForwarded))
+            .sum()
+    };
+    let run = |nodes: &mut Vec<Node<_>>| {
+        for _ in 0..200 {
+            for n in nodes.iter_mut() {
+                n.poll(now);
+            }
+        }
+    };
+    nodes[0].port_mut().inject(&segment);
+    run(&mut nodes);
+    // 64 (emit_ipv4_header's TTL): the front's hop from the wire spends none,
+    // each of the 63 hops after it one, and the 64th finds TTL 1.
+    assert_eq!(forwarded(&nodes), 64, "forwarded in all");
+    let expired: Vec<u64> = nodes
+        .iter()
+        .map(|n| n.counters().dropped(DropReason::ForwardTtlExpired))
+        .collect();
+    assert_eq!(expired.iter().sum::<u64>(), 1, "{expired:?}");
+    let at = expired.iter().position(|&e| e == 1).unwrap();
+    assert_eq!(nodes[at].forward_count(), 0, "its entry went with it");
+    for n in &nodes {
+        assert_eq!(n.counters().dropped(DropReason::ForwardLoop), 0);
+    }
+    // The ring is open now: the next segment ends where the entry went.
+    let before = forwarded(&nodes);
+    nodes[0].port_mut().inject(&segment);
+    run(&mut nodes);
+    assert!(forwarded(&nodes) - before <= 3, "looped again");
 }

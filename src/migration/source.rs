@@ -78,7 +78,11 @@ impl<P: Port> Node<P> {
         };
         let imported = conn.origin.is_imported();
         // Served here from now on, unless the move below starts.
+        let before = self.serving.get();
         conn.settle(&mut self.serving);
+        if self.serving.get() > before {
+            self.placed.add(&self.view, self.id.ip, 1);
+        }
         // A target moves a connection on only for an explicit rule (URL or
         // cookie), never for load: that could bounce it between nodes.
         let stay = d.target == self.id.ip
@@ -159,7 +163,13 @@ impl<P: Port> Node<P> {
             service,
             started: now,
         };
+        let was_serving = conn.phase().is_serving();
         conn.set_phase(Phase::Exporting(Box::new(export)), &mut self.serving);
+        // The policy's next choices see this move before the next adverts.
+        self.placed.add(&self.view, self.peers.ip(target), 1);
+        if was_serving {
+            self.placed.add(&self.view, self.id.ip, -1);
+        }
         self.counters.inc(Event::MigrationsStarted);
         self.send_migration(now, slot);
         self.arm_conn(slot, now);
@@ -410,7 +420,7 @@ impl<P: Port> Node<P> {
             local_ip: self.id.ip,
             spread_key: spread_key(flow.src_addr, flow.src_port),
         };
-        ipos_policy::choose(&self.view, &info, now.total_millis() as u64)
+        ipos_policy::choose_placed(&self.view, &self.placed, &info, now.total_millis() as u64)
     }
 }
 

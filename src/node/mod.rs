@@ -124,6 +124,10 @@ pub struct Node<P: Port> {
     pub(crate) recommit_budget: rate::TokenBucket,
     pub(crate) arp: ArpCache<P::Buf>,
     pub(crate) view: FarmView,
+    /// Connections this node placed on each server (itself included) since
+    /// that server's last advert: the policy adds them to the advertised
+    /// counts, so that a burst of decisions spreads by load.
+    pub(crate) placed: ipos_policy::Placed,
     pub(crate) counters: Counters,
     /// A buffer allocated for a segment an endpoint did not fill, kept for the next.
     pub(crate) spare: Option<P::Buf>,
@@ -222,6 +226,7 @@ impl<P: Port> Node<P> {
             ),
             arp: ArpCache::default(),
             view,
+            placed: ipos_policy::Placed::default(),
             peers,
             id,
             opts,

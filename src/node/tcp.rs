@@ -22,7 +22,7 @@ const PUMP_ROUNDS: usize = 64;
 
 impl<P: Port> Node<P> {
     /// A client TCP packet, from the wire or out of an ipOS data frame.
-    pub(crate) fn handle_tcp(&mut self, now: Instant, buf: P::Buf, via: Via) {
+    pub(crate) fn handle_tcp(&mut self, now: Instant, mut buf: P::Buf, via: Via) {
         let off = via.offset();
         let (flow, syn, ack, rst) = {
             let ip = Ipv4Packet::new_unchecked(&buf.data()[off..]);
@@ -47,6 +47,13 @@ impl<P: Port> Node<P> {
                     // none here and the sender is told (`on_unknown_tunnelled`).
                     self.forward.remove(&ForwardKey::of(&flow));
                     return self.counters.drop(DropReason::ForwardLoop);
+                }
+                // Forwarded to us and on again (a chain, or a loop of three
+                // nodes or more): each such hop spends one of the client
+                // packet's TTL, as at a router, so no loop outlives it.
+                if !spend_ttl(buf.data_mut(), off) {
+                    self.forward.remove(&ForwardKey::of(&flow));
+                    return self.counters.drop(DropReason::ForwardTtlExpired);
                 }
             }
             return self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
@@ -405,4 +412,18 @@ fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service, mut gate: Gate) -> 
         conn.close_requested = true;
     }
     false
+}
+
+/// Takes one off the TTL of the IPv4 packet at `off` in `frame` and rewrites
+/// its header checksum; false, and the packet unchanged, when the TTL is 1
+/// or less (it may not be forwarded again).
+fn spend_ttl(frame: &mut [u8], off: usize) -> bool {
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[off..]);
+    let ttl = ip.hop_limit();
+    if ttl <= 1 {
+        return false;
+    }
+    ip.set_hop_limit(ttl - 1);
+    ip.fill_checksum();
+    true
 }

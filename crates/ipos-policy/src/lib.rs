@@ -13,6 +13,9 @@
 //! * [`advert`]: [`AdvertRepr`], the body of the server-state advertisement
 //!   frame (an ipOS extension), parsed and emitted without allocation.
 //! * [`config`]: [`PolicyConfig`] and the score [`Weights`].
+//! * [`placed`]: [`Placed`], the connections a node placed on each server
+//!   since that server's last advertisement, which the choice adds to the
+//!   advertised counts.
 //! * [`policy`]: [`choose`], cookie map, then URL map, then least-loaded
 //!   server, else keep the connection local.
 //!
@@ -23,6 +26,7 @@
 
 pub mod advert;
 pub mod config;
+pub mod placed;
 pub mod policy;
 pub mod shared;
 pub mod tables;
@@ -35,7 +39,8 @@ pub type Ipv4Address = core::net::Ipv4Addr;
 
 pub use advert::{AdvertError, AdvertRepr, AppEntry, ListenEntry, MAX_ENTRIES};
 pub use config::{PolicyConfig, Weights};
-pub use policy::{choose, Decision, Reason, RequestInfo};
+pub use placed::Placed;
+pub use policy::{choose, choose_placed, Decision, Reason, RequestInfo};
 pub use shared::{SharedFarmView, ViewGuard};
 pub use tables::{
     AppInfo, AppInfoTable, CookieMap, ListeningTable, ServerState, ServerStateTable, UrlMap,

@@ -33,7 +33,15 @@
 //! caller's [`RequestInfo::spread_key`] (mixed by a multiplicative hash and
 //! scaled onto the number of tied servers), so different connections spread
 //! over equal servers and the same key always gives the same choice.
+//!
+//! # Between advertisements
+//!
+//! [`choose_placed`] adds to each server's advertised connection count the
+//! connections the caller placed there since that server's row was written
+//! ([`Placed`]), so the decisions of one advertisement interval see each
+//! other. [`choose`] is the same without that record.
 
+use crate::placed::Placed;
 use crate::view::FarmView;
 use crate::Ipv4Address;
 
@@ -91,6 +99,19 @@ impl Decision {
 /// snapshot `view`, at the caller's time `now_ms`. See the module docs for
 /// the rules.
 pub fn choose(view: &FarmView, req: &RequestInfo<'_>, now_ms: u64) -> Decision {
+    choose_placed(view, &Placed::NONE, req, now_ms)
+}
+
+/// [`choose`], with the connections this node placed since each server's
+/// last advertisement ([`Placed`]) added to that server's connection count,
+/// so that a burst of decisions between two advertisements spreads by load
+/// instead of all going where the last advertisement looked cheapest.
+pub fn choose_placed(
+    view: &FarmView,
+    placed: &Placed,
+    req: &RequestInfo<'_>,
+    now_ms: u64,
+) -> Decision {
     let eligible = |ip: Ipv4Address| {
         view.is_live(ip, now_ms, req.local_ip)
             && view.listening().get(ip, req.service_port).is_some()
@@ -107,7 +128,7 @@ pub fn choose(view: &FarmView, req: &RequestInfo<'_>, now_ms: u64) -> Decision {
 
     for (_, servers) in view.url_map().matches(req.path) {
         let candidates = servers.iter().copied().filter(|&ip| eligible(ip));
-        if let Some(ip) = least_loaded(view, candidates, req.spread_key) {
+        if let Some(ip) = least_loaded(view, placed, candidates, req.spread_key) {
             return Decision {
                 target: ip,
                 reason: Reason::Url,
@@ -120,7 +141,7 @@ pub fn choose(view: &FarmView, req: &RequestInfo<'_>, now_ms: u64) -> Decision {
         .iter()
         .map(|(ip, _)| ip)
         .filter(|&ip| eligible(ip) && has_room(view, ip, req.service_port));
-    if let Some(ip) = least_loaded(view, candidates, req.spread_key) {
+    if let Some(ip) = least_loaded(view, placed, candidates, req.spread_key) {
         return Decision {
             target: ip,
             reason: Reason::Load,
@@ -135,16 +156,18 @@ pub fn choose(view: &FarmView, req: &RequestInfo<'_>, now_ms: u64) -> Decision {
 
 /// The load cost of `ip` in `view`; a server without a state row (only the
 /// local node can be eligible without one) scores as an all-zero row.
-fn cost(view: &FarmView, ip: Ipv4Address) -> u64 {
+fn cost(view: &FarmView, placed: &Placed, ip: Ipv4Address) -> u64 {
     let w = view.weights();
+    let advertised = view.servers().get(ip).map_or(0, |s| s.established);
+    let established = placed.established(view, ip, advertised);
     match view.servers().get(ip) {
         Some(s) => w.cost(
-            s.established,
+            established,
             s.cpu_permille,
             s.mem_avail_mib,
             s.bw_avail_mbps,
         ),
-        None => w.cost(0, 0, 0, 0),
+        None => w.cost(established, 0, 0, 0),
     }
 }
 
@@ -167,13 +190,20 @@ fn has_room(view: &FarmView, ip: Ipv4Address, port: u16) -> bool {
 /// The lowest-cost server of `candidates` (in ascending IP order), ties
 /// within the tie band broken by `spread_key`. Two passes over the iterator,
 /// no allocation.
-fn least_loaded<I>(view: &FarmView, candidates: I, spread_key: u32) -> Option<Ipv4Address>
+fn least_loaded<I>(
+    view: &FarmView,
+    placed: &Placed,
+    candidates: I,
+    spread_key: u32,
+) -> Option<Ipv4Address>
 where
     I: Iterator<Item = Ipv4Address> + Clone,
 {
-    let best = candidates.clone().map(|ip| cost(view, ip)).min()?;
+    let best = candidates.clone().map(|ip| cost(view, placed, ip)).min()?;
     let limit = best.saturating_add(u64::from(view.weights().tie_band));
-    let tied = candidates.clone().filter(|&ip| cost(view, ip) <= limit);
+    let tied = candidates
+        .clone()
+        .filter(|&ip| cost(view, placed, ip) <= limit);
     let n = tied.clone().count();
     tied.clone().nth(spread_index(spread_key, n))
 }
@@ -370,6 +400,55 @@ mod tests {
         b.bw_avail_mbps = 300;
         let v = apply_advert(&v, &b, NOW);
         assert_eq!(choose(&v, &req("/", None), NOW).target, C);
+    }
+
+    /// 300 decisions between two adverts, A advertising 20 connections'
+    /// worth of CPU more than B and C: without a record of its own
+    /// decisions every one goes to B or C; with [`Placed`] B and C fill up
+    /// to A's cost and then all three share.
+    #[test]
+    fn a_burst_between_adverts_sees_its_own_decisions() {
+        let cfg = PolicyConfig::default();
+        let v = view_with(
+            &cfg,
+            &[
+                (adv(A, 0, 200, 4096, (0, 0)), NOW),
+                (idle(B), NOW),
+                (idle(C), NOW),
+            ],
+        );
+        let burst = |placed: Option<&mut Placed>| {
+            let mut counts = [0u32; 3];
+            let mut placed = placed;
+            for i in 0..300u32 {
+                let mut r = req("/", None);
+                r.spread_key = i;
+                let d = match placed.as_deref_mut() {
+                    Some(p) => {
+                        let d = choose_placed(&v, p, &r, NOW);
+                        assert!(p.add(&v, d.target, 1));
+                        d
+                    }
+                    None => choose(&v, &r, NOW),
+                };
+                assert_eq!(d.reason, Reason::Load);
+                counts[usize::from(d.target.octets()[3]) - 1] += 1;
+            }
+            counts
+        };
+        assert_eq!(burst(None)[0], 0, "the herd: A gets nothing");
+        let mut placed = Placed::default();
+        let [a, b, c] = burst(Some(&mut placed));
+        // B and C each take A's 20 first, then the 260 left split in three.
+        assert!((80..=95).contains(&a), "a {a} b {b} c {c}");
+        assert!(b.abs_diff(c) <= 2, "a {a} b {b} c {c}");
+        assert_eq!(placed.delta(&v, A), a as i32);
+        // The next advert from B voids B's record: B is cheap again.
+        let mut b_adv = idle(B);
+        b_adv.sequence = 2;
+        let v2 = apply_advert(&v, &b_adv, NOW + 500);
+        let d = choose_placed(&v2, &placed, &req("/", None), NOW + 500);
+        assert_eq!(d.target, B);
     }
 
     #[test]

@@ -105,7 +105,6 @@ impl<P: Port> Node<P> {
     /// counted) when the connection cannot move now.
     pub(crate) fn start_migration(&mut self, now: Instant, slot: u32, target: PeerId) -> bool {
         let forward_full = self.forward.is_full();
-        let hold = self.opts.hold_limit;
         let me = self.peers.me();
         let Some(conn) = self.conns.get_mut(slot) else {
             return false;
@@ -135,12 +134,12 @@ impl<P: Port> Node<P> {
                 self.counters.inc(Event::MigrationsRefused);
                 return false;
             };
-            service = vec![0u8; MAX_SERVICE_STATE_LEN];
-            let Some(n) = super::service_state::emit_http(&p, &mut service) else {
+            let mut record = [0u8; MAX_SERVICE_STATE_LEN];
+            let Some(n) = super::service_state::emit_http(&p, &mut record) else {
                 self.counters.inc(Event::MigrationsRefused);
                 return false;
             };
-            service.truncate(n);
+            service = record[..n].to_vec();
             if mid_response {
                 self.counters.inc(Event::MovesMidResponse);
             }
@@ -159,7 +158,9 @@ impl<P: Port> Node<P> {
             target,
             tcb: tcb.to_bytes(),
             retry: Retry::new(now),
-            held: Vec::with_capacity(hold),
+            // Room for `hold_limit` packets once the first is held: most
+            // moves hold none.
+            held: Vec::new(),
             service,
             started: now,
         };

@@ -149,6 +149,9 @@ impl<P: Port> Node<P> {
             } else if budget_full {
                 self.counters.drop(DropReason::HoldBudgetFull);
             } else {
+                export
+                    .held
+                    .reserve_exact(hold_limit.saturating_sub(export.held.len()));
                 export.held.push((buf, off));
                 self.held += 1;
                 self.counters.inc(Event::PacketsHeld);

@@ -133,6 +133,7 @@ labelled_counters! {
         DrainsStarted => "drains_started", "Drains started (SIGTERM): the node advertises no listening socket and moves what it serves.";
         DrainMoves => "drain_moves", "Moves a draining node started (mid-response ones are counted under moves_mid_response too).";
         DrainClosed => "drain_closed", "Connections a draining node finished in place after its deadline and closed with a FIN.";
+        PlacedFull => "placed_full", "A decision the policy could not record for the rest of the advert interval: the record of placements (64 servers) was full of live entries, so the next choices see that server's advertised load only.";
         RebalanceMoves => "rebalance_moves", "Long-lived connections a node far above the farm's average load moved to the least loaded nodes ([policy] rebalance).";
         RehomeMoves => "rehome_moves", "Keep-alive connections moved at a later request, by a URL or cookie rule (also counted under decision_url or decision_cookie).";
         RehomeOverBudget => "rehome_over_budget", "Later requests a rule gave to another node, served here because their connection had made max_moves moves.";

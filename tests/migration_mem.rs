@@ -633,6 +633,26 @@ fn stale_intermediate_forward_entry_after_chain() {
     assert!(f.now - start < secs(1));
 }
 
+/// How many of `ids` (one `/bytes/len` response each) each node served,
+/// checking every body, and that a moved one came from its owner alone and a
+/// kept one from a alone.
+fn count_served(f: &Farm, ids: &[usize], len: usize) -> [usize; 3] {
+    let mut served = [0usize; 3];
+    for &id in ids {
+        let r = &f.responses(id)[0];
+        let node = r.header("X-Ipos-Node").expect("X-Ipos-Node").to_string();
+        let n = NAMES.iter().position(|x| *x == node).expect("known node");
+        r.assert_bytes_from(NAMES[n], len);
+        if n == A {
+            assert_only_from(f, id, A);
+        } else {
+            assert_served_by(f, id, n);
+        }
+        served[n] += 1;
+    }
+    served
+}
+
 /// No URL or cookie rule matches: the front spreads connections by load.
 #[test]
 fn load_choice_spreads_connections() {
@@ -648,19 +668,7 @@ fn load_choice_spreads_connections() {
         ids.iter().all(|&id| f.responses(id).len() == 1)
     });
     assert!(ok, "not every response arrived; {}", f.summary());
-    let mut served = [0usize; 3];
-    for &id in &ids {
-        let r = &f.responses(id)[0];
-        let node = r.header("X-Ipos-Node").expect("X-Ipos-Node").to_string();
-        let n = NAMES.iter().position(|x| *x == node).expect("known node");
-        r.assert_bytes_from(NAMES[n], 20000);
-        if n == A {
-            assert_only_from(&f, id, A);
-        } else {
-            assert_served_by(&f, id, n);
-        }
-        served[n] += 1;
-    }
+    let served = count_served(&f, &ids, 20000);
     eprintln!("served by a, b, c: {served:?}");
     assert!(
         served.iter().all(|&s| s >= 1),
@@ -700,14 +708,7 @@ fn a_burst_between_adverts_spreads_over_every_node() {
         ids.iter().all(|&id| f.responses(id).len() == 1)
     });
     assert!(ok, "not every response arrived; {}", f.summary());
-    let mut served = [0usize; 3];
-    for &id in &ids {
-        let r = &f.responses(id)[0];
-        let node = r.header("X-Ipos-Node").expect("X-Ipos-Node").to_string();
-        let n = NAMES.iter().position(|x| *x == node).expect("known node");
-        r.assert_bytes_from(NAMES[n], 2000);
-        served[n] += 1;
-    }
+    let served = count_served(&f, &ids, 2000);
     eprintln!("served by a, b, c: {served:?}");
     assert!(served[A] >= 5, "served by a, b, c: {served:?}");
     assert!(

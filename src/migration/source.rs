@@ -81,7 +81,7 @@ impl<P: Port> Node<P> {
         let before = self.serving.get();
         conn.settle(&mut self.serving);
         if self.serving.get() > before {
-            self.placed.add(&self.view, self.id.ip, 1);
+            self.note_placed(self.id.ip, 1);
         }
         // A target moves a connection on only for an explicit rule (URL or
         // cookie), never for load: that could bounce it between nodes.
@@ -167,9 +167,9 @@ impl<P: Port> Node<P> {
         let was_serving = conn.phase().is_serving();
         conn.set_phase(Phase::Exporting(Box::new(export)), &mut self.serving);
         // The policy's next choices see this move before the next adverts.
-        self.placed.add(&self.view, self.peers.ip(target), 1);
+        self.note_placed(self.peers.ip(target), 1);
         if was_serving {
-            self.placed.add(&self.view, self.id.ip, -1);
+            self.note_placed(self.id.ip, -1);
         }
         self.counters.inc(Event::MigrationsStarted);
         self.send_migration(now, slot);
@@ -404,6 +404,14 @@ impl<P: Port> Node<P> {
 }
 
 impl<P: Port> Node<P> {
+    /// Records `delta` connections placed on `server` for the policy's next
+    /// choices (counted when the record is full).
+    fn note_placed(&mut self, server: Ipv4Address, delta: i32) {
+        if !self.placed.add(&self.view, server, delta) {
+            self.counters.inc(Event::PlacedFull);
+        }
+    }
+
     /// The policy's owner for a request on `flow` (client -> VIP) with
     /// `path` and affinity `cookie`; a path of `/` and no cookie is the
     /// choice by load alone.

@@ -154,13 +154,14 @@ pub fn choose_placed(
     }
 }
 
-/// The load cost of `ip` in `view`; a server without a state row (only the
-/// local node can be eligible without one) scores as an all-zero row.
+/// The load cost of `ip` in `view`, its connections counted with those
+/// `placed` there since; a server without a state row (only the local node
+/// can be eligible without one) scores as an all-zero row.
 fn cost(view: &FarmView, placed: &Placed, ip: Ipv4Address) -> u64 {
     let w = view.weights();
-    let advertised = view.servers().get(ip).map_or(0, |s| s.established);
-    let established = placed.established(view, ip, advertised);
-    match view.servers().get(ip) {
+    let row = view.servers().get(ip);
+    let established = placed.established(view, ip, row.map_or(0, |s| s.established));
+    match row {
         Some(s) => w.cost(
             established,
             s.cpu_permille,

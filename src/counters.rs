@@ -127,6 +127,7 @@ labelled_counters! {
         MigrationAcksSent => "migration_acks_sent", "Migration acknowledgements sent.";
         MigrationAcksDuplicate => "migration_acks_duplicate", "Acknowledgements for migrations already done (ignored).";
         MigrationChunksSent => "migration_chunks_sent", "Carried request chunks sent.";
+        MigrationOutOfOrderSent => "migration_out_of_order_sent", "Segments rebuilt from bytes the client sent out of order (SACKed, not yet in sequence) and sent to the new owner after the commit, so that it does not renege on them.";
         MovesMidResponse => "moves_mid_response", "Moves started in the middle of a response (or with response bytes unacknowledged): the service state travels and the target regenerates the send buffer.";
         ServiceStatesSent => "service_states_sent", "Service-state records sent after a connection packet (first tries and retries).";
         ServiceStatesDuplicate => "service_states_duplicate", "Service-state records for a move already imported here (a retry after a lost acknowledgement): ignored.";

@@ -16,6 +16,7 @@ use std::rc::Rc;
 use support::*;
 
 use smoltcp::time::Duration;
+use smoltcp::wire::Ipv4Packet;
 
 const BIG: usize = 300_000;
 
@@ -904,4 +905,64 @@ fn response_checker_catches_errors() {
     bad[n - 10] ^= 1;
     assert_eq!(parse_responses(&bad).0[0].first_bad_byte(), Some(990));
     assert!(parse_responses(&wire[..n - 1]).0.is_empty());
+}
+
+/// The first two segments of a pipeline of requests are lost: the front gets
+/// the third, holds it out of order and SACKs it; the client resends the two,
+/// and the first completes a request head, so the front moves the connection
+/// with the third still out of order (the second is forwarded as it comes).
+/// What it SACKed goes to the target after the commit
+/// (`migration_out_of_order_sent`), so the target does not renege on it: the
+/// client sees no reneging and no RTO, and every request is served.
+#[test]
+fn bytes_the_front_sacked_follow_the_move() {
+    let mut f = Farm::new(21);
+    f.warm_up();
+    let dropped = Rc::new(RefCell::new(Vec::<u32>::new()));
+    let d = dropped.clone();
+    let mut seen = std::collections::HashSet::new();
+    f.switch.set_hook(move |port, frame| {
+        let Some(seq) = client_data_seq(port, frame) else {
+            return HookAction::Deliver;
+        };
+        if seen.insert(seq) && seen.len() <= 2 {
+            d.borrow_mut().push(seq);
+            HookAction::Drop
+        } else {
+            HookAction::Deliver
+        }
+    });
+    const N: usize = 100;
+    let one = get("/b/bytes/100");
+    let id = f.request(40021, &one.repeat(N));
+    let r = f.await_responses(id, N, secs(10));
+    assert_eq!(dropped.borrow().len(), 2);
+    assert_eq!(r.len(), N);
+    for resp in &r {
+        resp.assert_bytes_from("b", 100);
+    }
+    assert_served_by(&f, id, B);
+    let c = f.client.conns[id].ep.counters();
+    assert_eq!((c.sack_reneged, c.rto_timeouts), (0, 0), "{c:?}");
+    assert!(
+        f.ev(A, Event::MigrationOutOfOrderSent) >= 1,
+        "{}",
+        f.summary()
+    );
+    f.close_and_drain(id, secs(10));
+    assert_eq!(f.node(A).forward_count(), 0);
+}
+
+/// The sequence number of a TCP segment with data that the client sent.
+fn client_data_seq(port: usize, frame: &[u8]) -> Option<u32> {
+    if port != CLIENT_PORT || !is_client_ipv4(frame) {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(&frame[14..]).ok()?;
+    let t = ip.payload();
+    if u8::from(ip.next_header()) != 6 || t.len() < 20 {
+        return None;
+    }
+    let hlen = usize::from(t[12] >> 4) * 4;
+    (t.len() > hlen).then(|| u32::from_be_bytes([t[4], t[5], t[6], t[7]]))
 }

@@ -1,5 +1,6 @@
 //! Writes the seed corpus of every fuzz target but `frame` (see
-//! `src/seeds.rs`) to `DIR/<target>/<name>`, replacing what is there:
+//! `src/seeds.rs`) to `DIR/<target>/<name>`, replacing what is there but the
+//! inputs fuzz runs found (`regress-*`, which stay):
 //!
 //!     cargo run --manifest-path fuzz/Cargo.toml --example write_seeds -- fuzz/seeds
 //!
@@ -18,10 +19,14 @@ fn main() -> std::io::Result<()> {
     targets.dedup();
     for t in &targets {
         let d = dir.join(t);
-        if d.exists() {
-            std::fs::remove_dir_all(&d)?;
-        }
         std::fs::create_dir_all(&d)?;
+        // Inputs a fuzz run found (`regress-*`, committed by hand) stay.
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            if !e.file_name().to_string_lossy().starts_with("regress-") {
+                std::fs::remove_file(e.path())?;
+            }
+        }
     }
     for (target, name, bytes) in &seeds {
         std::fs::write(dir.join(target).join(name), bytes)?;

@@ -6,7 +6,9 @@
 //! after it when a response is in progress ([`super::service_state`]), then
 //! the unconsumed request bytes as rebuilt client segments, and holds the
 //! client packets that arrive meanwhile. On the target's acknowledgement it installs the
-//! forward entry, commits, and forwards what it held; after its retries, or
+//! forward entry, commits, forwards what it held, and sends the bytes the client
+//! sent out of order (SACKed, not carried by the TCB) as rebuilt client segments,
+//! so that the target does not renege on them; after its retries, or
 //! when the forward entry cannot be installed, it keeps the connection and
 //! tells the target to drop its copy.
 
@@ -22,6 +24,15 @@ use ipos_tcp::{State, Tcb};
 use ipos_wire::{ExtensionKind, Flow, Protocol, DATA_HEADROOM, TCB_LEN};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Packet};
+
+/// Where a rebuilt client segment sits: its sequence number, the ACK and the
+/// (unscaled) window it carries.
+#[derive(Clone, Copy)]
+struct Rebuilt {
+    seq: u32,
+    ack: u32,
+    window: u16,
+}
 
 /// A move in progress at its source (FIG. 12's *temporary* entry).
 pub(crate) struct Export<B> {
@@ -252,34 +263,95 @@ impl<P: Port> Node<P> {
                 let (a, b) = conn.ep.unconsumed();
                 copy_range(a, b, off, &mut chunk[..n]);
             }
-            let ident = self.next_ident();
-            let Some(mut buf) = self.alloc_full() else {
+            let seg = Rebuilt {
+                seq: base_seq.wrapping_add(off as u32),
+                ack: parsed.snd_nxt,
+                window: u16::MAX,
+            };
+            if !self.send_rebuilt(&macs, &flow, seg, &chunk[..n], Event::MigrationChunksSent) {
                 return;
-            };
-            let d = buf.data_mut();
-            let Some(len) = super::emit_request_segment(
-                &mut d[DATA_HEADROOM..],
-                &flow,
-                base_seq.wrapping_add(off as u32),
-                parsed.snd_nxt,
-                u16::MAX,
-                ident,
-                &chunk[..n],
-            ) else {
-                return self.counters.drop(DropReason::TxNoBuffer);
-            };
-            match ipos_wire::emit_data_header(
-                &mut d[..DATA_HEADROOM + len],
-                self.id.ethertype,
-                &macs,
-            ) {
-                Ok(total) if buf.set_len(total).is_ok() => {
-                    self.counters.inc(Event::MigrationChunksSent);
-                    self.transmit(buf);
-                }
-                _ => return self.counters.drop(DropReason::TxNoBuffer),
             }
             off += n;
+        }
+    }
+
+    /// Sends the bytes the client sent out of order, which the frozen endpoint
+    /// `ep` holds past `rcv_nxt`, to the new owner at `to` as client segments
+    /// (after the commit: its endpoint takes them as it would from the client).
+    /// The client was told (SACK) that they arrived; without them the new owner
+    /// would renege on them, and the client resend them only after an RTO. They
+    /// acknowledge no more than the client did and repeat its last window, so
+    /// they change nothing else in the imported endpoint.
+    fn send_out_of_order(&mut self, ep: &ipos_tcp::Endpoint, tcb: &Tcb, to: EthernetAddress) {
+        let flow = ep.flow();
+        let macs = self.macs_to(to);
+        let mut chunk = [0u8; CHUNK];
+        for i in 0..ep.ooo_ranges() {
+            let Some((start, a, b)) = ep.ooo_range(i) else {
+                break;
+            };
+            let len = a.len() + b.len();
+            let mut off = 0;
+            while off < len {
+                let n = CHUNK.min(len - off);
+                copy_range(a, b, off, &mut chunk[..n]);
+                let seg = Rebuilt {
+                    seq: start.wrapping_add(off as u32),
+                    ack: tcb.snd_una,
+                    window: tcb.snd_wnd_raw,
+                };
+                if !self.send_rebuilt(
+                    &macs,
+                    &flow,
+                    seg,
+                    &chunk[..n],
+                    Event::MigrationOutOfOrderSent,
+                ) {
+                    return;
+                }
+                off += n;
+            }
+        }
+    }
+
+    /// Sends `payload` as a client segment of `flow` (client -> VIP), rebuilt
+    /// at `seg`, in a data frame to `macs`, counted under `sent`; false (and
+    /// the drop counted) when no buffer is left.
+    fn send_rebuilt(
+        &mut self,
+        macs: &ipos_wire::MacAddrs,
+        flow: &Flow,
+        seg: Rebuilt,
+        payload: &[u8],
+        sent: Event,
+    ) -> bool {
+        let ident = self.next_ident();
+        let Some(mut buf) = self.alloc_full() else {
+            return false;
+        };
+        let d = buf.data_mut();
+        let Some(len) = super::emit_request_segment(
+            &mut d[DATA_HEADROOM..],
+            flow,
+            seg.seq,
+            seg.ack,
+            seg.window,
+            ident,
+            payload,
+        ) else {
+            self.counters.drop(DropReason::TxNoBuffer);
+            return false;
+        };
+        match ipos_wire::emit_data_header(&mut d[..DATA_HEADROOM + len], self.id.ethertype, macs) {
+            Ok(total) if buf.set_len(total).is_ok() => {
+                self.counters.inc(sent);
+                self.transmit(buf);
+                true
+            }
+            _ => {
+                self.counters.drop(DropReason::TxNoBuffer);
+                false
+            }
         }
     }
 
@@ -369,6 +441,11 @@ impl<P: Port> Node<P> {
         }
         for (buf, off) in export.held {
             self.forward_packet(buf, off, &entry, Event::PacketsForwarded);
+        }
+        if conn.ep.ooo_ranges() > 0 {
+            if let Ok(tcb) = Tcb::parse(&export.tcb) {
+                self.send_out_of_order(&conn.ep, &tcb, target.mac);
+            }
         }
     }
 

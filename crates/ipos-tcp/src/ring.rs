@@ -150,6 +150,20 @@ impl Ring {
         n
     }
 
+    /// Bytes `[off, off + n)` past the committed content (what [`Ring::write_at`]
+    /// wrote there), as up to two slices. Clamped to the free space.
+    pub(crate) fn beyond(&self, off: usize, n: usize) -> (&[u8], &[u8]) {
+        let free = self.free();
+        if off >= free || n == 0 || self.buf.is_empty() {
+            return (&[], &[]);
+        }
+        let n = n.min(free - off);
+        let cap = self.cap();
+        let start = (self.head + self.len + off) % cap;
+        let first = n.min(cap - start);
+        (&self.buf[start..start + first], &self.buf[..n - first])
+    }
+
     /// Write `data` at offset `off` past the committed content, without committing.
     /// Bytes that would not fit in the free space are not written; returns bytes written.
     pub(crate) fn write_at(&mut self, off: usize, data: &[u8]) -> usize {
@@ -170,6 +184,22 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_written_past_the_content_read_back_across_the_wrap() {
+        let mut r = Ring::new(8);
+        r.enable();
+        assert_eq!(r.write_at(0, b"abcdef"), 6);
+        assert_eq!(r.commit(6), 6);
+        assert_eq!(r.consume(5), 5);
+        // Content "f" at 5; past it: 6, 7, then 0.. after the wrap.
+        assert_eq!(r.write_at(1, b"xyz"), 3);
+        assert_eq!(r.beyond(1, 3), (&b"x"[..], &b"yz"[..]));
+        assert_eq!(r.beyond(2, 2), (&b"yz"[..], &b""[..]));
+        // Clamped to the free space (7 bytes past the content).
+        assert_eq!(r.beyond(2, 100).0.len(), 5);
+        assert_eq!(r.beyond(7, 1), (&b""[..], &b""[..]));
+    }
 
     #[test]
     fn nothing_is_stored_before_enabling() {

@@ -508,3 +508,83 @@ fn garbage_sack_blocks_never_panic_and_transfer_completes() {
     });
     assert!(ok, "stalled at {got}");
 }
+
+/// A receiver that SACKed data and then dropped it (RFC 2018 section 8 lets it;
+/// a connection that moved to a node without the out-of-order bytes does the
+/// same): its cumulative ACK stops at the start of what it SACKed. The sender
+/// must send those bytes again although the scoreboard says they arrived: at
+/// once it forgets the scoreboard (`sack_reneged`), and the RTO resends them.
+#[test]
+fn data_sacked_then_reneged_is_sent_again() {
+    let c = reneged(true);
+    assert_eq!(c.sack_reneged, 1, "{c:?}");
+    assert_eq!(c.rto_timeouts, 1, "{c:?}");
+}
+
+/// A receiver whose SACK block starts at its own cumulative ACK (nonsense, or a
+/// reneging seen without an advance): the first RTO sends the left edge anyway
+/// (RFC 2018 section 8). Before, that RTO found nothing to send and never came
+/// again.
+#[test]
+fn a_sack_block_at_the_cumulative_ack_does_not_stall_the_rto() {
+    let c = reneged(false);
+    assert_eq!(c.sack_reneged, 1, "{c:?}");
+    assert_eq!(c.rto_timeouts, 1, "{c:?}");
+}
+
+/// Three segments out; the receiver SACKs the last, then (with `advance`)
+/// acknowledges up to it and no further. Returns the sender's counters once
+/// the last segment went out again (panics if it does not within 5 s).
+fn reneged(advance: bool) -> ipos_tcp::Counters {
+    let cfg = Config {
+        timestamps: false,
+        ..Config::default()
+    };
+    let mut sim = established_with(&cfg, &cfg);
+    let data: Vec<u8> = (0..3000u64).map(pattern).collect();
+    assert_eq!(sim.server.send_slice(&data), 3000);
+    let una = sim.server.export(sim.now).snd_una;
+    let mut buf = [0u8; 1600];
+    let mut segs = Vec::new();
+    while let Some(n) = sim.server.poll_transmit(sim.now, &mut buf) {
+        let s = Segment::parse(&buf[..n]).unwrap();
+        segs.push((s.seq, s.payload.len() as u32));
+    }
+    assert!(segs.len() >= 3, "{segs:?}");
+    let (last_seq, last_len) = *segs.last().unwrap();
+    let end = last_seq.wrapping_add(last_len);
+    let rcv = sim.client.export(sim.now);
+    let ack = |ack: u32, blocks: &[(u32, u32)]| {
+        craft_sack(server_flow(), rcv.snd_nxt, ack, 4000, None, blocks)
+    };
+    if advance {
+        sim.server
+            .on_segment(sim.now, &ack(una, &[(last_seq, end)]))
+            .unwrap();
+        sim.server
+            .on_segment(sim.now + ms(1), &ack(last_seq, &[]))
+            .unwrap();
+    } else {
+        sim.server
+            .on_segment(sim.now + ms(1), &ack(una, &[(una, end)]))
+            .unwrap();
+    }
+    let resent_seq = if advance { last_seq } else { una };
+    let mut t = sim.now + ms(1);
+    let limit = t + Duration::from_secs(5);
+    let mut resent = false;
+    while t < limit && !resent {
+        while let Some(n) = sim.server.poll_transmit(t, &mut buf) {
+            let s = Segment::parse(&buf[..n]).unwrap();
+            resent |= s.seq == resent_seq && !s.payload.is_empty();
+        }
+        t += ms(10);
+    }
+    let c = sim.server.counters().clone();
+    assert!(
+        resent,
+        "the left edge was not sent again in 5 s; {c:?}, next timer {:?}",
+        sim.server.poll_timeout()
+    );
+    c
+}

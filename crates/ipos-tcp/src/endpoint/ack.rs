@@ -111,6 +111,7 @@ impl Endpoint {
             } else {
                 self.flags &= !TCB_F_PERSIST;
                 self.arm_retx(now);
+                self.sb_suspect_reneging(now);
             }
 
             if fin_acked {

@@ -173,6 +173,19 @@ impl Endpoint {
         self.cold.ooo_len as usize
     }
 
+    /// Range `i` of the bytes held out of order (`i` < [`Endpoint::ooo_ranges`]):
+    /// its first sequence number and its bytes, up to two slices. `export` does not
+    /// carry them, but the peer was told (SACK) that they arrived: whoever takes
+    /// the connection over must get them (a migration sends them as segments).
+    pub fn ooo_range(&self, i: usize) -> Option<(u32, &[u8], &[u8])> {
+        let c = &*self.cold;
+        let &(start, end) = c.ooo[..usize::from(c.ooo_len)].get(i)?;
+        let off = start.wrapping_sub(self.rcv_nxt) as usize;
+        let n = end.wrapping_sub(start) as usize;
+        let (a, b) = c.rcv.beyond(off, n);
+        Some((start, a, b))
+    }
+
     /// Forget what `export` does not carry, exactly as [`Endpoint::import`] starts:
     /// the SACK scoreboard (SACKed ranges, HighRxt and the lost-retransmission mark),
     /// a D-SACK block not yet sent, the recovery episode's PRR and undo records and

@@ -176,6 +176,9 @@ pub struct Counters {
     pub spurious_undos: u64,
     /// ACKs not sent for segments we could not take, past one per 500 ms.
     pub acks_rate_limited: u64,
+    /// RTOs at which the receiver had dropped data it SACKed (its cumulative ACK
+    /// stopped at a SACKed range): the scoreboard was forgotten and the data sent again.
+    pub sack_reneged: u64,
     pub rst_in: u64,
     pub rst_out: u64,
 }

@@ -9,7 +9,9 @@
 //! section 4); with no room to describe a range the data is simply not acknowledged
 //! and the peer retransmits it. A FIN beyond a gap is remembered and accepted once the
 //! data in front of it arrives. Out-of-order data is not carried by `export`: it was
-//! never acknowledged.
+//! never acknowledged cumulatively. It may have been SACKed, though, so whoever takes
+//! the connection over should get it (`Endpoint::ooo_range`); one that does not has
+//! reneged, which the peer survives (RFC 2018 section 8) at the cost of an RTO.
 //!
 //! - Segment text (RFC 9293 section 3.10.7.4, seventh check), trimmed to `rcv_nxt`.
 //! - ACK policy: immediately for out-of-order data, when a gap is filled and every

@@ -29,6 +29,8 @@ use smoltcp::time::Instant;
 
 use super::{Endpoint, DUP_THRESH, NONE_AT, SB_MAX};
 
+/// The least wait before acting on a sign of reneging (Linux: 10 ms).
+const RENEGING_WAIT_US: i64 = 10_000;
 /// Tail loss probes sent without a cumulative advance before only the RTO is left.
 const TLP_MAX: u8 = 3;
 use crate::seq::{gt, le, lt};
@@ -262,6 +264,35 @@ impl Endpoint {
         match self.sb_blocks().last() {
             Some(&(_, b)) => self.off(b),
             None => 0,
+        }
+    }
+
+    /// True when a scoreboard range starts at `snd_una`: a receiver that still held
+    /// it would have acknowledged past it, so it reneged (Linux reads the same sign,
+    /// `tcp_check_sack_reneging`), or the next ACK is about to cover it (a reordered
+    /// ACK, or a new owner of a moved connection that has yet to take in what its
+    /// predecessor SACKed).
+    fn sb_at_una(&self) -> bool {
+        self.cold.sb_len > 0 && self.cold.sb[0].0 == self.snd_una
+    }
+
+    /// After a cumulative advance: if the receiver may have reneged, the RTO comes
+    /// after max(SRTT/16, 10 ms), as in Linux, instead of a whole RTO; an ACK that
+    /// covers the range meanwhile restarts the timer as usual.
+    pub(super) fn sb_suspect_reneging(&mut self, now: Instant) {
+        if self.sb_at_una() {
+            let wait = (i64::from(self.srtt) / 16).max(RENEGING_WAIT_US);
+            self.retx_at = self.retx_at.min(now.total_micros().saturating_add(wait));
+        }
+    }
+
+    /// At an RTO: a range at `snd_una` was reneged on. The scoreboard is forgotten
+    /// (`sack_reneged`), so the left edge is sent again (RFC 2018 section 8: after
+    /// an RTO, whether or not it is SACKed).
+    pub(super) fn sb_check_reneging(&mut self) {
+        if self.sb_at_una() {
+            self.cold.counters.sack_reneged += 1;
+            self.sb_clear();
         }
     }
 

@@ -11,8 +11,10 @@
 //!   `max_rto`), ssthresh = the algorithm's reduction of FlightSize (NewReno: half,
 //!   CUBIC: 0.7, RFC 9438 section 4.8; at least 2 SMSS) and cwnd = one SMSS
 //!   (RFC 5681 section 3.1); give up with a RST after `max_retransmits` (RFC 9293
-//!   section 3.8.3, R2). The SACK scoreboard survives the first RTO (RFC 6675
-//!   section 5.1) but not a second in a row (the receiver may have reneged).
+//!   section 3.8.3, R2). The timer restarts at once (section 5.6), whether or not
+//!   anything may go out. The SACK scoreboard survives the first RTO (RFC 6675
+//!   section 5.1) but not a second in a row (the receiver may have reneged), nor a
+//!   range at `snd_una` (it did renege: RFC 2018 section 8's left edge goes out).
 //! - Persist: zero-window probes with backoff (RFC 9293 section 3.8.6.1, RFC 1122
 //!   section 4.2.2.17).
 //! - TIME-WAIT: `Config::time_wait`, then CLOSED (RFC 9293 section 3.6.1).
@@ -89,7 +91,12 @@ impl Endpoint {
                 if self.backoff >= 2 {
                     self.cold.sb_len = 0;
                 }
+                self.sb_check_reneging();
                 self.reset_loss_marks(self.snd_max);
+                // Restart the timer now (RFC 6298 section 5.6), not when something
+                // goes out: if nothing may go (all SACKed, a closed window), the
+                // next RTO must still come.
+                self.arm_retx(now);
             }
         }
     }

@@ -12,6 +12,27 @@
 
 #include "shim.h"
 
+/* Rust reads and writes these mbuf fields itself (src/port/dpdk.rs, `layout`),
+ * so that a frame's data pointer and length inline into the fast path. */
+#include <stddef.h>
+#define IPOS_AT(field, off)                                                  \
+	_Static_assert(offsetof(struct rte_mbuf, field) == (off),            \
+		       "struct rte_mbuf." #field " moved: update the offsets " \
+		       "in src/port/dpdk.rs (mod layout)")
+IPOS_AT(buf_addr, 0);
+IPOS_AT(data_off, 16);
+IPOS_AT(nb_segs, 20);
+IPOS_AT(pkt_len, 36);
+IPOS_AT(data_len, 40);
+IPOS_AT(buf_len, 54);
+_Static_assert(sizeof(((struct rte_mbuf *)0)->data_off) == 2 &&
+		       sizeof(((struct rte_mbuf *)0)->nb_segs) == 2 &&
+		       sizeof(((struct rte_mbuf *)0)->pkt_len) == 4 &&
+		       sizeof(((struct rte_mbuf *)0)->data_len) == 2 &&
+		       sizeof(((struct rte_mbuf *)0)->buf_len) == 2 &&
+		       sizeof(((struct rte_mbuf *)0)->buf_addr) == 8,
+	       "struct rte_mbuf field sizes changed: update src/port/dpdk.rs");
+
 int ipos_eal_init(int argc, char **argv)
 {
 	int ret = rte_eal_init(argc, argv);
@@ -206,45 +227,7 @@ struct rte_mbuf *ipos_mbuf_alloc(struct rte_mempool *mp)
 
 void ipos_mbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
 
-uint8_t *ipos_mbuf_data(struct rte_mbuf *m)
-{
-	return rte_pktmbuf_mtod(m, uint8_t *);
-}
-
-uint16_t ipos_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
-
 uint16_t ipos_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
-
-uint16_t ipos_mbuf_headroom(const struct rte_mbuf *m)
-{
-	return rte_pktmbuf_headroom(m);
-}
-
-uint16_t ipos_mbuf_tailroom(const struct rte_mbuf *m)
-{
-	return rte_pktmbuf_tailroom(m);
-}
-
-uint8_t *ipos_mbuf_prepend(struct rte_mbuf *m, uint16_t len)
-{
-	return (uint8_t *)rte_pktmbuf_prepend(m, len);
-}
-
-uint8_t *ipos_mbuf_adj(struct rte_mbuf *m, uint16_t len)
-{
-	return (uint8_t *)rte_pktmbuf_adj(m, len);
-}
-
-int ipos_mbuf_set_len(struct rte_mbuf *m, uint16_t len)
-{
-	if (m->nb_segs != 1)
-		return -1;
-	if ((uint32_t)m->data_off + len > m->buf_len)
-		return -1;
-	m->data_len = len;
-	m->pkt_len = len;
-	return 0;
-}
 
 int ipos_malloc_mmap_threshold(size_t bytes)
 {

@@ -4,7 +4,9 @@
  * DPDK exposes its fast-path API (rx/tx burst, mbuf alloc/free/data pointer,
  * rte_errno) as `static inline` functions and macros, which Rust cannot call.
  * This file turns them into plain functions, and keeps every DPDK struct
- * layout on the C side: Rust only ever holds opaque pointers.
+ * layout on the C side: Rust holds opaque pointers, except for six fields of
+ * struct rte_mbuf (data pointer, lengths, room) that it reads itself so that
+ * they inline; shim.c asserts their offsets when it is compiled.
  */
 #ifndef IPOS_SHIM_H
 #define IPOS_SHIM_H
@@ -87,16 +89,8 @@ uint16_t ipos_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
 
 struct rte_mbuf *ipos_mbuf_alloc(struct rte_mempool *mp);
 void ipos_mbuf_free(struct rte_mbuf *m);
-uint8_t *ipos_mbuf_data(struct rte_mbuf *m);
-uint16_t ipos_mbuf_data_len(const struct rte_mbuf *m);
 uint16_t ipos_mbuf_nb_segs(const struct rte_mbuf *m);
-uint16_t ipos_mbuf_headroom(const struct rte_mbuf *m);
-uint16_t ipos_mbuf_tailroom(const struct rte_mbuf *m);
-/* Grow at the front; NULL when the headroom is too small. */
-uint8_t *ipos_mbuf_prepend(struct rte_mbuf *m, uint16_t len);
-/* Drop bytes at the front; NULL when the mbuf holds fewer. */
-uint8_t *ipos_mbuf_adj(struct rte_mbuf *m, uint16_t len);
-/* Set the length of a single-segment mbuf; -1 when it does not fit. */
-int ipos_mbuf_set_len(struct rte_mbuf *m, uint16_t len);
+/* The data pointer, lengths and room of an mbuf are read and written by Rust
+ * itself (src/port/dpdk.rs, `layout`; shim.c checks the offsets at build time). */
 
 #endif

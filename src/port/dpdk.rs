@@ -95,13 +95,7 @@ extern "C" {
     fn ipos_tx_burst(port: u16, queue: u16, pkts: *mut *mut RteMbuf, n: u16) -> u16;
     fn ipos_mbuf_alloc(mp: *mut RteMempool) -> *mut RteMbuf;
     fn ipos_mbuf_free(m: *mut RteMbuf);
-    fn ipos_mbuf_data(m: *mut RteMbuf) -> *mut u8;
-    fn ipos_mbuf_data_len(m: *const RteMbuf) -> u16;
     fn ipos_mbuf_nb_segs(m: *const RteMbuf) -> u16;
-    fn ipos_mbuf_tailroom(m: *const RteMbuf) -> u16;
-    fn ipos_mbuf_prepend(m: *mut RteMbuf, len: u16) -> *mut u8;
-    fn ipos_mbuf_adj(m: *mut RteMbuf, len: u16) -> *mut u8;
-    fn ipos_mbuf_set_len(m: *mut RteMbuf, len: u16) -> c_int;
 }
 
 /// A DPDK error: what failed and DPDK's explanation.
@@ -266,59 +260,111 @@ impl Drop for Mbuf {
     }
 }
 
-impl PacketBuf for Mbuf {
-    fn data(&self) -> &[u8] {
-        // SAFETY: the data pointer and data_len describe the initialised bytes
-        // of this (single-segment) mbuf, which we own for the borrow's life.
-        unsafe {
-            let len = ipos_mbuf_data_len(self.ptr.as_ptr()) as usize;
-            std::slice::from_raw_parts(ipos_mbuf_data(self.ptr.as_ptr()), len)
-        }
+/// Where the fields the fast path reads sit in DPDK 22.11's `struct rte_mbuf`
+/// (x86-64 and arm64 alike). The shim checks every one at build time
+/// (`_Static_assert` in `dpdk/shim.c`), so a DPDK whose layout differs fails to
+/// build instead of misreading. Reading them here, rather than through the
+/// shim, lets the compiler inline a frame's data pointer and length: a call
+/// across the language boundary per access was a tenth of the forward path.
+mod layout {
+    pub const BUF_ADDR: usize = 0;
+    pub const DATA_OFF: usize = 16;
+    pub const NB_SEGS: usize = 20;
+    pub const PKT_LEN: usize = 36;
+    pub const DATA_LEN: usize = 40;
+    pub const BUF_LEN: usize = 54;
+}
+
+impl Mbuf {
+    /// Reads the `T` at byte offset `off` of the mbuf header.
+    #[inline(always)]
+    fn field<T: Copy>(&self, off: usize) -> T {
+        // SAFETY: `off` is one of `layout`'s offsets, checked against DPDK's
+        // struct at build time, of a field of type `T` (naturally aligned in
+        // the cache-aligned header); we own the mbuf.
+        unsafe { (self.ptr.as_ptr() as *const u8).add(off).cast::<T>().read() }
     }
 
+    /// Writes the `T` at byte offset `off` of the mbuf header.
+    #[inline(always)]
+    fn set_field<T: Copy>(&mut self, off: usize, v: T) {
+        // SAFETY: as in `field`, and `&mut self` gives exclusive access.
+        unsafe { (self.ptr.as_ptr() as *mut u8).add(off).cast::<T>().write(v) }
+    }
+
+    /// The first byte of the data and the data length.
+    #[inline(always)]
+    fn raw_data(&self) -> (*mut u8, usize) {
+        let base: *mut u8 = self.field(layout::BUF_ADDR);
+        let off: u16 = self.field(layout::DATA_OFF);
+        let len: u16 = self.field(layout::DATA_LEN);
+        // SAFETY: data_off lies within the buffer DPDK gave this mbuf.
+        (unsafe { base.add(usize::from(off)) }, usize::from(len))
+    }
+
+    /// Sets `data_off`, `data_len` and `pkt_len` (a single segment).
+    #[inline(always)]
+    fn set_window(&mut self, off: u16, len: u16) {
+        self.set_field(layout::DATA_OFF, off);
+        self.set_field(layout::DATA_LEN, len);
+        self.set_field(layout::PKT_LEN, u32::from(len));
+    }
+}
+
+impl PacketBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        let (p, len) = self.raw_data();
+        // SAFETY: the data pointer and data_len describe the initialised bytes
+        // of this (single-segment) mbuf, which we own for the borrow's life.
+        unsafe { std::slice::from_raw_parts(p, len) }
+    }
+
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
+        let (p, len) = self.raw_data();
         // SAFETY: as in `data`, and `&mut self` guarantees exclusive access.
-        unsafe {
-            let len = ipos_mbuf_data_len(self.ptr.as_ptr()) as usize;
-            std::slice::from_raw_parts_mut(ipos_mbuf_data(self.ptr.as_ptr()), len)
-        }
+        unsafe { std::slice::from_raw_parts_mut(p, len) }
     }
 
     fn set_len(&mut self, len: usize) -> Result<(), BufError> {
         let len = u16::try_from(len).map_err(|_| BufError::NoTailroom)?;
-        // SAFETY: the shim checks the length against the buffer size and the
-        // segment count before writing data_len/pkt_len of our own mbuf.
-        match unsafe { ipos_mbuf_set_len(self.ptr.as_ptr(), len) } {
-            0 => Ok(()),
-            _ => Err(BufError::NoTailroom),
+        let (off, buf_len): (u16, u16) =
+            (self.field(layout::DATA_OFF), self.field(layout::BUF_LEN));
+        let segs: u16 = self.field(layout::NB_SEGS);
+        if segs != 1 || u32::from(off) + u32::from(len) > u32::from(buf_len) {
+            return Err(BufError::NoTailroom);
         }
+        self.set_window(off, len);
+        Ok(())
     }
 
     fn prepend(&mut self, n: usize) -> Result<(), BufError> {
         let n = u16::try_from(n).map_err(|_| BufError::NoHeadroom)?;
-        // SAFETY: rte_pktmbuf_prepend checks the headroom and returns NULL
-        // without changing the mbuf when it is too small.
-        if unsafe { ipos_mbuf_prepend(self.ptr.as_ptr(), n) }.is_null() {
-            Err(BufError::NoHeadroom)
-        } else {
-            Ok(())
+        let (off, len): (u16, u16) = (self.field(layout::DATA_OFF), self.field(layout::DATA_LEN));
+        if n > off || self.field::<u16>(layout::NB_SEGS) != 1 {
+            return Err(BufError::NoHeadroom);
         }
+        // Within buf_len: data_off + data_len does not change.
+        self.set_window(off - n, len + n);
+        Ok(())
     }
 
     fn adj(&mut self, n: usize) -> Result<(), BufError> {
         let n = u16::try_from(n).map_err(|_| BufError::TooShort)?;
-        // SAFETY: rte_pktmbuf_adj checks the length and returns NULL without
-        // changing the mbuf when it holds fewer bytes.
-        if unsafe { ipos_mbuf_adj(self.ptr.as_ptr(), n) }.is_null() {
-            Err(BufError::TooShort)
-        } else {
-            Ok(())
+        let (off, len): (u16, u16) = (self.field(layout::DATA_OFF), self.field(layout::DATA_LEN));
+        if n > len || self.field::<u16>(layout::NB_SEGS) != 1 {
+            return Err(BufError::TooShort);
         }
+        self.set_window(off + n, len - n);
+        Ok(())
     }
 
     fn tailroom(&self) -> usize {
-        // SAFETY: read-only query of our own mbuf.
-        unsafe { ipos_mbuf_tailroom(self.ptr.as_ptr()) as usize }
+        let off: u16 = self.field(layout::DATA_OFF);
+        let len: u16 = self.field(layout::DATA_LEN);
+        let buf_len: u16 = self.field(layout::BUF_LEN);
+        usize::from(buf_len).saturating_sub(usize::from(off) + usize::from(len))
     }
 }
 

@@ -260,8 +260,8 @@ impl Drop for Mbuf {
     }
 }
 
-/// Where the fields the fast path reads sit in DPDK 22.11's `struct rte_mbuf`
-/// (x86-64 and arm64 alike). The shim checks every one at build time
+/// Where the fields the fast path reads sit in `struct rte_mbuf` (DPDK 22.11 on
+/// 64-bit targets). The shim checks every one at build time
 /// (`_Static_assert` in `dpdk/shim.c`), so a DPDK whose layout differs fails to
 /// build instead of misreading. Reading them here, rather than through the
 /// shim, lets the compiler inline a frame's data pointer and length: a call

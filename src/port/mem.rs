@@ -41,18 +41,33 @@ pub const MEM_BUF_SIZE: usize = 2048;
 pub const MEM_HEADROOM: usize = 128;
 
 /// A heap packet buffer with DPDK-like headroom.
-#[derive(Clone)]
 pub struct MemBuf {
-    storage: Box<[u8; MEM_BUF_SIZE]>,
+    /// `MEM_BUF_SIZE` bytes (empty only while the buffer is dropped).
+    storage: Vec<u8>,
     start: usize,
     len: usize,
+}
+
+/// Storage a thread's dropped [`MemBuf`]s leave for its next ones, as a
+/// mempool recycles mbufs: a buffer costs no allocation and no clearing once
+/// the thread has used as many as it holds at once. Like an mbuf's, a recycled
+/// buffer's bytes are what its last user left. At most this many are kept.
+const POOL_KEEP: usize = 8192;
+
+thread_local! {
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl MemBuf {
     /// An empty buffer.
     pub fn new() -> MemBuf {
+        let storage = POOL
+            .try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| vec![0; MEM_BUF_SIZE]);
         MemBuf {
-            storage: Box::new([0; MEM_BUF_SIZE]),
+            storage,
             start: MEM_HEADROOM,
             len: 0,
         }
@@ -65,6 +80,30 @@ impl MemBuf {
         b.storage[MEM_HEADROOM..MEM_HEADROOM + n].copy_from_slice(&bytes[..n]);
         b.len = n;
         b
+    }
+}
+
+impl Clone for MemBuf {
+    /// A buffer from the pool holding the same data at the same place.
+    fn clone(&self) -> MemBuf {
+        let mut b = MemBuf::new();
+        b.start = self.start;
+        b.len = self.len;
+        b.storage[self.start..self.start + self.len].copy_from_slice(self.data());
+        b
+    }
+}
+
+impl Drop for MemBuf {
+    fn drop(&mut self) {
+        let storage = std::mem::take(&mut self.storage);
+        // After the thread's pool is gone (thread exit), the storage is freed.
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_KEEP {
+                p.push(storage);
+            }
+        });
     }
 }
 
@@ -250,21 +289,29 @@ impl SwitchInner {
         } else {
             EthernetAddress::BROADCAST
         };
-        let targets: Vec<usize> = if dst.is_unicast() {
-            match self.stations.iter().position(|s| s.mac == dst) {
-                Some(i) => vec![i],
-                None => (0..self.stations.len()).filter(|&i| i != from).collect(),
-            }
-        } else {
-            (0..self.stations.len()).filter(|&i| i != from).collect()
-        };
+        // A known unicast MAC reaches its station; anything else floods.
+        let known = dst
+            .is_unicast()
+            .then(|| self.stations.iter().position(|s| s.mac == dst))
+            .flatten();
+        let mut targets = (0..self.stations.len())
+            .filter(move |&i| known.map_or(i != from, |k| i == k))
+            .peekable();
         let impaired = self.filter.is_none_or(|f| f(frame.data()));
-        for t in targets {
+        // The last station gets the frame itself, the others copies.
+        let mut frame = Some(frame);
+        while let Some(t) = targets.next() {
             if impaired && self.chance(self.impairment.loss) {
                 self.dropped += 1;
                 continue;
             }
-            let copy = frame.clone();
+            let copy = match (targets.peek(), frame.as_ref()) {
+                (Some(_), Some(f)) => f.clone(),
+                _ => match frame.take() {
+                    Some(f) => f,
+                    None => break,
+                },
+            };
             if impaired && self.chance(self.impairment.duplicate) {
                 self.deliver_to(t, copy.clone());
             }

@@ -91,6 +91,17 @@ fn bench_wire(c: &mut Criterion) {
     g.bench_function("emit_data_header_in_place", |b| {
         b.iter(|| emit_data_header(black_box(&mut buf), ET, black_box(&m)))
     });
+    // The TCP checksum of the inner segment (pseudo-header included), as an
+    // endpoint computes it for every segment it sends and receives.
+    let seg = &client_packet_with_headroom()[DATA_HEADROOM + 20..];
+    g.bench_function("tcp_checksum_1480B", |b| {
+        b.iter(|| ipos_tcp::tcp_checksum(CLIENT, VIP, black_box(seg)))
+    });
+    // The ipOS checksum of a TCP connection packet: its 16-byte header and the
+    // 146 bytes of connection information it covers.
+    g.bench_function("ipos_checksum_162B", |b| {
+        b.iter(|| ipos_wire::checksum::sum(&[black_box(&seg[..16]), black_box(&seg[16..162])]))
+    });
     g.finish();
 }
 

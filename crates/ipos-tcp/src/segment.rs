@@ -357,33 +357,16 @@ pub fn write_header(out: &mut [u8], h: &TcpHeader, opts: &TcpOptions) -> usize {
     hlen
 }
 
-fn sum16(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        acc += u32::from(u16::from_be_bytes([*last, 0]));
-    }
-    // fold early so the accumulator never overflows for large inputs
-    (acc & 0xffff) + (acc >> 16)
-}
-
 /// The one's-complement checksum of `seg` (with its checksum field as it is) and the
-/// IPv4 pseudo-header. A segment with a correct checksum field yields 0.
+/// IPv4 pseudo-header. A segment with a correct checksum field yields 0. The sum is
+/// ipos-wire's (RFC 1071, eight bytes a step).
 pub fn tcp_checksum(src: Ipv4Address, dst: Ipv4Address, seg: &[u8]) -> u16 {
-    let mut acc = sum16(0, &src.octets());
-    acc = sum16(acc, &dst.octets());
-    acc = sum16(acc, &[0, 6]);
-    acc = sum16(acc, &(seg.len() as u16).to_be_bytes());
-    // sum in bounded chunks so the u32 accumulator cannot overflow
-    for chunk in seg.chunks(32 * 1024) {
-        acc = sum16(acc, chunk);
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
+    let mut pseudo = [0u8; 12];
+    pseudo[..4].copy_from_slice(&src.octets());
+    pseudo[4..8].copy_from_slice(&dst.octets());
+    pseudo[9] = 6;
+    pseudo[10..].copy_from_slice(&(seg.len() as u16).to_be_bytes());
+    ipos_wire::checksum::checksum(&[&pseudo, seg])
 }
 
 /// Fill in the checksum field of a complete TCP segment (header, options, payload) in

@@ -198,13 +198,17 @@ fn an_encrypted_farm_moves_connections() {
     // 2003 requests each reached the node their URL names: by a move, or
     // (ab reuses client ports quickly) as a new incarnation of a connection
     // in TIME-WAIT there, which the forward entry sends straight to it.
-    let a = farm.wait_stats("a", Duration::from_secs(5), |s| {
-        get(s, "migrations_acked") > 0 && get(s, "forward_closed") >= get(s, "migrations_acked")
+    let reused = || -> u64 {
+        ["b", "c"]
+            .iter()
+            .map(|n| get(&farm.stats_now(n), "tcp_time_wait_reused"))
+            .sum()
+    };
+    let a = farm.wait_stats("a", Duration::from_secs(10), |s| {
+        let moved = get(s, "migrations_acked");
+        moved + reused() >= 2003 && get(s, "forward_closed") >= moved
     });
-    let reused: u64 = ["b", "c"]
-        .iter()
-        .map(|n| get(&farm.stats(n), "tcp_time_wait_reused"))
-        .sum();
+    let reused = reused();
     let moved = get(&a, "migrations_acked");
     assert!(
         moved + reused >= 2003,

@@ -248,7 +248,11 @@ fn udp_flows_to_the_vip_move_and_are_answered_by_their_owner() {
     let get = |s: &std::collections::HashMap<String, u64>, k: &str| s.get(k).copied().unwrap_or(0);
     let end = std::time::Instant::now() + Duration::from_secs(10);
     let (a, b, c) = loop {
-        let (a, b, c) = (farm.stats("a"), farm.stats("b"), farm.stats("c"));
+        let (a, b, c) = (
+            farm.stats_now("a"),
+            farm.stats_now("b"),
+            farm.stats_now("c"),
+        );
         let echoed = get(&a, "udp_echoed") + get(&b, "udp_echoed") + get(&c, "udp_echoed");
         let settled = echoed >= 240
             && get(&a, "udp_migrations_acked")

@@ -145,8 +145,16 @@ impl Farm {
         )
     }
 
-    /// A node's counters from its stats file (rewritten every second).
+    /// A node's counters, from a stats file written after this call (the
+    /// node rewrites it every second), so that they count all the traffic
+    /// sent before it. A node that writes no more (stopped, killed) gives its
+    /// last file after 3 s.
     pub fn stats(&self, node: &str) -> HashMap<String, u64> {
+        self.wait_stats(node, Duration::from_secs(3), |_| true)
+    }
+
+    /// A node's counters from its stats file as it is now (up to a second old).
+    pub fn stats_now(&self, node: &str) -> HashMap<String, u64> {
         let text =
             std::fs::read_to_string(self.run.join(format!("{node}.stats"))).unwrap_or_default();
         text.lines()
@@ -158,19 +166,27 @@ impl Farm {
     }
 
     /// Waits until `pred` holds for a node's stats (they refresh every second).
+    /// Only a file written after the call counts: one written before it may
+    /// predate the traffic the caller just sent, and satisfy `pred` with
+    /// counts that are already behind.
     pub fn wait_stats(
         &self,
         node: &str,
         timeout: Duration,
         pred: impl Fn(&HashMap<String, u64>) -> bool,
     ) -> HashMap<String, u64> {
+        let path = self.run.join(format!("{node}.stats"));
+        let since = std::time::SystemTime::now();
         let end = Instant::now() + timeout;
         loop {
-            let s = self.stats(node);
-            if pred(&s) || Instant::now() > end {
+            let fresh = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > since);
+            let s = self.stats_now(node);
+            if (fresh && pred(&s)) || Instant::now() > end {
                 return s;
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

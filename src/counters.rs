@@ -180,6 +180,16 @@ labelled_counters! {
         LaneHops => "lane_hops", "Frames handed to the lane (lcore) that owns their flow, or that checks their seal.";
         LaneCopies => "lane_copies", "Copies of adverts and ARP frames handed to every other lane.";
         PeerEpochs => "peer_epochs", "Authenticated frames that began a new epoch of their sender: the first frames heard from it, or its restart.";
+        UpstreamOpened => "upstream_opened", "Connections this node began to relay to its upstream (a process behind a service port).";
+        UpstreamConnects => "upstream_connects", "Connections the upstream accepted.";
+        UpstreamConnectFailures => "upstream_connect_failures", "Connections the upstream refused or that could not be made.";
+        UpstreamErrors => "upstream_errors", "Relayed connections whose upstream socket failed after it was made (a reset).";
+        UpstreamBytesUp => "upstream_bytes_up", "Bytes written to upstreams (PROXY headers included).";
+        UpstreamBytesDown => "upstream_bytes_down", "Bytes read from upstreams.";
+        UpstreamBadGateway => "upstream_bad_gateway", "502 Bad Gateway answers: the upstream failed before it answered an HTTP request.";
+        UpstreamResets => "upstream_resets", "Clients reset because their upstream failed (after it began answering, or on a raw TCP service).";
+        UpstreamQueueFull => "upstream_queue_full", "Commands to the relay thread that found its queue full (an open fails its connection; a lost kick makes the relay look at every connection).";
+        UpstreamEventsLost => "upstream_events_lost", "Events from the relay thread that found the queue full (the poll loop then looks at every relayed connection).";
     }
 }
 
@@ -232,6 +242,12 @@ impl Counters {
     #[inline]
     pub fn add(&mut self, e: Event, n: u64) {
         self.events[e as usize] += n;
+    }
+
+    /// Sets an event's count (a count kept elsewhere, copied in).
+    #[inline]
+    pub fn set(&mut self, e: Event, n: u64) {
+        self.events[e as usize] = n;
     }
 
     /// The count of an event.

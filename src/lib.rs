@@ -22,3 +22,4 @@ pub mod node;
 pub mod port;
 pub mod tables;
 pub mod timer_wheel;
+pub mod upstream;

@@ -206,6 +206,7 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
     if let Some((n, _)) = preload {
         nopts.max_forward = nopts.max_forward.max(n);
     }
+    nopts.upstreams = farm.upstreams_of(&spec.name);
     log::info!(
         "node {} up: port {} ({}), mac {}, ip {}{}, service ports {:?}, ethertype {:#06x}",
         spec.name,
@@ -218,6 +219,22 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         farm.service_ports,
         farm.ethertype
     );
+    for u in &nopts.upstreams {
+        log::info!(
+            "port {} relayed to upstream {} ({}{}), one relay thread per lane",
+            u.port,
+            u.addr,
+            match u.kind {
+                ipos::upstream::UpstreamKind::Http => "http: 502 when it fails",
+                ipos::upstream::UpstreamKind::Tcp => "tcp: a RST when it fails",
+            },
+            if u.proxy_protocol {
+                ", PROXY protocol v2"
+            } else {
+                ""
+            }
+        );
+    }
     if lanes > 1 {
         log::info!(
             "{lanes} lanes on lcores {lcores:?}, one queue pair each; flows spread by {}",

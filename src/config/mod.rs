@@ -47,10 +47,19 @@
 //! key_file = "farm.key"       # 64 hex digits, chmod 600; relative to this file
 //! mode = "authenticate"       # or "encrypt" (TCBs and request bytes encrypted too)
 //!
+//! [[upstreams]]              # optional, one per relayed port: its connections go
+//! port = 80                   # to a local process on the node that serves them
+//! address = "198.18.1.1:8080" # every node's upstream (ADDRESS:PORT or unix:PATH),
+//!                             # unless its [[nodes]] entry names its own
+//! proxy_protocol = true       # a PROXY protocol v2 header first (default false)
+//! kind = "http"               # "http" (default): a failed upstream gives a 502;
+//!                             # "tcp": it resets the client
+//!
 //! [[nodes]]
 //! name = "a"
 //! mac = "02:00:c6:12:00:0b"
 //! ip = "198.18.0.11"
+//! upstreams = { 80 = "198.18.1.11:8080" }   # optional: this node's own upstreams
 //! ```
 
 use crate::node::{NodeIdentity, NodeOptions, Peer};
@@ -60,6 +69,7 @@ use smoltcp::wire::{EthernetAddress, Ipv4Address};
 use std::fmt;
 
 mod tcp;
+mod upstream;
 use std::path::{Path, PathBuf};
 use tcp::RawTcp;
 pub use tcp::TcpSpec;
@@ -107,6 +117,17 @@ struct RawFarm {
     mtu: Option<RawMtu>,
     http: Option<RawHttp>,
     auth: Option<RawAuth>,
+    #[serde(default)]
+    upstreams: Vec<RawUpstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    port: u16,
+    address: Option<String>,
+    proxy_protocol: Option<bool>,
+    kind: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +186,8 @@ struct RawNode {
     mac: String,
     ip: String,
     port: Option<u16>,
+    #[serde(default)]
+    upstreams: std::collections::BTreeMap<String, String>,
 }
 
 /// One node of the farm.
@@ -271,6 +294,20 @@ pub struct FarmConfig {
     pub head_timeout_s: u64,
     /// Frame authentication; `None`: ipOS frames carry no trailer.
     pub auth: Option<AuthSpec>,
+    /// Service ports relayed to a local process on every node, each with
+    /// every node's address for it (`[[upstreams]]`, and `upstreams` in a
+    /// `[[nodes]]` entry).
+    pub upstreams: Vec<UpstreamSpec>,
+}
+
+/// One relayed service port of the farm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSpec {
+    pub port: u16,
+    pub proxy_protocol: bool,
+    pub kind: crate::upstream::UpstreamKind,
+    /// Each node's upstream address, by node name (every node has one).
+    pub addresses: Vec<(String, crate::upstream::UpstreamAddr)>,
 }
 
 impl FarmConfig {
@@ -532,7 +569,9 @@ impl FarmConfig {
             Some(0) => None,
             Some(p) => Some(p),
         };
+        let upstreams = upstream::parse(&raw.upstreams, &raw.nodes, &service_ports, &err)?;
         Ok(FarmConfig {
+            upstreams,
             ethertype,
             service_ports,
             udp_echo_port,
@@ -597,6 +636,22 @@ impl FarmConfig {
                 .collect(),
             auth: None,
         })
+    }
+
+    /// Node `name`'s upstreams (empty when the farm relays no port).
+    pub fn upstreams_of(&self, name: &str) -> Vec<crate::upstream::Upstream> {
+        self.upstreams
+            .iter()
+            .filter_map(|u| {
+                let (_, addr) = u.addresses.iter().find(|(n, _)| n == name)?;
+                Some(crate::upstream::Upstream {
+                    port: u.port,
+                    addr: addr.clone(),
+                    proxy_protocol: u.proxy_protocol,
+                    kind: u.kind,
+                })
+            })
+            .collect()
     }
 
     /// The farm's authentication settings, the key read from its file
@@ -726,6 +781,56 @@ url = [{ prefix = "/b/", node = "b" }]
         );
         assert_eq!(p.cookie_rules.len(), 2);
         assert_eq!(p.cookie_name, "IPOSID");
+    }
+
+    #[test]
+    fn upstreams_give_each_node_its_address() {
+        use crate::upstream::{UpstreamAddr, UpstreamKind};
+        let text = GOOD.replace(
+            "ip = \"198.18.0.12\"\n",
+            "ip = \"198.18.0.12\"\nupstreams = { 80 = \"unix:/run/b.sock\" }\n",
+        )
+            + "[[upstreams]]\nport = 80\naddress = \"198.18.1.1:8080\"\nproxy_protocol = true\n";
+        let c = parse(&text).unwrap();
+        let a = c.upstreams_of("a");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].addr, UpstreamAddr::parse("198.18.1.1:8080").unwrap());
+        assert!(a[0].proxy_protocol);
+        assert_eq!(a[0].kind, UpstreamKind::Http);
+        let b = c.upstreams_of("b");
+        assert_eq!(b[0].addr, UpstreamAddr::Unix("/run/b.sock".into()));
+        assert!(parse(GOOD).unwrap().upstreams_of("a").is_empty());
+        // Without a default, every node needs its own.
+        let no_default = text.replace("address = \"198.18.1.1:8080\"\n", "");
+        let e = parse(&no_default).unwrap_err();
+        assert_eq!(e.field, "nodes[0].upstreams", "{e}");
+        let tcp = text.replace("proxy_protocol = true", "kind = \"tcp\"");
+        assert_eq!(
+            parse(&tcp).unwrap().upstreams_of("a")[0].kind,
+            UpstreamKind::Tcp
+        );
+        for (from, to, field) in [
+            (
+                "port = 80\naddress",
+                "port = 81\naddress",
+                "upstreams[0].port",
+            ),
+            (
+                "proxy_protocol = true",
+                "kind = \"udp\"",
+                "upstreams[0].kind",
+            ),
+            (
+                "\"198.18.1.1:8080\"",
+                "\"198.18.1.1\"",
+                "upstreams[0].address",
+            ),
+            ("{ 80 = ", "{ 8080 = ", "nodes[1].upstreams.8080"),
+            ("\"unix:/run/b.sock\"", "\"unix:\"", "nodes[1].upstreams.80"),
+        ] {
+            let e = parse(&text.replace(from, to)).unwrap_err();
+            assert_eq!(e.field, field, "{from} -> {to}: {e}");
+        }
     }
 
     #[test]

@@ -242,7 +242,7 @@ impl<P: Port> Node<P> {
         let peer_mac = EthernetAddress(r.tcb.link_addr);
         let mut conn = Conn::new(ep, now, peer_mac, phase, origin, r.tcb.moves);
         if let Some(app) = app {
-            conn.app = app;
+            conn.app = crate::node::App::Http(app);
         }
         // Moved at a later request: that request is served here.
         conn.placed = later;

@@ -1,10 +1,11 @@
 //! A connection this node holds: its endpoint, its application, and where it
 //! stands in the farm (its [`Phase`] and its [`Origin`]).
 
+use super::app::App;
 use super::PeerId;
 use crate::migration::source::Export;
 use crate::migration::target::AwaitCommit;
-use ipos_http::{HeadWait, HttpConn};
+use ipos_http::HeadWait;
 use ipos_tcp::Endpoint;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::EthernetAddress;
@@ -12,7 +13,7 @@ use smoltcp::wire::EthernetAddress;
 /// One entry of the connection table.
 pub(crate) struct Conn<B> {
     pub ep: Endpoint,
-    pub app: HttpConn,
+    pub app: App,
     /// Last segment from the client.
     pub last_active: Instant,
     /// When the connection came to this node (accepted or imported).
@@ -55,7 +56,7 @@ impl<B> Conn<B> {
     ) -> Conn<B> {
         Conn {
             ep,
-            app: HttpConn::new(),
+            app: App::new(),
             last_active: now,
             born: now,
             peer_mac,

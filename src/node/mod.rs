@@ -38,6 +38,7 @@
 //! VIP move the same way.
 
 mod advert;
+mod app;
 mod conn;
 mod drain;
 mod host;
@@ -49,6 +50,7 @@ mod peers;
 mod preload;
 mod rate;
 mod rebalance;
+mod relayed;
 mod rx;
 mod steer;
 mod syn_flood;
@@ -65,6 +67,7 @@ pub use peers::{Liveness, NodeIdentity, Peer, PeerAddr, PeerId, Peers};
 pub use preload::{preload_flow, PreloadError, MAX_PRELOAD};
 pub use rebalance::MIN_EXCESS;
 
+pub(crate) use app::App;
 pub(crate) use conn::{Conn, Origin, Phase, ServingCount};
 pub(crate) use rx::Via;
 pub(crate) use timers::Timer;
@@ -156,6 +159,17 @@ pub struct Node<P: Port> {
     pub(crate) auth: Option<crate::auth::FarmAuth>,
     /// This node's lane among several on as many lcores (None: the only one).
     pub(crate) lane: Option<Lane<P::Buf>>,
+    /// The service ports relayed to upstreams, each with its address.
+    pub(crate) upstreams: Vec<(
+        crate::upstream::Upstream,
+        std::sync::Arc<crate::upstream::UpstreamAddr>,
+    )>,
+    /// The helper thread holding the upstream sockets (None without upstreams).
+    pub(crate) relay: Option<crate::upstream::Relay>,
+    /// Generation of relay tokens (a token is a slot and a generation).
+    pub(crate) relay_gen: u32,
+    /// This node's `502 Bad Gateway` answer.
+    pub(crate) bad_gateway: Vec<u8>,
     rx: Vec<P::Buf>,
 }
 
@@ -206,7 +220,29 @@ impl<P: Port> Node<P> {
             mss: opts.mss(true),
             ..opts.tcp.clone()
         };
+        let upstreams: Vec<_> = opts
+            .upstreams
+            .iter()
+            .map(|u| (u.clone(), std::sync::Arc::new(u.addr.clone())))
+            .collect();
+        let relay = if upstreams.is_empty() {
+            None
+        } else {
+            match crate::upstream::Relay::spawn(&id.name) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    // Its connections get the upstream's failure (502 or RST).
+                    log::error!("node {}: the relay thread did not start: {e}", id.name);
+                    None
+                }
+            }
+        };
+        let bad_gateway = crate::upstream::conn::bad_gateway_response(&id.name);
         Node {
+            upstreams,
+            relay,
+            relay_gen: 0,
+            bad_gateway,
             tcp_direct,
             tcp_movable,
             port,
@@ -427,7 +463,8 @@ impl<P: Port> Node<P> {
     /// Returns the number of frames received.
     pub fn poll(&mut self, now: Instant) -> usize {
         let hops = self.handle_hops(now);
-        let n = self.port.rx_burst(&mut self.rx) + hops;
+        let relayed = self.relay_events(now);
+        let n = self.port.rx_burst(&mut self.rx) + hops + relayed;
         let mut rx = std::mem::take(&mut self.rx);
         self.warm_forward(&rx);
         for buf in rx.drain(..) {
@@ -444,6 +481,9 @@ impl<P: Port> Node<P> {
             self.drain_step(now);
         } else if self.opts.rebalance.is_some() {
             self.rebalance_step(now);
+        }
+        if let Some(r) = self.relay.as_mut() {
+            r.flush();
         }
         self.port.flush();
         n

@@ -93,6 +93,9 @@ pub struct NodeOptions {
     pub max_moves: u16,
     /// Rebalancing of long-lived connections (None: off, the default).
     pub rebalance: Option<Rebalance>,
+    /// Service ports whose connections this node relays to a local process
+    /// ([`crate::upstream`]); the others are served by the built-in services.
+    pub upstreams: Vec<crate::upstream::Upstream>,
 }
 
 /// When a node far above the farm's average load moves connections away
@@ -208,6 +211,7 @@ impl Default for NodeOptions {
             rehome: true,
             max_moves: DEFAULT_MAX_MOVES,
             rebalance: None,
+            upstreams: Vec::new(),
         }
     }
 }

@@ -46,6 +46,15 @@ impl<P: Port> Node<P> {
     pub(crate) fn placement(&self, flow: &Flow, origin: Origin) -> (bool, bool) {
         // Connections to the VIP may move; one fed by a forwarder travels in
         // data frames already.
+        // A raw TCP service relayed to an upstream has no request head to
+        // place it by: it is served where it was accepted.
+        let raw_tcp = self
+            .upstreams
+            .iter()
+            .any(|(u, _)| u.port == flow.dst_port && u.kind == crate::upstream::UpstreamKind::Tcp);
+        if raw_tcp && !origin.is_imported() {
+            return (false, false);
+        }
         let may_move =
             (self.opts.migration && Some(flow.dst_addr) == self.id.vip) || origin.is_imported();
         (may_move, may_move && self.opts.migration)

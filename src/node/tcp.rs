@@ -4,6 +4,7 @@
 //! answered with a SYN cookie: [`super::syn_flood`]); endpoints are driven (the
 //! application pumped, their segments sent) and removed once closed.
 
+use super::app::AppCtx;
 use super::{Conn, Node, Origin, Phase, Via};
 use crate::counters::{DropReason, Event};
 use crate::migration::rehome::Boundary;
@@ -278,7 +279,22 @@ impl<P: Port> Node<P> {
             // pipelined requests each get their own decision.
             for _ in 0..PUMP_ROUNDS {
                 let conn = self.conns.get_mut(slot).expect("live slot");
-                if !pump(conn, &self.service, gate) {
+                let port = conn.ep.flow().dst_port;
+                if let Some((up, addr)) = self.upstreams.iter().find(|(u, _)| u.port == port) {
+                    conn.app.serve_upstream(up, addr);
+                }
+                if conn.app.relay_token().is_none() {
+                    self.relay_gen = self.relay_gen.wrapping_add(1);
+                }
+                let mut ctx = AppCtx {
+                    service: &self.service,
+                    relay: self.relay.as_mut(),
+                    counters: &mut self.counters,
+                    bad_gateway: &self.bad_gateway,
+                    token: (u64::from(slot) << 32) | u64::from(self.relay_gen),
+                    flow,
+                };
+                if !pump(conn, &mut ctx, gate) {
                     conn.track_head(now);
                     break;
                 }
@@ -378,7 +394,7 @@ enum Gate {
 /// Application <-> endpoint, until neither side makes progress; then the
 /// close handshake in both directions. Returns true when it stopped at a
 /// request boundary for a decision ([`Gate`]).
-fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service, mut gate: Gate) -> bool {
+fn pump<B>(conn: &mut Conn<B>, ctx: &mut AppCtx<'_>, mut gate: Gate) -> bool {
     for _ in 0..PUMP_ROUNDS {
         let mut progress = false;
         let avail = conn.ep.recv_slice();
@@ -391,7 +407,7 @@ fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service, mut gate: Gate) -> 
             }
         }
         if !avail.is_empty() {
-            let n = conn.app.on_recv(service, avail);
+            let n = conn.app.on_recv(ctx, avail);
             if n > 0 {
                 conn.ep.recv_consume(n);
                 progress = true;
@@ -399,7 +415,7 @@ fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service, mut gate: Gate) -> 
         }
         if conn.app.has_pending_output() && conn.ep.send_space() > 0 {
             let app = &mut conn.app;
-            if conn.ep.send_with(|b| app.poll_send(service, b)) > 0 {
+            if conn.ep.send_with(|b| app.poll_send(ctx, b)) > 0 {
                 progress = true;
             }
         }
@@ -407,8 +423,15 @@ fn pump<B>(conn: &mut Conn<B>, service: &ipos_http::Service, mut gate: Gate) -> 
             break;
         }
     }
+    if conn.app.wants_reset() {
+        // Its upstream failed after it began to answer: the client must not
+        // take a cut answer for a whole one.
+        conn.ep.abort();
+        conn.close_requested = true;
+        return false;
+    }
     if conn.ep.peer_fin_received() && conn.ep.recv_available() == 0 {
-        conn.app.on_peer_fin();
+        conn.app.on_peer_fin(ctx);
     }
     if !conn.close_requested && conn.app.wants_close() && !conn.app.has_pending_output() {
         conn.ep.close();

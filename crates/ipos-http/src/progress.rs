@@ -102,6 +102,9 @@ pub enum NotMovable {
     InFlightBetweenRequests,
     /// More than `u32::MAX` bytes in flight.
     InFlightTooLarge,
+    /// The connection is served by a process outside the node (an
+    /// upstream), whose state does not travel.
+    External,
 }
 
 /// A bad record, or a buffer of the wrong size.

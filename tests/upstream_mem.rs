@@ -29,6 +29,20 @@ struct Seen {
     conns: Vec<SeenConn>,
 }
 
+impl Seen {
+    /// The connections that carried a request (not the node's health checks).
+    fn used(&self) -> Seen {
+        Seen {
+            conns: self
+                .conns
+                .iter()
+                .filter(|c| !c.requests.is_empty())
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct SeenConn {
     /// (client ip, client port, destination ip, destination port)
@@ -157,6 +171,30 @@ fn serve(name: &str, c: UnixStream, proxy: bool, seen: &Mutex<Seen>) {
     }
 }
 
+/// An upstream that accepts (the health check passes) but drops every
+/// connection that sends a request without reading it: the node's socket
+/// gets ECONNRESET before any answer.
+fn resetting_upstream(path: &Path) {
+    let l = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { return };
+            std::thread::spawn(move || {
+                c.set_read_timeout(Some(StdDuration::from_secs(5))).unwrap();
+                let mut b = [0u8; 1];
+                let mut peek = &c;
+                if let Ok(n) = std::io::Read::read(&mut peek, &mut b) {
+                    if n > 0 {
+                        // More of the request arrives; closing with it unread resets.
+                        std::thread::sleep(StdDuration::from_millis(50));
+                    }
+                }
+                drop(c);
+            });
+        }
+    });
+}
+
 /// Options with port 80 relayed to each node's socket in `dir`.
 fn relayed(socks: &Sockets, n: usize, proxy: bool) -> ipos::node::NodeOptions {
     let mut o = options();
@@ -213,7 +251,7 @@ fn a_moved_connection_is_relayed_to_the_upstream_of_the_node_it_moved_to() {
     f.client.send(id, get("/b/bytes/1000").as_bytes());
     let r = responses(&mut f, id, 2);
     assert_eq!(r[1].body.len(), 1000);
-    let b = seen[B].lock().unwrap().clone();
+    let b = seen[B].lock().unwrap().used();
     assert_eq!(b.conns.len(), 1, "b's upstream: {b:?}");
     assert_eq!(
         b.conns[0].proxy,
@@ -229,7 +267,7 @@ fn a_moved_connection_is_relayed_to_the_upstream_of_the_node_it_moved_to() {
     );
     for n in [A, C] {
         assert!(
-            seen[n].lock().unwrap().conns.is_empty(),
+            seen[n].lock().unwrap().used().conns.is_empty(),
             "{} was used",
             NAMES[n]
         );
@@ -252,7 +290,7 @@ fn a_moved_connection_is_relayed_to_the_upstream_of_the_node_it_moved_to() {
     });
     assert!(ok, "not closed: {}", f.summary());
     assert!(
-        seen[B].lock().unwrap().conns[0].eof,
+        seen[B].lock().unwrap().used().conns[0].eof,
         "b's upstream saw no EOF"
     );
     assert!(!f.client.conns[id].rst_seen());
@@ -296,20 +334,19 @@ fn an_upload_through_a_move_reaches_the_upstream_whole() {
         r[0].headers,
         f.summary()
     );
-    let c = seen[C].lock().unwrap().clone();
+    let c = seen[C].lock().unwrap().used();
     assert_eq!(c.conns.len(), 1);
     assert!(f.ev(C, Event::UpstreamBytesUp) >= body.len() as u64);
     assert!(!f.client.conns[id].rst_seen());
 }
 
 #[test]
-fn an_upstream_that_refuses_gives_the_client_a_502() {
+fn an_upstream_that_fails_before_answering_gives_the_client_a_502() {
     let socks = Sockets::new("refuse");
-    // Only a and c listen; b's socket does not exist.
-    let _seen: Vec<_> = [A, C]
-        .iter()
-        .map(|&n| upstream(NAMES[n], &socks.path(NAMES[n]), true))
-        .collect();
+    for n in [A, C] {
+        upstream(NAMES[n], &socks.path(NAMES[n]), true);
+    }
+    resetting_upstream(&socks.path("b"));
     let mut f = Farm::with_options(3, |n| relayed(&socks, n, true));
     f.warm_up();
     let id = f.request(40003, &get("/b/bytes/1000"));
@@ -318,9 +355,45 @@ fn an_upstream_that_refuses_gives_the_client_a_502() {
     assert_eq!(r[0].header("X-Ipos-Node"), Some("b"));
     assert_eq!(r[0].header("Connection"), Some("close"));
     assert_eq!(f.ev(B, Event::UpstreamBadGateway), 1);
-    assert_eq!(f.ev(B, Event::UpstreamConnectFailures), 1);
+    assert_eq!(f.ev(B, Event::UpstreamErrors), 1);
+    assert_eq!(f.ev(B, Event::UpstreamResets), 0);
     // b closes after its answer: a FIN, no RST.
     let ok = run_real(&mut f, 20, |f| f.client.conns[id].ep.peer_fin_received());
     assert!(ok, "no FIN from b: {}", f.summary());
     assert!(!f.client.conns[id].rst_seen());
+}
+
+#[test]
+fn a_node_whose_upstream_does_not_accept_is_left_out_until_it_does() {
+    let socks = Sockets::new("health");
+    let _up: Vec<_> = [A, C]
+        .iter()
+        .map(|&n| upstream(NAMES[n], &socks.path(NAMES[n]), true))
+        .collect();
+    let mut f = Farm::with_options(4, |n| relayed(&socks, n, true));
+    f.warm_up();
+    let listens = |f: &Farm, n: usize| f.node(A).view().listening().get(IPS[n], 80);
+    assert!(
+        listens(&f, B).is_none(),
+        "b advertised port 80 without an upstream"
+    );
+    // The monitor found the process behind a's and c's sockets: this test.
+    assert_eq!(listens(&f, C), Some(std::process::id()));
+    // /b/ names b, which cannot serve it: the request goes where it can be.
+    let id = f.request(40004, &get("/b/bytes/1000"));
+    let r = responses(&mut f, id, 1);
+    assert_eq!(r[0].status, 200, "{:?}", r[0].headers);
+    let by = r[0].header("X-Upstream").map(str::to_string);
+    assert!(
+        matches!(by.as_deref(), Some("a") | Some("c")),
+        "served by {by:?}"
+    );
+    assert_eq!(f.ev(B, Event::UpstreamOpened), 0);
+    // b's upstream comes: within a monitor period and an advert, b is chosen again.
+    let _b = upstream("b", &socks.path("b"), true);
+    let ok = run_real(&mut f, 10, |f| listens(f, B).is_some());
+    assert!(ok, "b never advertised port 80 again: {}", f.summary());
+    let id = f.request(40005, &get("/b/bytes/1000"));
+    let r = responses(&mut f, id, 1);
+    assert_eq!(r[0].header("X-Upstream"), Some("b"), "{:?}", r[0].headers);
 }

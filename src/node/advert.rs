@@ -83,9 +83,18 @@ impl<P: Port> Node<P> {
         a.cpu_permille = permille;
         a.mem_avail_mib = self.opts.mem_avail_mib;
         a.bw_avail_mbps = self.opts.bw_avail_mbps;
-        // The built-in services: (process, memory it needs in MiB, its ports).
+        // The built-in services: (process, memory it needs in MiB, its ports),
+        // the ports relayed to upstreams aside.
+        let mut builtin = [0u16; ipos_policy::advert::MAX_ENTRIES];
+        let mut nb = 0;
+        for &p in &self.id.service_ports {
+            if nb < builtin.len() && !self.upstreams.iter().any(|(u, _)| u.port == p) {
+                builtin[nb] = p;
+                nb += 1;
+            }
+        }
         let services = [
-            (HTTP_PID, 16, &self.id.service_ports[..]),
+            (HTTP_PID, 16, &builtin[..nb]),
             (UDP_ECHO_PID, 1, self.id.udp_echo_port.as_slice()),
         ];
         for (pid, mem_mib, ports) in services {
@@ -104,6 +113,7 @@ impl<P: Port> Node<P> {
                 cpu_permille: 1,
             });
         }
+        self.advertise_upstreams(&mut a);
         // Our own row, so that the policy weighs this node like the others.
         self.view = ipos_policy::apply_advert(&self.view, &a, now.total_millis() as u64);
         if self.lanes().is_some_and(|(me, _)| me != 0) {
@@ -257,3 +267,45 @@ impl<P: Port> Node<P> {
         self.peers.by_ip(ip).is_some_and(|p| self.peers.is_down(p))
     }
 }
+
+impl<P: Port> Node<P> {
+    /// The upstreams' listening sockets and processes, as the monitor last
+    /// saw them (FIG. 12's listening-sockets and application tables): a
+    /// port whose upstream does not accept is not advertised, so no policy
+    /// places a connection here for it. A process the monitor could not
+    /// find (another namespace, no permission) is advertised under a
+    /// process id derived from the port, with the built-in service's needs.
+    fn advertise_upstreams(&self, a: &mut AdvertRepr) {
+        let Some(m) = self.monitor.as_ref() else {
+            for (u, _) in &self.upstreams {
+                if self.drain.is_none() {
+                    let _ = a.push_listening(ListenEntry {
+                        port: u.port,
+                        pid: UPSTREAM_PID_BASE + u32::from(u.port),
+                    });
+                }
+            }
+            return;
+        };
+        let health = m.health();
+        for h in health.ports.iter().filter(|h| h.up) {
+            let pid = if h.pid != 0 {
+                h.pid
+            } else {
+                UPSTREAM_PID_BASE + u32::from(h.port)
+            };
+            if self.drain.is_none() {
+                let _ = a.push_listening(ListenEntry { port: h.port, pid });
+            }
+            let _ = a.push_app(AppEntry {
+                pid,
+                mem_mib: if h.pid != 0 { h.mem_mib.max(1) } else { 16 },
+                cpu_permille: h.cpu_permille.max(1),
+            });
+        }
+    }
+}
+
+/// Process ids advertised for an upstream whose process is not known:
+/// this plus the port (never a real process id: above Linux's 2^22 limit).
+pub const UPSTREAM_PID_BASE: u32 = 1 << 23;

@@ -166,6 +166,8 @@ pub struct Node<P: Port> {
     )>,
     /// The helper thread holding the upstream sockets (None without upstreams).
     pub(crate) relay: Option<crate::upstream::Relay>,
+    /// The upstreams' health and processes (None without upstreams).
+    pub(crate) monitor: Option<crate::upstream::Monitor>,
     /// Generation of relay tokens (a token is a slot and a generation).
     pub(crate) relay_gen: u32,
     /// This node's `502 Bad Gateway` answer.
@@ -237,10 +239,27 @@ impl<P: Port> Node<P> {
                 }
             }
         };
+        let monitor = if opts.upstreams.is_empty() {
+            None
+        } else {
+            match crate::upstream::Monitor::spawn(
+                &id.name,
+                opts.upstreams.clone(),
+                std::time::Duration::from_micros(opts.advert_interval.total_micros()),
+            ) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    // Its ports are then advertised as served, unchecked.
+                    log::error!("node {}: the upstream monitor did not start: {e}", id.name);
+                    None
+                }
+            }
+        };
         let bad_gateway = crate::upstream::conn::bad_gateway_response(&id.name);
         Node {
             upstreams,
             relay,
+            monitor,
             relay_gen: 0,
             bad_gateway,
             tcp_direct,

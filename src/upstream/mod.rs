@@ -30,10 +30,12 @@
 //! drain leaves it in place until it ends).
 
 pub mod conn;
+pub mod monitor;
 pub mod proxy;
 pub mod relay;
 
 pub use conn::{RelayConn, RelayStats};
+pub use monitor::{Health, Monitor, PortHealth};
 pub use relay::{Relay, RelayCounters, RING_BYTES};
 
 use std::fmt;

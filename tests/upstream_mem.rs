@@ -195,6 +195,23 @@ fn resetting_upstream(path: &Path) {
     });
 }
 
+/// An upstream that reads a request head whole, then closes without an
+/// answer (a process that dies mid-request).
+fn closing_upstream(path: &Path) {
+    let l = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { return };
+            std::thread::spawn(move || {
+                c.set_read_timeout(Some(StdDuration::from_secs(5))).unwrap();
+                let mut r = BufReader::new(c);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 && !line.ends_with("\r\n\r\n") {}
+            });
+        }
+    });
+}
+
 /// Options with port 80 relayed to each node's socket in `dir`.
 fn relayed(socks: &Sockets, n: usize, proxy: bool) -> ipos::node::NodeOptions {
     let mut o = options();
@@ -396,4 +413,22 @@ fn a_node_whose_upstream_does_not_accept_is_left_out_until_it_does() {
     let id = f.request(40005, &get("/b/bytes/1000"));
     let r = responses(&mut f, id, 1);
     assert_eq!(r[0].header("X-Upstream"), Some("b"), "{:?}", r[0].headers);
+}
+
+#[test]
+fn an_upstream_that_closes_before_answering_gives_the_client_a_502() {
+    let socks = Sockets::new("close");
+    for n in [A, B] {
+        upstream(NAMES[n], &socks.path(NAMES[n]), false);
+    }
+    closing_upstream(&socks.path("c"));
+    let mut f = Farm::with_options(5, |n| relayed(&socks, n, false));
+    f.warm_up();
+    let id = f.request(40006, &get("/c/bytes/1000"));
+    let r = responses(&mut f, id, 1);
+    assert_eq!(r[0].status, 502, "{:?}", r[0].headers);
+    assert_eq!(r[0].header("X-Ipos-Node"), Some("c"));
+    assert_eq!(f.ev(C, Event::UpstreamBadGateway), 1);
+    assert_eq!(f.ev(C, Event::UpstreamErrors), 0, "a close is not an error");
+    assert!(!f.client.conns[id].rst_seen());
 }

@@ -240,6 +240,17 @@ impl RelayConn {
         match ev {
             RelayEvent::Connected(_) | RelayEvent::Data(_) => Failure::None,
             RelayEvent::End(_) => {
+                // An HTTP upstream that closes after it was sent a request
+                // and before it answered anything died mid-request: that is
+                // a 502, not an empty answer.
+                let pending = matches!(&self.phase, Phase::Open(l) if !l.from_up.is_empty());
+                if self.kind == UpstreamKind::Http
+                    && !self.answered
+                    && !pending
+                    && self.stats.up > 0
+                {
+                    return self.fail();
+                }
                 if let Phase::Open(l) = &mut self.phase {
                     l.ended = true;
                 }

@@ -20,6 +20,7 @@ pub mod counters;
 pub mod migration;
 pub mod node;
 pub mod port;
+pub mod service;
 pub mod tables;
 pub mod timer_wheel;
 pub mod upstream;

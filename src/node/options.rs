@@ -96,6 +96,8 @@ pub struct NodeOptions {
     /// Service ports whose connections this node relays to a local process
     /// ([`crate::upstream`]); the others are served by the built-in services.
     pub upstreams: Vec<crate::upstream::Upstream>,
+    /// Service ports served by in-process applications ([`crate::service`]).
+    pub services: Vec<crate::service::InProcess>,
 }
 
 /// When a node far above the farm's average load moves connections away
@@ -212,6 +214,7 @@ impl Default for NodeOptions {
             max_moves: DEFAULT_MAX_MOVES,
             rebalance: None,
             upstreams: Vec::new(),
+            services: Vec::new(),
         }
     }
 }

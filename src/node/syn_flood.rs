@@ -46,12 +46,12 @@ impl<P: Port> Node<P> {
     pub(crate) fn placement(&self, flow: &Flow, origin: Origin) -> (bool, bool) {
         // Connections to the VIP may move; one fed by a forwarder travels in
         // data frames already.
-        // A raw TCP service relayed to an upstream has no request head to
-        // place it by: it is served where it was accepted.
-        let raw_tcp = self
-            .upstreams
-            .iter()
-            .any(|(u, _)| u.port == flow.dst_port && u.kind == crate::upstream::UpstreamKind::Tcp);
+        // A raw TCP service relayed to an upstream, or an in-process one, has
+        // no request head to place it by: it is served where it was accepted.
+        let raw_tcp =
+            self.upstreams.iter().any(|(u, _)| {
+                u.port == flow.dst_port && u.kind == crate::upstream::UpstreamKind::Tcp
+            }) || self.opts.services.iter().any(|s| s.port == flow.dst_port);
         if raw_tcp && !origin.is_imported() {
             return (false, false);
         }

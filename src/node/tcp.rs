@@ -11,6 +11,7 @@ use crate::migration::rehome::Boundary;
 use crate::migration::Notice;
 use crate::port::{PacketBuf, Port};
 use crate::tables::ForwardKey;
+use crate::upstream::conn::RelayCx;
 use ipos_http::HeadWait;
 use ipos_tcp::{Endpoint, State};
 use ipos_wire::headers::{ETHERNET_LEN, IPV4_LEN};
@@ -279,20 +280,24 @@ impl<P: Port> Node<P> {
             // pipelined requests each get their own decision.
             for _ in 0..PUMP_ROUNDS {
                 let conn = self.conns.get_mut(slot).expect("live slot");
-                let port = conn.ep.flow().dst_port;
+                let port = flow.dst_port;
                 if let Some((up, addr)) = self.upstreams.iter().find(|(u, _)| u.port == port) {
                     conn.app.serve_upstream(up, addr);
+                } else if let Some(s) = self.opts.services.iter().find(|s| s.port == port) {
+                    conn.app.serve_in_process(s, &flow);
                 }
                 if conn.app.relay_token().is_none() {
                     self.relay_gen = self.relay_gen.wrapping_add(1);
                 }
                 let mut ctx = AppCtx {
-                    service: &self.service,
-                    relay: self.relay.as_mut(),
-                    counters: &mut self.counters,
-                    bad_gateway: &self.bad_gateway,
-                    token: (u64::from(slot) << 32) | u64::from(self.relay_gen),
-                    flow,
+                    service: &mut self.service,
+                    relay: RelayCx {
+                        relay: self.relay.as_mut(),
+                        counters: &mut self.counters,
+                        bad_gateway: &self.bad_gateway,
+                        token: (u64::from(slot) << 32) | u64::from(self.relay_gen),
+                        flow,
+                    },
                 };
                 if !pump(conn, &mut ctx, gate) {
                     conn.track_head(now);

@@ -105,7 +105,7 @@ impl RelayConn {
     /// stays in the endpoint's receive buffer: its window closes). The first
     /// bytes open the upstream as connection `token` (when the relay's
     /// queue is full, the connection fails at once).
-    pub fn on_recv(
+    fn recv(
         &mut self,
         relay: &mut Relay,
         counters: &mut Counters,
@@ -159,12 +159,7 @@ impl RelayConn {
 
     /// Writes the next bytes for the client into `out`; returns how many.
     /// `bad_gateway` is the node's whole 502 answer.
-    pub fn poll_send(
-        &mut self,
-        relay: Option<&mut Relay>,
-        bad_gateway: &[u8],
-        out: &mut [u8],
-    ) -> usize {
+    fn send(&mut self, relay: Option<&mut Relay>, bad_gateway: &[u8], out: &mut [u8]) -> usize {
         match &mut self.phase {
             Phase::Open(l) => {
                 let Some(relay) = relay else { return 0 };
@@ -199,7 +194,7 @@ impl RelayConn {
     }
 
     /// True while bytes wait to go to the client.
-    pub fn has_pending_output(&self) -> bool {
+    fn pending(&self) -> bool {
         match &self.phase {
             Phase::Open(l) => !l.from_up.is_empty(),
             Phase::BadGateway { .. } => true,
@@ -208,7 +203,7 @@ impl RelayConn {
     }
 
     /// The client sent its FIN (and every byte before it was taken).
-    pub fn on_peer_fin(&mut self, relay: &mut Relay) {
+    fn peer_fin(&mut self, relay: &mut Relay) {
         match &mut self.phase {
             Phase::Open(l) if !l.fin_passed => {
                 l.fin_passed = true;
@@ -221,7 +216,7 @@ impl RelayConn {
     }
 
     /// True once the connection should close (FIN to the client).
-    pub fn wants_close(&self) -> bool {
+    fn close_wanted(&self) -> bool {
         match &self.phase {
             Phase::Open(l) => l.ended && l.from_up.is_empty(),
             Phase::Done => true,
@@ -270,6 +265,50 @@ impl RelayConn {
             self.phase = Phase::Reset;
             Failure::Reset
         }
+    }
+}
+
+/// What a relayed connection borrows from its node on each call.
+pub struct RelayCx<'a> {
+    /// The node's relay thread (None: it could not start).
+    pub relay: Option<&'a mut Relay>,
+    pub counters: &'a mut Counters,
+    /// The node's 502 answer.
+    pub bad_gateway: &'a [u8],
+    /// The connection's token for the relay (its slot and a generation).
+    pub token: u64,
+    pub flow: Flow,
+}
+
+impl crate::service::Application<RelayCx<'_>> for RelayConn {
+    fn on_recv(&mut self, cx: &mut RelayCx<'_>, data: &[u8]) -> usize {
+        match cx.relay.as_deref_mut() {
+            Some(relay) => self.recv(relay, cx.counters, cx.token, &cx.flow, data),
+            // No relay thread: the upstream is out of reach.
+            None => {
+                if self.is_idle() {
+                    let f = self.fail();
+                    count_failure(cx.counters, f);
+                }
+                data.len()
+            }
+        }
+    }
+    fn poll_send(&mut self, cx: &mut RelayCx<'_>, out: &mut [u8]) -> usize {
+        self.send(cx.relay.as_deref_mut(), cx.bad_gateway, out)
+    }
+    fn has_pending_output(&self) -> bool {
+        self.pending()
+    }
+    fn on_peer_fin(&mut self, cx: &mut RelayCx<'_>) {
+        match cx.relay.as_deref_mut() {
+            Some(relay) => self.peer_fin(relay),
+            None if self.is_idle() => self.phase = Phase::Done,
+            None => {}
+        }
+    }
+    fn wants_close(&self) -> bool {
+        self.close_wanted()
     }
 }
 

@@ -45,17 +45,32 @@ impl Farm {
     /// --lanes`).
     #[allow(dead_code)]
     pub fn up_lanes(tag: &str, nodes: usize, extra: &[&str], lanes: usize) -> Farm {
-        Farm::start(tag, nodes, extra, "authenticate", Some(lanes))
+        Farm::start(tag, nodes, extra, "authenticate", Some(lanes), None)
+    }
+
+    /// [`Farm::up`] with `app` (`nginx` or `python`) as every node's upstream
+    /// for port 80 (`scripts/farm up --app`): node i's listens on
+    /// 198.18.1.(11 + i):8080 in the farm namespace, behind PROXY protocol v2.
+    #[allow(dead_code)]
+    pub fn up_app(tag: &str, nodes: usize, extra: &[&str], app: &str) -> Farm {
+        Farm::start(tag, nodes, extra, "authenticate", None, Some(app))
     }
 
     /// [`Farm::up`] with the farm's `--auth` mode: `authenticate`, `encrypt` or `none`.
     /// The lanes per node are `IPOS_FARM_LANES` (default 1), so that any
     /// end-to-end test can be run with several.
     pub fn up_auth(tag: &str, nodes: usize, extra: &[&str], auth: &str) -> Farm {
-        Farm::start(tag, nodes, extra, auth, None)
+        Farm::start(tag, nodes, extra, auth, None, None)
     }
 
-    fn start(tag: &str, nodes: usize, extra: &[&str], auth: &str, lanes: Option<usize>) -> Farm {
+    fn start(
+        tag: &str,
+        nodes: usize,
+        extra: &[&str],
+        auth: &str,
+        lanes: Option<usize>,
+        app: Option<&str>,
+    ) -> Farm {
         let lock = FARM_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let id = format!("{}{}", tag, std::process::id() % 100000);
         let run = std::env::temp_dir().join(format!("ipos-farm{id}"));
@@ -70,6 +85,9 @@ impl Farm {
         cmd.arg("--auth").arg(auth);
         if let Some(l) = lanes {
             cmd.arg("--lanes").arg(l.to_string());
+        }
+        if let Some(a) = app {
+            cmd.arg("--app").arg(a);
         }
         cmd.arg("--iposd").arg(env!("CARGO_BIN_EXE_iposd"));
         if !extra.is_empty() {
@@ -188,6 +206,26 @@ impl Farm {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// `scripts/farm app-stop NODE` / `app-start NODE`: stops or starts that
+    /// node's upstream application only.
+    #[allow(dead_code)]
+    pub fn app(&self, verb: &str, node: &str) {
+        let out = run_bounded(
+            Command::new(root().join("scripts/farm"))
+                .arg(format!("app-{verb}"))
+                .arg(node)
+                .env("IPOS_FARM_ID", &self.id)
+                .env("IPOS_KEEP_RUN", "1"),
+            Duration::from_secs(20),
+        );
+        assert!(
+            out.status.success(),
+            "farm app-{verb} {node}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn log(&self, node: &str) -> String {

@@ -19,6 +19,7 @@ pub mod config;
 pub mod counters;
 pub mod migration;
 pub mod node;
+pub mod observe;
 pub mod port;
 pub mod service;
 pub mod tables;

@@ -8,10 +8,9 @@
 
 use clap::Parser;
 use ipos::config::FarmConfig;
-use ipos::counters::Counters;
-use ipos::node::{Lane, LatencyHistogram, Node, NodeIdentity, NodeOptions, MAX_LANES};
+use ipos::node::{Lane, Node, NodeIdentity, NodeOptions, MAX_LANES};
+use ipos::observe::{LaneSample, Snapshot};
 use ipos::port::dpdk::{self, DpdkPort, Mbuf, Mempool, PortConfig};
-use ipos::port::{Port, PortCounters};
 use signal_hook::iterator::Signals;
 use smoltcp::time::{Duration, Instant};
 use std::io::Write;
@@ -272,6 +271,9 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
             .map(|_| Mutex::new(LaneReport::default()))
             .collect(),
     });
+    // The node's figures as lane 0 last put them together (once a second),
+    // for every reader off the poll loop.
+    let published = ipos::observe::published(&spec.name);
     let drain_for = Duration::from_secs(opts.drain_timeout);
     let lane_loop = LaneLoop {
         backoff: std::time::Duration::from_micros(opts.idle_backoff_us),
@@ -409,13 +411,22 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
         }
         if opts.stats_interval > 0 && now >= next_log {
             next_log = now + stats_every;
-            log::info!("stats {}", shared.total(&node).counters.summary());
+            log::info!(
+                "stats {}",
+                shared
+                    .snapshot(&spec.name, &node, port_id, &pool)
+                    .total
+                    .counters
+                    .summary()
+            );
         }
         if now >= next_file {
             next_file = now + Duration::from_secs(1);
+            let snap = Arc::new(shared.snapshot(&spec.name, &node, port_id, &pool));
             if let Some(path) = &opts.stats_file {
-                write_stats(path, &shared.total(&node), port_id, &pool);
+                write_stats(path, &snap);
             }
+            published.store(snap);
         }
     }
     // Every lane stops; each publishes its last report before it returns.
@@ -425,14 +436,14 @@ fn run(eal_args: &[String], opts: &Options) -> Result<(), String> {
             log::error!("node {}: the lane on lcore {l} failed", spec.name);
         }
     }
-    let total = shared.total(&node);
+    let last = shared.snapshot(&spec.name, &node, port_id, &pool);
     log::info!(
         "node {} stopping; stats {}",
         spec.name,
-        total.counters.summary()
+        last.total.counters.summary()
     );
     if let Some(path) = &opts.stats_file {
-        write_stats(path, &total, port_id, &pool);
+        write_stats(path, &last);
     }
     drop(node);
     dpdk::stop_port(port_id);
@@ -467,56 +478,51 @@ impl Shared {
     fn other_connections(&self) -> usize {
         self.reports
             .iter()
-            .map(|r| r.lock().map(|r| r.connections).unwrap_or(0))
+            .map(|r| r.lock().map(|r| r.sample.connections).unwrap_or(0))
             .sum()
     }
 
-    /// Lane 0's figures plus the last reports of the others.
-    fn total(&self, node: &Node<DpdkPort>) -> LaneReport {
-        let mut t = LaneReport::of(node, false);
+    /// Lane 0's figures and the last reports of the others, with the
+    /// device's and the pool's.
+    fn snapshot(
+        &self,
+        name: &str,
+        node: &Node<DpdkPort>,
+        port_id: u16,
+        pool: &Mempool,
+    ) -> Snapshot {
+        let mut lanes = vec![LaneSample::of(node)];
         for r in &self.reports {
-            if let Ok(r) = r.lock() {
-                t.add(&r);
-            }
+            lanes.push(r.lock().map(|r| r.sample.clone()).unwrap_or_default());
         }
-        t
+        let mut s = Snapshot::new(name, self.start.elapsed().as_millis() as u64, lanes);
+        if let Some(d) = dpdk::device_stats(port_id) {
+            s.device = vec![
+                ("dev.ipackets", d.ipackets),
+                ("dev.opackets", d.opackets),
+                ("dev.imissed", d.imissed),
+                ("dev.ierrors", d.ierrors),
+                ("dev.oerrors", d.oerrors),
+                ("dev.rx_nombuf", d.rx_nombuf),
+            ];
+        }
+        s.mbufs_free = pool.available() as u64;
+        s
     }
 }
 
-/// One lane's counters and table sizes, as lane 0 adds them up.
+/// One lane's figures, as it last reported them to lane 0.
 #[derive(Clone, Default)]
 struct LaneReport {
-    counters: Counters,
-    port: PortCounters,
-    tx_backlog: usize,
-    tables: [(&'static str, usize); ipos::node::TABLE_SIZES],
-    connections: usize,
-    handoff: LatencyHistogram,
+    sample: LaneSample,
     drained: bool,
 }
 
 impl LaneReport {
     fn of(node: &Node<DpdkPort>, drained: bool) -> LaneReport {
         LaneReport {
-            counters: node.counters().clone(),
-            port: node.port().counters(),
-            tx_backlog: node.port().tx_backlog(),
-            tables: node.table_sizes(),
-            connections: node.connection_count(),
-            handoff: *node.handoff_latency(),
+            sample: LaneSample::of(node),
             drained,
-        }
-    }
-
-    fn add(&mut self, o: &LaneReport) {
-        self.counters.add_all(&o.counters);
-        self.port.add_all(&o.port);
-        self.tx_backlog += o.tx_backlog;
-        self.connections += o.connections;
-        self.handoff.add(&o.handoff);
-        // Every lane lists the same tables in the same order.
-        for ((_, v), (_, n)) in self.tables.iter_mut().zip(&o.tables) {
-            *v += n;
         }
     }
 }
@@ -615,43 +621,9 @@ impl Drop for StopOnPanic {
     }
 }
 
-/// Writes every counter as `name value` lines, atomically (write + rename).
-fn write_stats(path: &std::path::Path, t: &LaneReport, port_id: u16, pool: &Mempool) {
-    let mut s = String::new();
-    for (k, v) in t.counters.pairs() {
-        s.push_str(&format!("{k} {v}\n"));
-    }
-    let pc = t.port;
-    s.push_str(&format!(
-        "port.rx_packets {}\nport.tx_packets {}\nport.tx_dropped {}\nport.tx_deferred {}\nport.tx_backlog {}\nport.alloc_failed {}\nport.rx_chained {}\n",
-        pc.rx_packets,
-        pc.tx_packets,
-        pc.tx_dropped,
-        pc.tx_deferred,
-        t.tx_backlog,
-        pc.alloc_failed,
-        pc.rx_chained
-    ));
-    if let Some(d) = dpdk::device_stats(port_id) {
-        s.push_str(&format!(
-            "dev.ipackets {}\ndev.opackets {}\ndev.imissed {}\ndev.ierrors {}\ndev.oerrors {}\ndev.rx_nombuf {}\n",
-            d.ipackets, d.opackets, d.imissed, d.ierrors, d.oerrors, d.rx_nombuf
-        ));
-    }
-    for (name, n) in &t.tables {
-        s.push_str(&format!("{name} {n}\n"));
-    }
-    s.push_str(&format!("mbufs_free {}\n", pool.available()));
-    let h = &t.handoff;
-    s.push_str(&format!(
-        "handoff_us.count {}\nhandoff_us.p50 {}\nhandoff_us.p90 {}\nhandoff_us.p99 {}\nhandoff_us.p999 {}\nhandoff_us.max {}\n",
-        h.count(),
-        h.quantile(0.5),
-        h.quantile(0.9),
-        h.quantile(0.99),
-        h.quantile(0.999),
-        h.max()
-    ));
+/// Writes every figure as `name value` lines, atomically (write + rename).
+fn write_stats(path: &std::path::Path, snap: &Snapshot) {
+    let s = snap.text();
     let tmp = path.with_extension("tmp");
     let ok = std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(s.as_bytes()))
